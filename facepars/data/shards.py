@@ -1,0 +1,263 @@
+"""Write a source's pairs as sharded TFRecords and a manifest, safely.
+
+How it stays safe:
+
+* The assignment of pairs to shards is a pure function of the inputs and the
+  options (sorted ids, a seeded shuffle), so every run produces the same bytes.
+* A shard is written under a temporary name in ``_parts/``, its statistics are
+  saved beside it, and only then is it renamed into place. ``resume`` skips the
+  shards already in place, so an interrupted run finishes byte-identical to an
+  uninterrupted one. ``manifest.json`` is written last: a directory without one
+  is not a finished data set.
+* With ``on_error="fail"`` the first bad pair stops the run and its shard is
+  never renamed into place; with ``"skip"`` bad pairs are listed in the manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import re
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+import facepars
+from facepars import classes, schema
+from facepars.data import convert, sources
+from facepars.progress import Progress
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    """Everything a conversion depends on (the CLI flags of facepars.prepare)."""
+
+    output_dir: str
+    source: str = "synthetic"
+    input_dir: str | None = None
+    taxonomy: str = classes.DEFAULT_TAXONOMY
+    image_size: int = 256
+    resize: str = "stretch"
+    image_format: str = "jpeg"
+    jpeg_quality: int = 95
+    shard_size: int = 512
+    workers: int = 1
+    on_error: str = "fail"
+    resume: bool = False
+    overwrite: bool = False
+    val_fraction: float = 0.0
+    seed: int = 0
+    num_examples: int = 0
+    synthetic_size: int = 320
+
+    def settings(self) -> dict:
+        """The options that decide the bytes written (what a resume must match)."""
+        skip = {"output_dir", "input_dir", "workers", "resume", "overwrite"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+PARTS_DIR = "_parts"
+_SHARD_RE = re.compile(r"^[a-z]+-\d{5}-of-\d{5}\.tfrecord$")
+
+
+class PrepareError(Exception):
+    """A run that cannot go on; the message says why and what to do."""
+
+
+def split_order(split: str) -> tuple[int, str]:
+    """train, val, test first, then anything else alphabetically."""
+    known = ("train", "val", "test")
+    return (known.index(split) if split in known else len(known), split)
+
+
+def plan_shards(pairs: dict[str, list], shard_size: int, seed: int) -> list[dict]:
+    """Deterministic shard plan: per split, sorted ids in a seeded order, in chunks."""
+    plan = []
+    for split in sorted(pairs, key=split_order):
+        items = sorted(pairs[split], key=lambda p: p.source_id)
+        order = np.random.default_rng([seed, len(items)]).permutation(len(items))
+        items = [items[i] for i in order]
+        count = max(1, -(-len(items) // shard_size))
+        for i in range(count):
+            plan.append({"split": split, "file": schema.shard_name(split, i, count),
+                         "refs": items[i * shard_size:(i + 1) * shard_size]})
+    return plan
+
+
+def fingerprint(plan: list[dict], settings: dict) -> dict:
+    """What a resumed run must agree on with the run it finishes."""
+    ids = hashlib.sha256("\n".join(
+        f"{s['file']}\t{r.source_id}" for s in plan for r in s["refs"]).encode()).hexdigest()
+    return dict(settings, pairs_sha256=ids)
+
+
+def prepare_output_dir(output_dir: str, resume: bool, overwrite: bool) -> None:
+    tf.io.gfile.makedirs(output_dir)
+    ours = [n for n in tf.io.gfile.listdir(output_dir)
+            if _SHARD_RE.match(n) or n.rstrip("/") in (schema.MANIFEST, PARTS_DIR)]
+    if not ours:
+        return
+    if overwrite:
+        for name in ours:
+            path = schema.join(output_dir, name.rstrip("/"))
+            (tf.io.gfile.rmtree if tf.io.gfile.isdir(path) else tf.io.gfile.remove)(path)
+        logging.info("--overwrite: removed %d earlier output entries from %s", len(ours), output_dir)
+    elif not resume:
+        raise PrepareError(f"{output_dir}: already holds facepars output ({', '.join(sorted(ours)[:3])}"
+                           f"{', ...' if len(ours) > 3 else ''}); pass --resume to finish "
+                           "that run or --overwrite to replace it")
+
+
+def check_resume(output_dir: str, parts_dir: str, expected: dict) -> dict | None:
+    """Refuse to resume a run started with other inputs or settings.
+
+    Returns the manifest when the run being resumed had already finished.
+    """
+    plan_path = schema.join(parts_dir, "plan.json")
+    manifest_path = schema.join(output_dir, schema.MANIFEST)
+    manifest = None
+    if tf.io.gfile.exists(manifest_path):
+        manifest = schema.Manifest.load(output_dir).data
+        found, path = manifest["settings"], manifest_path
+    elif tf.io.gfile.exists(plan_path):
+        with tf.io.gfile.GFile(plan_path) as f:
+            found, path = json.load(f), plan_path
+    else:
+        tf.io.gfile.makedirs(parts_dir)
+        schema.write_json_atomic(plan_path, expected)
+        return None
+    changed = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+    if changed:
+        raise PrepareError(f"{path}: the run being resumed used different "
+                           f"{', '.join(changed)}; use --overwrite to start again")
+    return manifest
+
+
+def write_shard(shard: dict, results, cfg: PrepareConfig, parts_dir: str,
+                num_classes: int, progress: Progress) -> dict:
+    """Write one shard from the next results; returns its statistics."""
+    final = schema.join(cfg.output_dir, shard["file"])
+    tmp = schema.join(parts_dir, shard["file"] + ".tmp")
+    pixels = np.zeros(num_classes, np.int64)
+    images = np.zeros(num_classes, np.int64)
+    skipped, count = [], 0
+    with tf.io.TFRecordWriter(tmp) as writer:
+        for _ in shard["refs"]:
+            r = next(results)
+            progress.update()
+            if isinstance(r, convert.Failed):
+                if cfg.on_error == "fail":
+                    writer.close()
+                    tf.io.gfile.remove(tmp)
+                    raise PrepareError(f"{r.error} (pair {r.source_id}; --on_error=skip "
+                                       "converts the rest and lists it)")
+                skipped.append({"split": shard["split"], "source_id": r.source_id, "error": r.error})
+                logging.warning("skipped %s", r.error)
+                continue
+            writer.write(schema.make_example(r.source_id, r.image, cfg.image_format, r.mask,
+                                             cfg.image_size, cfg.image_size))
+            pixels += r.class_pixels
+            images += r.class_pixels > 0
+            count += 1
+    stats = {"file": shard["file"], "split": shard["split"], "num_records": count,
+             "sha256": schema.file_sha256(tmp), "class_pixels": pixels.tolist(),
+             "class_images": images.tolist(), "skipped": skipped}
+    schema.write_json_atomic(schema.join(parts_dir, shard["file"] + ".json"), stats)
+    tf.io.gfile.rename(tmp, final, overwrite=True)
+    return stats
+
+
+def build_manifest(shard_stats: list[dict], listing_skips: list[dict], settings: dict,
+                   table: classes.ClassTable, input_dir: str | None) -> dict:
+    splits: dict[str, dict] = {}
+    for s in shard_stats:
+        split = splits.setdefault(s["split"], {"num_records": 0, "shards": [],
+                                               "class_pixels": [0] * table.num_classes,
+                                               "class_images": [0] * table.num_classes})
+        split["num_records"] += s["num_records"]
+        split["shards"].append({k: s[k] for k in ("file", "num_records", "sha256")})
+        for key in ("class_pixels", "class_images"):
+            split[key] = [a + b for a, b in zip(split[key], s[key])]
+    return {
+        "format_version": schema.FORMAT_VERSION,
+        "source": settings["source"],
+        "input_dir": input_dir,
+        "class_table": table.to_json(),
+        "image_size": settings["image_size"],
+        "resize": settings["resize"],
+        "image_format": settings["image_format"],
+        "settings": settings,
+        "splits": splits,
+        "skipped": listing_skips + [k for s in shard_stats for k in s["skipped"]],
+        "command": sys.argv,
+        "facepars_version": facepars.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def run(cfg: PrepareConfig) -> dict:
+    """The whole conversion; returns the manifest written."""
+    taxonomy = classes.TAXONOMIES[cfg.taxonomy]
+    lut, valid = classes.SOURCE_TABLES[cfg.source].lookup_table(taxonomy)
+    spec = convert.ConvertSpec(cfg.source, lut, valid, taxonomy.table.num_classes,
+                               cfg.image_size, cfg.resize, cfg.image_format, cfg.jpeg_quality)
+    pairs, bad = sources.list_source(cfg.source, cfg.input_dir, cfg.num_examples,
+                                     cfg.seed, cfg.synthetic_size)
+    if bad and cfg.on_error == "fail":
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise PrepareError(f"{bad[0]}{more}; --on_error=skip converts the rest and lists them")
+    if cfg.val_fraction > 0:
+        pairs = sources.carve_split(pairs, cfg.val_fraction, cfg.seed)
+    listing_skips = [{"split": None, "source_id": None, "error": str(e)} for e in bad]
+
+    plan = plan_shards(pairs, cfg.shard_size, cfg.seed)
+    prepare_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite)
+    parts_dir = schema.join(cfg.output_dir, PARTS_DIR)
+    settings = fingerprint(plan, cfg.settings())
+    finished = check_resume(cfg.output_dir, parts_dir, settings)
+    if finished is not None:
+        logging.info("%s: already complete, nothing to resume", cfg.output_dir)
+        return finished
+
+    stats, pending = {}, []
+    for shard in plan:
+        sidecar = schema.join(parts_dir, shard["file"] + ".json")
+        if tf.io.gfile.exists(schema.join(cfg.output_dir, shard["file"])) and tf.io.gfile.exists(sidecar):
+            with tf.io.gfile.GFile(sidecar) as f:
+                stats[shard["file"]] = json.load(f)
+        else:
+            pending.append(shard)
+    todo = [ref for shard in pending for ref in shard["refs"]]
+    logging.info("%s -> %s: %d pairs in %d shards (%s), %d shards already done; %d workers",
+                 cfg.source, cfg.output_dir, sum(len(s["refs"]) for s in plan), len(plan),
+                 ", ".join(f"{k} {len(v)}" for k, v in sorted(pairs.items())),
+                 len(plan) - len(pending), cfg.workers)
+
+    progress = Progress("prepare", len(todo), "pairs")
+    pool = None
+    try:
+        if cfg.workers > 1 and len(todo) > 1:
+            # forkserver: workers fork from a fresh process without TensorFlow in it.
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["facepars.data.convert"])
+            pool = ctx.Pool(cfg.workers, convert.init_worker, (spec,))
+            results = pool.imap(convert.convert_in_worker, todo, chunksize=2)
+        else:
+            results = (convert.convert(ref, spec) for ref in todo)
+        for shard in pending:
+            stats[shard["file"]] = write_shard(shard, results, cfg, parts_dir,
+                                               spec.num_classes, progress)
+    finally:
+        if pool is not None:
+            pool.terminate()
+
+    manifest = build_manifest([stats[s["file"]] for s in plan], listing_skips, settings,
+                              taxonomy.table, cfg.input_dir)
+    schema.write_json_atomic(schema.join(cfg.output_dir, schema.MANIFEST), manifest)
+    tf.io.gfile.rmtree(parts_dir)
+    return manifest

@@ -1,0 +1,253 @@
+"""Readers for the source datasets' published layouts (see DESIGN.md).
+
+A reader walks a layout and returns, per split, a list of pair references: small
+picklable objects that a worker process turns into ``(image, raw mask)`` with
+``load()``. Pairing problems found while listing (an image without its mask, a
+mask without its image) come back as ``BadInput`` so the converter treats them
+like any other bad pair.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+import numpy as np
+
+from facepars.classes import CELEBAMASK_PARTS, SOURCE_TABLES
+from facepars.data import synthetic
+from facepars.data.images import BadInput, read_image, read_mask
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class LayoutError(Exception):
+    """The input directory is not in the layout the chosen source publishes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FilePair:
+    """An image and a mask file of ids (Kaggle, LaPa)."""
+
+    source_id: str
+    image: str
+    mask: str
+
+    @property
+    def label_file(self) -> str:
+        return self.mask
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        image, mask = read_image(self.image), read_mask(self.mask)
+        if image.shape[:2] != mask.shape:
+            raise BadInput(self.mask, f"mask is {mask.shape[1]}x{mask.shape[0]} but "
+                                      f"image {self.image} is {image.shape[1]}x{image.shape[0]}")
+        return image, mask
+
+
+@dataclasses.dataclass(frozen=True)
+class PartsPair:
+    """A CelebAMask-HQ image and its per-part binary PNGs (``(raw id, path)``).
+
+    Parts are painted in the published order (``raw id`` ascending), later over
+    earlier. The masks are published at half the image's size, so the image must
+    be the masks' size or twice it; the converter resizes both to the target.
+    """
+
+    source_id: str
+    image: str
+    parts: tuple[tuple[int, str], ...]
+
+    @property
+    def label_file(self) -> str:
+        return os.path.dirname(self.parts[0][1]) + f"/{int(self.source_id):05d}_*.png"
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        image = read_image(self.image)
+        mask = None
+        for raw_id, path in sorted(self.parts):
+            part = read_mask(path)
+            if mask is None:
+                mask = np.zeros(part.shape, np.uint8)
+            elif part.shape != mask.shape:
+                raise BadInput(path, f"part mask is {part.shape[1]}x{part.shape[0]}, "
+                                     f"other parts are {mask.shape[1]}x{mask.shape[0]}")
+            mask[part > 0] = raw_id
+        if mask is None:
+            raise BadInput(self.image, "no part masks")
+        if image.shape[:2] not in (mask.shape, (2 * mask.shape[0], 2 * mask.shape[1])):
+            raise BadInput(self.image, f"image is {image.shape[1]}x{image.shape[0]}, its part "
+                                       f"masks {mask.shape[1]}x{mask.shape[0]} (expected "
+                                       "equal or half size)")
+        return image, mask
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticPair:
+    source_id: str
+    seed: int
+    index: int
+    height: int
+    width: int
+
+    @property
+    def label_file(self) -> str:
+        return self.source_id
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        return synthetic.render(self.seed, self.index, self.height, self.width)
+
+
+Listing = tuple[dict[str, list], list[BadInput]]
+
+
+def _files(directory: str, extensions=IMAGE_EXTENSIONS) -> dict[str, str]:
+    """stem -> path of the files in ``directory`` with the given extensions."""
+    return {os.path.splitext(n)[0]: os.path.join(directory, n)
+            for n in sorted(os.listdir(directory))
+            if n.lower().endswith(extensions) and not n.startswith(".")}
+
+
+def _pair_dirs(image_dir: str, mask_dir: str, prefix: str) -> tuple[list, list]:
+    images, masks = _files(image_dir), _files(mask_dir, (".png", ".bmp"))
+    pairs = [FilePair(f"{prefix}{stem}", images[stem], masks[stem])
+             for stem in sorted(images.keys() & masks.keys())]
+    bad = [BadInput(images[s], "image without mask (expected "
+                    f"{os.path.join(mask_dir, s)}.png)") for s in sorted(images.keys() - masks.keys())]
+    bad += [BadInput(masks[s], "mask without image (expected "
+                     f"{os.path.join(image_dir, s)}.jpg)") for s in sorted(masks.keys() - images.keys())]
+    return pairs, bad
+
+
+def _split_dirs(root: str, splits, image_sub: str, mask_sub: str, layout: str) -> Listing:
+    found, bad = {}, []
+    for split in splits:
+        image_dir, mask_dir = (os.path.join(root, split, s) for s in (image_sub, mask_sub))
+        if os.path.isdir(image_dir) and os.path.isdir(mask_dir):
+            found[split], split_bad = _pair_dirs(image_dir, mask_dir, f"{split}/")
+            bad += split_bad
+    if not found:
+        raise LayoutError(f"{root}: no split in the {layout} layout "
+                          f"({{{','.join(splits)}}}/{image_sub} with .../{mask_sub})")
+    return found, bad
+
+
+def list_kaggle(input_dir: str) -> Listing:
+    """``content/All_data/{train,val}/{image,seg}`` (the zip's root, or any level below)."""
+    for root in (os.path.join(input_dir, "content", "All_data"),
+                 os.path.join(input_dir, "All_data"), input_dir):
+        if any(os.path.isdir(os.path.join(root, s, "image")) for s in ("train", "val")):
+            return _split_dirs(root, ("train", "val"), "image", "seg",
+                               "Kaggle content/All_data/{train,val}/{image,seg}")
+    raise LayoutError(f"{input_dir}: not the Kaggle layout (expected "
+                      "content/All_data/{train,val}/image/*.jpg and .../seg/*.png)")
+
+
+def list_lapa(input_dir: str) -> Listing:
+    """``{train,val,test}/{images,labels}``."""
+    return _split_dirs(input_dir, ("train", "val", "test"), "images", "labels",
+                       "LaPa {train,val,test}/{images,labels}")
+
+
+def list_celebamask_hq(input_dir: str) -> Listing:
+    """``CelebA-HQ-img/N.jpg`` + ``CelebAMask-HQ-mask-anno/K/NNNNN_PART.png``, split by
+    CelebA's ``list_eval_partition.txt`` through ``CelebA-HQ-to-CelebA-mapping.txt``."""
+    image_dir = os.path.join(input_dir, "CelebA-HQ-img")
+    anno_dir = os.path.join(input_dir, "CelebAMask-HQ-mask-anno")
+    mapping = os.path.join(input_dir, "CelebA-HQ-to-CelebA-mapping.txt")
+    partition = os.path.join(input_dir, "list_eval_partition.txt")
+    for path in (image_dir, anno_dir, mapping, partition):
+        if not os.path.exists(path):
+            raise LayoutError(f"{path}: missing; the CelebAMask-HQ layout needs "
+                              "CelebA-HQ-img/, CelebAMask-HQ-mask-anno/, "
+                              "CelebA-HQ-to-CelebA-mapping.txt and CelebA's "
+                              "list_eval_partition.txt in the input dir")
+    split_of_file = {}
+    with open(partition) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) == 2:
+                split_of_file[fields[0]] = ("train", "val", "test")[int(fields[1])]
+    split_of_hq = {}
+    with open(mapping) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) == 3 and fields[0].isdigit():
+                split_of_hq[int(fields[0])] = split_of_file.get(fields[2])
+
+    part_id = {name: i + 1 for i, name in enumerate(CELEBAMASK_PARTS)}
+    parts: dict[int, list] = {}
+    pattern = re.compile(r"^(\d{5})_(.+)\.png$")
+    for sub in sorted(os.listdir(anno_dir)):
+        sub_dir = os.path.join(anno_dir, sub)
+        for name in sorted(os.listdir(sub_dir)) if os.path.isdir(sub_dir) else ():
+            m = pattern.match(name)
+            if m and m.group(2) in part_id:
+                parts.setdefault(int(m.group(1)), []).append(
+                    (part_id[m.group(2)], os.path.join(sub_dir, name)))
+    images = {int(stem): path for stem, path in _files(image_dir).items() if stem.isdigit()}
+
+    found: dict[str, list] = {}
+    bad = [BadInput(images[n], "image without part masks (expected "
+                    f"{anno_dir}/{n // 2000}/{n:05d}_skin.png ...)") for n in sorted(images.keys() - parts.keys())]
+    bad += [BadInput(parts[n][0][1], f"part masks without image {image_dir}/{n}.jpg")
+            for n in sorted(parts.keys() - images.keys())]
+    for n in sorted(images.keys() & parts.keys()):
+        split = split_of_hq.get(n)
+        if split is None:
+            bad.append(BadInput(images[n], f"no CelebA partition for image {n} in {mapping}"))
+            continue
+        found.setdefault(split, []).append(PartsPair(str(n), images[n], tuple(parts[n])))
+    return found, bad
+
+
+SYNTHETIC_SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
+
+
+def list_synthetic(num_examples: int, seed: int, base_size: int) -> Listing:
+    """Synthetic faces split 80/10/10 by index, each at its own photo size."""
+    found, start = {}, 0
+    for i, (split, fraction) in enumerate(SYNTHETIC_SPLITS):
+        end = num_examples if i == len(SYNTHETIC_SPLITS) - 1 else start + round(num_examples * fraction)
+        found[split] = [SyntheticPair(f"synthetic/{seed}/{n}", seed, n,
+                                      *synthetic.size_for(seed, n, base_size))
+                        for n in range(start, end)]
+        start = end
+    return {k: v for k, v in found.items() if v}, []
+
+
+FILE_SOURCES = {"kaggle": list_kaggle, "celebamask_hq": list_celebamask_hq, "lapa": list_lapa}
+SOURCES = tuple(FILE_SOURCES) + ("synthetic",)
+assert set(SOURCES) == set(SOURCE_TABLES)
+
+
+def list_source(source: str, input_dir: str | None, num_examples: int = 0,
+                seed: int = 0, base_size: int = 256) -> Listing:
+    """Pairs per split for ``source``; raises LayoutError for a missing or alien layout."""
+    if source == "synthetic":
+        if num_examples <= 0:
+            raise LayoutError("--source=synthetic needs --num_examples > 0")
+        return list_synthetic(num_examples, seed, base_size)
+    if source not in FILE_SOURCES:
+        raise LayoutError(f"unknown source {source!r}; one of {', '.join(SOURCES)}")
+    if not input_dir or not os.path.isdir(input_dir):
+        raise LayoutError(f"{input_dir}: input dir does not exist")
+    if not os.listdir(input_dir):
+        raise LayoutError(f"{input_dir}: input dir is empty")
+    return FILE_SOURCES[source](input_dir)
+
+
+def carve_split(pairs: dict[str, list], fraction: float, seed: int,
+                src: str = "train", dst: str = "val") -> dict[str, list]:
+    """Move a seeded ``fraction`` of ``src`` into a new ``dst`` split."""
+    if dst in pairs:
+        raise LayoutError(f"the source already has a {dst!r} split; "
+                          "carving one out of train would mix two definitions")
+    items = sorted(pairs[src], key=lambda p: p.source_id)
+    order = np.random.default_rng(seed).permutation(len(items))
+    count = round(len(items) * fraction)
+    out = dict(pairs)
+    out[dst] = sorted((items[i] for i in order[:count]), key=lambda p: p.source_id)
+    out[src] = sorted((items[i] for i in order[count:]), key=lambda p: p.source_id)
+    return out

@@ -1,0 +1,163 @@
+"""The on-disk contract between ``prepare`` and everything that reads its output.
+
+Shards hold one ``tf.train.Example`` per image with the TF Model Garden's
+segmentation keys, so they also load in its decoder. ``manifest.json`` beside
+them says what they hold; readers open shards through it, never by globbing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import posixpath
+from typing import Iterator
+
+import tensorflow as tf
+
+from facepars.classes import ClassTable
+
+IMAGE_ENCODED = "image/encoded"
+IMAGE_FORMAT = "image/format"
+IMAGE_HEIGHT = "image/height"
+IMAGE_WIDTH = "image/width"
+SOURCE_ID = "image/source_id"
+MASK_ENCODED = "image/segmentation/class/encoded"
+MASK_FORMAT = "image/segmentation/class/format"
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+def join(directory: str, name: str) -> str:
+    """Join for local paths and URLs alike (os.path.join would break gs://)."""
+    if "://" in directory:
+        return posixpath.join(directory, name)
+    return os.path.join(directory, name)
+
+
+def make_example(source_id: str, image: bytes, image_format: str, mask: bytes,
+                 height: int, width: int) -> bytes:
+    """Serialise one converted pair."""
+    def b(v): return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+    def i(v): return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
+    return tf.train.Example(features=tf.train.Features(feature={
+        IMAGE_ENCODED: b(image),
+        IMAGE_FORMAT: b(image_format.encode()),
+        IMAGE_HEIGHT: i(height),
+        IMAGE_WIDTH: i(width),
+        SOURCE_ID: b(source_id.encode()),
+        MASK_ENCODED: b(mask),
+        MASK_FORMAT: b(b"png"),
+    })).SerializeToString(deterministic=True)  # map order must not vary by run
+
+
+_FEATURES = {
+    IMAGE_ENCODED: tf.io.FixedLenFeature((), tf.string),
+    IMAGE_HEIGHT: tf.io.FixedLenFeature((), tf.int64),
+    IMAGE_WIDTH: tf.io.FixedLenFeature((), tf.int64),
+    SOURCE_ID: tf.io.FixedLenFeature((), tf.string, default_value=""),
+    MASK_ENCODED: tf.io.FixedLenFeature((), tf.string),
+}
+
+
+def parse_example(serialized: tf.Tensor, image_size: int) -> dict[str, tf.Tensor]:
+    """Decode one record to uint8 ``image`` (S,S,3), uint8 ``mask`` (S,S), ``source_id``.
+
+    The shapes are made static here so batches are TPU-friendly; a record whose
+    size disagrees fails the ensure_shape check rather than corrupting a batch.
+    """
+    f = tf.io.parse_single_example(serialized, _FEATURES)
+    image = tf.io.decode_image(f[IMAGE_ENCODED], channels=3, expand_animations=False)
+    mask = tf.io.decode_png(f[MASK_ENCODED], channels=1)[..., 0]
+    return {
+        "image": tf.ensure_shape(image, (image_size, image_size, 3)),
+        "mask": tf.ensure_shape(mask, (image_size, image_size)),
+        "source_id": f[SOURCE_ID],
+    }
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    """Write JSON under a temporary name and rename, so readers never see half a file."""
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    path: str
+    num_records: int
+    sha256: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """A prepared data directory, as its manifest describes it."""
+
+    data_dir: str
+    data: dict
+
+    @classmethod
+    def load(cls, data_dir: str) -> "Manifest":
+        path = join(data_dir, MANIFEST)
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(
+                f"{path}: no manifest; is {data_dir} the output of facepars.prepare?")
+        try:
+            with tf.io.gfile.GFile(path) as f:
+                data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from e
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: manifest format {data.get('format_version')}, "
+                             f"this facepars reads {FORMAT_VERSION}")
+        return cls(data_dir, data)
+
+    @property
+    def class_table(self) -> ClassTable:
+        return ClassTable.from_json(self.data["class_table"])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.data["image_size"])
+
+    @property
+    def resize(self) -> str:
+        return self.data["resize"]
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.data["splits"])
+
+    def split(self, name: str) -> dict:
+        if name not in self.data["splits"]:
+            raise KeyError(f"{join(self.data_dir, MANIFEST)}: no split {name!r} "
+                           f"(has {', '.join(self.splits)})")
+        return self.data["splits"][name]
+
+    def shards(self, split: str) -> list[Shard]:
+        return [Shard(join(self.data_dir, s["file"]), s["num_records"], s["sha256"])
+                for s in self.split(split)["shards"]]
+
+    def num_records(self, split: str) -> int:
+        return int(self.split(split)["num_records"])
+
+    def iter_all_shards(self) -> Iterator[tuple[str, Shard]]:
+        for split in self.splits:
+            for shard in self.shards(split):
+                yield split, shard

@@ -1,0 +1,56 @@
+"""Shared test set-up: two logical CPU devices, a CLI runner, record readers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Split the CPU in two before anything initialises TensorFlow's devices, so
+# MirroredStrategy tests run real replicas.
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(module: str, *args: str, check: bool = True, timeout: float = 600,
+            **popen) -> subprocess.CompletedProcess:
+    """Run ``python -m module args`` as a user would, from the repository root."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout, **popen)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} {' '.join(args)} exited {proc.returncode}\n"
+                             f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def read_split(data_dir: str, split: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """source_id -> (image, mask) of every record of a split, in the manifest's order."""
+    from facepars import schema
+    manifest = schema.Manifest.load(data_dir)
+    out = {}
+    for shard in manifest.shards(split):
+        for serialized in tf.data.TFRecordDataset(shard.path):
+            r = schema.parse_example(serialized, manifest.image_size)
+            out[r["source_id"].numpy().decode()] = (r["image"].numpy(), r["mask"].numpy())
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory):
+    """A small prepared synthetic set shared by the pipeline, model and training tests."""
+    from facepars.data import shards
+    out = str(tmp_path_factory.mktemp("synthetic") / "data")
+    shards.run(shards.PrepareConfig(output_dir=out, num_examples=80, image_size=64,
+                                    shard_size=8, synthetic_size=96, workers=1))
+    return out

@@ -1,0 +1,32 @@
+import numpy as np
+
+from facepars.classes import SOURCE_TABLES, TAXONOMIES
+from facepars.data import synthetic
+
+
+def test_faces_are_deterministic_for_a_seed():
+    a = synthetic.render(3, 5, 90, 70)
+    b = synthetic.render(3, 5, 90, 70)
+    c = synthetic.render(4, 5, 90, 70)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_every_class_of_every_taxonomy_appears_in_a_small_set():
+    masks = [synthetic.render(0, i, 128, 112)[1] for i in range(40)]
+    present = set(np.unique(np.concatenate([m.ravel() for m in masks])).tolist())
+    for name, tax in TAXONOMIES.items():
+        lut, _ = SOURCE_TABLES["synthetic"].lookup_table(tax)
+        assert {int(lut[i]) for i in present} == set(range(tax.table.num_classes)), name
+
+
+def test_faces_vary_in_tone_position_and_size():
+    stats = []
+    for i in range(20):
+        image, mask = synthetic.render(0, i, 128, 128)
+        skin = mask == 1
+        ys, xs = np.nonzero(skin)
+        stats.append((image[skin].mean(), ys.mean(), xs.mean(), skin.sum()))
+    spread = np.array(stats).std(0)
+    assert spread[0] > 10 and spread[1] > 3 and spread[2] > 3 and spread[3] > 200

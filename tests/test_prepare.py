@@ -1,0 +1,299 @@
+"""facepars.prepare end to end: real layouts, the real CLI, bad input, resume, verify."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import fixtures
+from conftest import REPO, read_split, run_cli
+from facepars import schema
+from facepars.classes import IGNORE_LABEL
+from facepars.data import shards
+from facepars.data.images import BadInput
+from facepars.data.sources import LayoutError
+
+SIZE = 64
+
+
+def _reference_mask(raw: np.ndarray, lut: dict) -> np.ndarray:
+    """Independent remap + nearest resize (TensorFlow's, not facepars')."""
+    remapped = np.vectorize(lut.get)(raw).astype(np.uint8)
+    return tf.image.resize(remapped[..., None], (SIZE, SIZE), method="nearest").numpy()[..., 0]
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
+
+
+def _reference_image(path: str) -> np.ndarray:
+    raw = np.asarray(Image.open(path).convert("RGB"))
+    return tf.image.resize(raw, (SIZE, SIZE), method="area", antialias=True).numpy()
+
+
+@pytest.mark.slow
+def test_kaggle_layout_through_the_cli(tmp_path):
+    root = fixtures.write_kaggle(str(tmp_path / "kaggle"))
+    out = str(tmp_path / "out")
+    proc = run_cli("facepars.prepare", "--source=kaggle", f"--input_dir={tmp_path}/kaggle",
+                   f"--output_dir={out}", f"--image_size={SIZE}", "--shard_size=3",
+                   "--workers=2")
+    assert "train: 4 records in 2 shards" in proc.stdout
+    manifest = json.load(open(f"{out}/manifest.json"))
+    assert manifest["class_table"]["name"] == "seed8"
+    assert sorted(os.path.basename(p) for p in glob.glob(f"{out}/*.tfrecord")) == [
+        "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord",
+        "val-00000-of-00001.tfrecord"]
+    seen = set()
+    for split in ("train", "val"):
+        records = read_split(out, split)
+        assert len(records) == manifest["splits"][split]["num_records"]
+        for source_id, (image, mask) in records.items():
+            name = source_id.split("/")[1]
+            raw = np.asarray(Image.open(f"{root}/{split}/seg/{name}.png"))
+            np.testing.assert_array_equal(mask, _reference_mask(raw, fixtures.SEED_MERGE))
+            assert _psnr(image, _reference_image(f"{root}/{split}/image/{name}.jpg")) > 30
+            seen |= set(np.unique(mask).tolist())
+    # Every class survives from raw mask to record (the seed lost ears and glasses).
+    assert seen == set(range(8))
+    pixels = np.array(manifest["splits"]["train"]["class_pixels"])
+    assert (pixels > 0).all() and pixels.sum() == 4 * SIZE * SIZE
+
+
+@pytest.mark.slow
+def test_lapa_layout_with_lapa11_and_padding(tmp_path):
+    fixtures.write_lapa(str(tmp_path / "lapa"))
+    out = str(tmp_path / "out")
+    run_cli("facepars.prepare", "--source=lapa", f"--input_dir={tmp_path}/lapa",
+            f"--output_dir={out}", f"--image_size={SIZE}", "--taxonomy=lapa11",
+            "--resize=pad", "--image_format=png", "--workers=1")
+    manifest = schema.Manifest.load(out)
+    assert manifest.splits == ["train", "val", "test"]
+    assert manifest.class_table.flip_pairs == ((2, 3), (4, 5))
+    seen = set()
+    for split in manifest.splits:
+        for source_id, (image, mask) in read_split(out, split).items():
+            raw = np.asarray(Image.open(f"{tmp_path}/lapa/{split}/labels/{source_id.split('/')[1]}.png"))
+            # 260x200 portrait, padded left and right with the ignore label.
+            content = mask[:, 7:57]
+            assert (mask[:, :7] == IGNORE_LABEL).all() and (mask[:, 57:] == IGNORE_LABEL).all()
+            ref = tf.image.resize(raw[..., None], (64, 49), method="nearest").numpy()[..., 0]
+            np.testing.assert_array_equal(content[:, :49], ref)
+            assert (image[:, :7] == 0).all()
+            seen |= set(np.unique(content[:, :49]).tolist())
+    assert seen == set(range(11))
+
+
+@pytest.mark.slow
+def test_celebamask_hq_layout_merges_parts_in_order_and_follows_the_partition(tmp_path):
+    fixtures.write_celebamask_hq(str(tmp_path / "celeba"))
+    out = str(tmp_path / "out")
+    run_cli("facepars.prepare", "--source=celebamask_hq", f"--input_dir={tmp_path}/celeba",
+            f"--output_dir={out}", f"--image_size={SIZE}", "--workers=1")
+    manifest = schema.Manifest.load(out)
+    # Partition (0,0,0,1,2) by index: 0,1,2,5 train; 3 val; 4 test.
+    assert {s: manifest.num_records(s) for s in manifest.splits} == {"train": 4, "val": 1, "test": 1}
+    celeba_to_seed8 = {"skin": 1, "nose": 4, "eye_g": 7, "l_eye": 3, "r_eye": 3, "l_brow": 2,
+                       "r_brow": 2, "l_ear": 6, "r_ear": 6, "mouth": 5, "u_lip": 5, "l_lip": 5}
+    seen = set()
+    for split in manifest.splits:
+        for source_id, (_, mask) in read_split(out, split).items():
+            n = int(source_id)
+            merged = np.zeros((128, 128), np.uint8)
+            for part in fixtures.CELEBA_PARTS:  # the published paint order
+                path = f"{tmp_path}/celeba/CelebAMask-HQ-mask-anno/0/{n:05d}_{part}.png"
+                if os.path.exists(path):
+                    merged[np.asarray(Image.open(path)) > 0] = celeba_to_seed8.get(part, 0)
+            ref = tf.image.resize(merged[..., None], (SIZE, SIZE), method="nearest").numpy()[..., 0]
+            np.testing.assert_array_equal(mask, ref)
+            seen |= set(np.unique(mask).tolist())
+    assert seen == set(range(8))
+
+
+def _config(tmp_path, **kw):
+    kw.setdefault("source", "kaggle")
+    kw.setdefault("input_dir", str(tmp_path / "kaggle"))
+    return shards.PrepareConfig(output_dir=str(tmp_path / "out"), image_size=32, **kw)
+
+
+def _assert_nothing_half_written(tmp_path):
+    out = tmp_path / "out"
+    assert not (out / "manifest.json").exists()
+    assert not glob.glob(str(out / "*.tfrecord"))
+
+
+def _break(root, kind):
+    """Damage a Kaggle fixture; returns the file name the error must mention."""
+    train = f"{root}/content/All_data/train"
+    if kind == "corrupt image":
+        open(f"{train}/image/0002_0001.jpg", "wb").write(b"\xff\xd8garbage")
+        return "0002_0001.jpg"
+    if kind == "truncated image":
+        data = open(f"{train}/image/0002_0001.jpg", "rb").read()
+        open(f"{train}/image/0002_0001.jpg", "wb").write(data[:len(data) // 3])
+        return "0002_0001.jpg"
+    if kind == "empty mask":
+        open(f"{train}/seg/0002_0001.png", "wb").close()
+        return "0002_0001.png"
+    if kind == "image without mask":
+        os.remove(f"{train}/seg/0002_0001.png")
+        return "0002_0001.jpg"
+    if kind == "mask without image":
+        os.remove(f"{train}/image/0002_0001.jpg")
+        return "0002_0001.png"
+    if kind == "size mismatch":
+        Image.open(f"{train}/seg/0002_0001.png").resize((50, 40), Image.NEAREST).save(
+            f"{train}/seg/0002_0001.png")
+        return "0002_0001.png"
+    if kind == "unknown id":
+        mask = np.asarray(Image.open(f"{train}/seg/0002_0001.png")).copy()
+        mask[:3, :3] = 42
+        mask[5, 5] = 18
+        Image.fromarray(mask).save(f"{train}/seg/0002_0001.png")
+        return "0002_0001.png"
+    raise ValueError(kind)
+
+
+BAD_INPUTS = ["corrupt image", "truncated image", "empty mask", "image without mask",
+              "mask without image", "size mismatch", "unknown id"]
+
+
+@pytest.mark.parametrize("kind", BAD_INPUTS)
+def test_bad_pair_fails_naming_the_file_and_writes_nothing(tmp_path, kind):
+    fixtures.write_kaggle(str(tmp_path / "kaggle"), size=(90, 70))
+    name = _break(str(tmp_path / "kaggle"), kind)
+    with pytest.raises((shards.PrepareError, BadInput)) as info:
+        shards.run(_config(tmp_path, shard_size=1))
+    assert name in str(info.value)
+    if kind == "unknown id":
+        assert "[18, 42]" in str(info.value)
+    _assert_nothing_half_written(tmp_path)
+    assert not glob.glob(str(tmp_path / "out" / "_parts" / "*.tmp"))
+
+
+@pytest.mark.parametrize("kind", BAD_INPUTS)
+def test_skip_mode_lists_the_bad_pair_and_converts_the_rest(tmp_path, kind):
+    fixtures.write_kaggle(str(tmp_path / "kaggle"), size=(90, 70))
+    name = _break(str(tmp_path / "kaggle"), kind)
+    manifest = shards.run(_config(tmp_path, on_error="skip"))
+    assert len(manifest["skipped"]) == 1 and name in manifest["skipped"][0]["error"]
+    assert manifest["splits"]["train"]["num_records"] == 3
+    assert manifest["splits"]["val"]["num_records"] == 2
+
+
+@pytest.mark.slow
+def test_cli_exits_nonzero_with_the_file_name(tmp_path):
+    fixtures.write_kaggle(str(tmp_path / "kaggle"), size=(90, 70))
+    _break(str(tmp_path / "kaggle"), "corrupt image")
+    proc = run_cli("facepars.prepare", "--source=kaggle", f"--input_dir={tmp_path}/kaggle",
+                   f"--output_dir={tmp_path}/out", "--workers=2", check=False)
+    assert proc.returncode == 1
+    assert "0002_0001.jpg" in proc.stderr and "corrupt" in proc.stderr
+    _assert_nothing_half_written(tmp_path)
+
+
+@pytest.mark.parametrize("setup,message", [
+    (lambda p: None, "does not exist"),
+    (lambda p: os.makedirs(p), "is empty"),
+    (lambda p: os.makedirs(f"{p}/photos"), "not the Kaggle layout"),
+])
+def test_missing_empty_or_alien_input_dir(tmp_path, setup, message):
+    setup(str(tmp_path / "kaggle"))
+    with pytest.raises(LayoutError, match=message):
+        shards.run(_config(tmp_path))
+
+
+def test_celebamask_without_partition_file_names_it(tmp_path):
+    fixtures.write_celebamask_hq(str(tmp_path / "celeba"), count=1, mask_size=32)
+    os.remove(tmp_path / "celeba" / "list_eval_partition.txt")
+    with pytest.raises(LayoutError, match="list_eval_partition.txt"):
+        shards.run(_config(tmp_path, source="celebamask_hq", input_dir=str(tmp_path / "celeba")))
+
+
+def test_existing_output_needs_resume_or_overwrite(tmp_path):
+    cfg = shards.PrepareConfig(output_dir=str(tmp_path / "out"), num_examples=10,
+                               image_size=32, synthetic_size=48)
+    shards.run(cfg)
+    with pytest.raises(shards.PrepareError, match="--resume .* --overwrite"):
+        shards.run(cfg)
+    again = shards.run(shards.PrepareConfig(**{**cfg.__dict__, "overwrite": True}))
+    assert again["splits"]["train"]["num_records"] == 8
+    with pytest.raises(shards.PrepareError, match="image_size"):
+        shards.run(shards.PrepareConfig(**{**cfg.__dict__, "image_size": 48, "resume": True,
+                                           "overwrite": False}))
+
+
+def test_carved_val_split_is_seeded_and_disjoint(tmp_path):
+    fixtures.write_kaggle(str(tmp_path / "kaggle"), splits=(("train", 10),), size=(60, 50))
+    first = shards.run(_config(tmp_path, val_fraction=0.3, seed=5))
+    ids = {s: set(read_split(str(tmp_path / "out"), s)) for s in ("train", "val")}
+    assert len(ids["val"]) == 3 and len(ids["train"]) == 7 and not ids["train"] & ids["val"]
+    second = shards.run(_config(tmp_path, val_fraction=0.3, seed=5, overwrite=True))
+    assert first["splits"] == second["splits"]
+
+
+def test_non_local_output_through_gfile(tmp_path):
+    out = "ram://facepars-test/out"
+    manifest = shards.run(shards.PrepareConfig(output_dir=out, num_examples=10, image_size=32,
+                                               synthetic_size=48, shard_size=4))
+    from facepars import verify
+    loaded, problems = verify.verify(out)
+    assert problems == [] and loaded.data == manifest
+    assert len(read_split(out, "train")) == 8
+
+
+def _prepare_args(out):
+    return ["--source=synthetic", "--num_examples=48", "--synthetic_size=200",
+            f"--output_dir={out}", "--image_size=64", "--shard_size=2", "--workers=1"]
+
+
+@pytest.mark.slow
+def test_kill_and_resume_gives_identical_shards(tmp_path):
+    run_cli("facepars.prepare", *_prepare_args(tmp_path / "whole"))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, "-m", "facepars.prepare",
+                             *_prepare_args(tmp_path / "killed")], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(glob.glob(f"{tmp_path}/killed/*.tfrecord")) < 4 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(glob.glob(f"{tmp_path}/killed/*.tfrecord"))
+    assert 4 <= done < 24, "the kill should land mid-run"
+    assert not os.path.exists(tmp_path / "killed" / "manifest.json")
+    run_cli("facepars.prepare", *_prepare_args(tmp_path / "killed"), "--resume")
+    whole = sorted(os.listdir(tmp_path / "whole"))
+    assert whole == sorted(os.listdir(tmp_path / "killed"))
+    for name in whole:
+        if name.endswith(".tfrecord"):
+            assert open(tmp_path / "whole" / name, "rb").read() == \
+                open(tmp_path / "killed" / name, "rb").read(), name
+    a, b = (json.load(open(tmp_path / d / "manifest.json")) for d in ("whole", "killed"))
+    for key in ("splits", "class_table", "settings"):
+        assert a[key] == b[key]
+
+
+@pytest.mark.slow
+def test_verify_catches_a_flipped_byte(tmp_path):
+    out = tmp_path / "out"
+    run_cli("facepars.prepare", *_prepare_args(out)[:-2], "--shard_size=8", "--workers=1")
+    ok = run_cli("facepars.verify", f"--data_dir={out}")
+    assert "verify OK" in ok.stdout and (out / "class_distribution.png").exists()
+    shard = out / "train-00002-of-00005.tfrecord"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    shard.write_bytes(bytes(data))
+    bad = run_cli("facepars.verify", f"--data_dir={out}", check=False)
+    assert bad.returncode == 1
+    assert "train-00002-of-00005.tfrecord: checksum" in bad.stderr
+    assert "train-00002-of-00005.tfrecord record " in bad.stderr
