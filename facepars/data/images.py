@@ -29,9 +29,14 @@ class BadInput(Exception):
         return BadInput, (self.path, self.problem)
 
 
-def _open(path: str) -> Image.Image:
+def _open(path: str, at_least: tuple[int, int] | None = None
+          ) -> tuple[Image.Image, tuple[int, int]]:
+    """Open and decode ``path``; returns the image and its stored (H, W)."""
     try:
         img = Image.open(path)
+        stored = (img.size[1], img.size[0])
+        if at_least is not None and img.format == "JPEG":
+            img.draft(img.mode, (2 * at_least[1], 2 * at_least[0]))  # keep 2x margin
         img.load()  # decode now, so truncation is caught here
     except FileNotFoundError:
         raise BadInput(path, "file not found") from None
@@ -39,17 +44,21 @@ def _open(path: str) -> Image.Image:
         raise BadInput(path, "not a readable image (corrupt, empty or unknown format)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise BadInput(path, f"corrupt or truncated image ({e})") from None
-    return img
+    return img, stored
 
 
-def read_image(path: str, apply_exif: bool = False) -> np.ndarray:
-    """Read any JPEG/PNG/BMP/... as 8-bit RGB (H, W, 3).
+def read_image(path: str, apply_exif: bool = False,
+               at_least: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Read any JPEG/PNG/BMP/... as 8-bit RGB (H, W, 3); also return its stored (H, W).
 
     Grey, palette, CMYK, 16-bit and alpha images are converted; alpha is composited
     over black. ``apply_exif`` rotates by the EXIF orientation: right for a user's
     photo, wrong for a dataset image whose mask was drawn on the stored pixels.
+    ``at_least=(h, w)`` lets a JPEG decode at 1/2, 1/4 or 1/8 scale (DCT scaling,
+    itself an area average) while staying at least that large: several times
+    faster for the large photos of face sets, when only a small version is wanted.
     """
-    img = _open(path)
+    img, stored = _open(path, at_least)
     if apply_exif:
         img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -60,7 +69,7 @@ def read_image(path: str, apply_exif: bool = False) -> np.ndarray:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         img = Image.alpha_composite(background, rgba)
-    return np.asarray(img.convert("RGB"))
+    return np.asarray(img.convert("RGB")), stored
 
 
 def read_mask(path: str) -> np.ndarray:
@@ -69,8 +78,7 @@ def read_mask(path: str) -> np.ndarray:
     Palette PNGs give their indices, 3-channel masks their first channel (the
     Kaggle set's convention); ids above 255 cannot be represented and are refused.
     """
-    img = _open(path)
-    mask = np.asarray(img)
+    mask = np.asarray(_open(path)[0])
     if mask.ndim == 3:
         mask = mask[..., 0]
     if mask.dtype == bool:
@@ -129,11 +137,17 @@ def resize_image(image: np.ndarray, geo: Geometry) -> np.ndarray:
     return out
 
 
-def resize_mask(mask: np.ndarray, geo: Geometry) -> np.ndarray:
-    """Nearest resize (never invents a label), padding with the ignore label."""
+def resize_mask(mask: np.ndarray, geo: Geometry, lut: np.ndarray | None = None) -> np.ndarray:
+    """Nearest resize (never invents a label), padding with the ignore label.
+
+    ``lut`` remaps ids after sampling and before padding: the same labels as
+    remapping first, for a fraction of the pixels of a large source mask.
+    """
     top, left, h, w = geo.content_box
     resized = mask[nearest_indices(mask.shape[0], h)[:, None],
                    nearest_indices(mask.shape[1], w)[None, :]]
+    if lut is not None:
+        resized = lut[resized]
     if (h, w) == (geo.size, geo.size):
         return resized
     out = np.full((geo.size, geo.size), IGNORE_LABEL, np.uint8)

@@ -38,11 +38,11 @@ class FilePair:
     def label_file(self) -> str:
         return self.mask
 
-    def load(self) -> tuple[np.ndarray, np.ndarray]:
-        image, mask = read_image(self.image), read_mask(self.mask)
-        if image.shape[:2] != mask.shape:
+    def load(self, at_least=None) -> tuple[np.ndarray, np.ndarray]:
+        (image, (h, w)), mask = read_image(self.image, at_least=at_least), read_mask(self.mask)
+        if (h, w) != mask.shape:
             raise BadInput(self.mask, f"mask is {mask.shape[1]}x{mask.shape[0]} but "
-                                      f"image {self.image} is {image.shape[1]}x{image.shape[0]}")
+                                      f"image {self.image} is {w}x{h}")
         return image, mask
 
 
@@ -63,8 +63,8 @@ class PartsPair:
     def label_file(self) -> str:
         return os.path.dirname(self.parts[0][1]) + f"/{int(self.source_id):05d}_*.png"
 
-    def load(self) -> tuple[np.ndarray, np.ndarray]:
-        image = read_image(self.image)
+    def load(self, at_least=None) -> tuple[np.ndarray, np.ndarray]:
+        image, (h, w) = read_image(self.image, at_least=at_least)
         mask = None
         for raw_id, path in sorted(self.parts):
             part = read_mask(path)
@@ -76,8 +76,8 @@ class PartsPair:
             mask[part > 0] = raw_id
         if mask is None:
             raise BadInput(self.image, "no part masks")
-        if image.shape[:2] not in (mask.shape, (2 * mask.shape[0], 2 * mask.shape[1])):
-            raise BadInput(self.image, f"image is {image.shape[1]}x{image.shape[0]}, its part "
+        if (h, w) not in (mask.shape, (2 * mask.shape[0], 2 * mask.shape[1])):
+            raise BadInput(self.image, f"image is {w}x{h}, its part "
                                        f"masks {mask.shape[1]}x{mask.shape[0]} (expected "
                                        "equal or half size)")
         return image, mask
@@ -95,7 +95,8 @@ class SyntheticPair:
     def label_file(self) -> str:
         return self.source_id
 
-    def load(self) -> tuple[np.ndarray, np.ndarray]:
+    def load(self, at_least=None) -> tuple[np.ndarray, np.ndarray]:
+        del at_least  # drawn at its own size
         return synthetic.render(self.seed, self.index, self.height, self.width)
 
 

@@ -19,15 +19,23 @@ def _photo(h=40, w=60):
 def test_read_image_gives_8bit_rgb(tmp_path, mode, ext):
     path = str(tmp_path / f"x.{ext}")
     Image.fromarray(_photo()).convert(mode).save(path)
-    out = images.read_image(path)
+    out, _ = images.read_image(path)
     assert out.dtype == np.uint8 and out.shape == (40, 60, 3)
+
+
+def test_jpeg_draft_decodes_smaller_but_reports_the_stored_size(tmp_path):
+    path = str(tmp_path / "big.jpg")
+    Image.fromarray(_photo(800, 1000)).save(path)
+    small, stored = images.read_image(path, at_least=(64, 64))
+    assert stored == (800, 1000)
+    assert 128 <= small.shape[0] < 800 and 128 <= small.shape[1] < 1000
 
 
 def test_read_16bit_grey_scales_to_8bit(tmp_path):
     values = np.linspace(0, 65535, 40 * 60).reshape(40, 60).astype(np.uint16)
     path = str(tmp_path / "deep.png")
     Image.fromarray(values).save(path)
-    out = images.read_image(path)
+    out, _ = images.read_image(path)
     assert out.shape == (40, 60, 3)
     assert out[0, 0, 0] == 0 and out[-1, -1, 0] == 255
 
@@ -38,7 +46,7 @@ def test_read_rgba_composites_over_black(tmp_path):
     rgba[:2, ..., 3] = 255
     path = str(tmp_path / "a.png")
     Image.fromarray(rgba, "RGBA").save(path)
-    out = images.read_image(path)
+    out, _ = images.read_image(path)
     assert (out[:2] == 200).all() and (out[2:] == 0).all()
 
 
@@ -48,8 +56,8 @@ def test_exif_orientation_applied_only_when_asked(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     path = str(tmp_path / "rot.jpg")
     img.save(path, exif=exif.tobytes())
-    assert images.read_image(path).shape == (20, 50, 3)
-    assert images.read_image(path, apply_exif=True).shape == (50, 20, 3)
+    assert images.read_image(path)[0].shape == (20, 50, 3)
+    assert images.read_image(path, apply_exif=True)[0].shape == (50, 20, 3)
 
 
 @pytest.mark.parametrize("content", [b"", b"not an image", None])

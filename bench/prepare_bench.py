@@ -1,0 +1,114 @@
+"""Conversion speed: facepars.prepare with 1 worker, with all workers, and the seed's loop.
+
+    python bench/prepare_bench.py [--pairs 160] [--workers 2]
+
+Generates (once, cached in bench/_work/) a Kaggle-layout set of large photos,
+1000-1500 px, portrait and landscape, JPEG images and PNG masks. Then, in one run
+on the same files, measures pairs/s of
+
+  1. facepars conversion with 1 worker (in-process),
+  2. facepars conversion with --workers processes,
+  3. the seed's way: one process, cv2 read, remap, resize, write a PNG pair per image,
+
+and prints the ratios 2/1 (target >= 1.7 with 2 workers on 2 cores) and 2/3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from facepars.classes import SOURCE_TABLES, TAXONOMIES  # noqa: E402
+from facepars.data import synthetic  # noqa: E402
+
+# facepars.data.shards (and with it TensorFlow) is imported inside functions:
+# worker processes re-import this script as __mp_main__, and should stay light.
+
+WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_work")
+
+
+def make_source(root: str, pairs: int) -> str:
+    """Large Kaggle-layout pairs, drawn at half size and upscaled (drawing is not measured)."""
+    image_dir = os.path.join(root, "content/All_data/train/image")
+    seg_dir = os.path.join(root, "content/All_data/train/seg")
+    if os.path.isdir(image_dir) and len(os.listdir(image_dir)) >= pairs:
+        return root
+    os.makedirs(image_dir, exist_ok=True)
+    os.makedirs(seg_dir, exist_ok=True)
+    synthetic_to_kaggle = np.array([0, 1, 2, 3, 4, 5, 6, 9, 7, 8, 10, 13, 14, 16, 0], np.uint8)
+    rng = np.random.default_rng(0)
+    for i in range(pairs):
+        long_side = int(rng.uniform(1000, 1500))
+        short_side = int(long_side * rng.uniform(0.66, 0.8))
+        h, w = (long_side, short_side) if i % 2 else (short_side, long_side)
+        image, mask = synthetic.render(7, i, h // 2, w // 2)
+        Image.fromarray(image).resize((w, h), Image.BICUBIC).save(
+            f"{image_dir}/{i:04d}_0001.jpg", quality=92)
+        Image.fromarray(synthetic_to_kaggle[mask]).resize((w, h), Image.NEAREST).save(
+            f"{seg_dir}/{i:04d}_0001.png")
+        if i % 20 == 0:
+            print(f"  generated {i}/{pairs} source pairs", flush=True)
+    return root
+
+
+def facepars_rate(root: str, workers: int, pairs: int) -> float:
+    from facepars.data import shards
+    out = tempfile.mkdtemp(prefix="prepare_bench_")
+    try:
+        start = time.perf_counter()
+        shards.run(shards.PrepareConfig(output_dir=out, source="kaggle", input_dir=root,
+                                        workers=workers, shard_size=64))
+        return pairs / (time.perf_counter() - start)
+    finally:
+        shutil.rmtree(out)
+
+
+def seed_rate(root: str, pairs: int) -> float:
+    """The seed's preprocessing: cv2 in one process, a resized PNG pair per image."""
+    import cv2
+    lut, _ = SOURCE_TABLES["kaggle"].lookup_table(TAXONOMIES["seed8"])
+    base = os.path.join(root, "content/All_data/train")
+    out = tempfile.mkdtemp(prefix="seed_bench_")
+    try:
+        start = time.perf_counter()
+        for name in sorted(os.listdir(f"{base}/image")):
+            stem = os.path.splitext(name)[0]
+            image = cv2.imread(f"{base}/image/{name}")
+            mask = cv2.imread(f"{base}/seg/{stem}.png", cv2.IMREAD_UNCHANGED)
+            mask = lut[mask if mask.ndim == 2 else mask[..., 0]]
+            cv2.imwrite(f"{out}/{stem}.png", cv2.resize(image, (256, 256)))
+            cv2.imwrite(f"{out}/{stem}_seg.png",
+                        cv2.resize(mask, (256, 256), interpolation=cv2.INTER_NEAREST))
+        return pairs / (time.perf_counter() - start)
+    finally:
+        shutil.rmtree(out)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=400)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    print(f"source: {args.pairs} pairs, 1000-1500 px (cached in {WORK})", flush=True)
+    root = make_source(os.path.join(WORK, f"kaggle_{args.pairs}"), args.pairs)
+    one = facepars_rate(root, 1, args.pairs)
+    many = facepars_rate(root, args.workers, args.pairs)
+    seed = seed_rate(root, args.pairs)
+    print(f"facepars, 1 worker:        {one:7.2f} pairs/s")
+    print(f"facepars, {args.workers} workers:       {many:7.2f} pairs/s")
+    print(f"seed loop (cv2, PNG pair): {seed:7.2f} pairs/s")
+    print(f"ratio {args.workers} workers / 1 worker: {many / one:.2f}x  (target >= 1.7 with 2)")
+    print(f"ratio {args.workers} workers / seed loop: {many / seed:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
