@@ -1,0 +1,93 @@
+"""The fused Dice + cross-entropy + Jaccard loss (the seed's loss, computed once).
+
+The seed summed three segmentation_models losses, each taking its own softmax
+output and float one-hot targets. Here one function takes integer labels and
+logits, computes ``log_softmax`` once in float32 and every term from the same
+probabilities, and reduces everything to a handful of per-class sums:
+
+    tp_c   = sum over valid pixels of p_c * [y == c]
+    p_c    = sum over valid pixels of p_c
+    n_c    = number of valid pixels labelled c
+    nll    = sum over valid pixels of w_y * -log p_y,     count = valid pixels
+
+    cross_entropy = nll / count
+    dice_c    = (2 tp_c + eps) / (p_c + n_c + eps)
+    jaccard_c = (tp_c + eps) / (p_c + n_c - tp_c + eps)
+    dice = 1 - sum_c w_c dice_c / sum_c w_c   (jaccard likewise)
+
+Pixels labelled ``IGNORE_LABEL`` count in no term. ``eps`` makes a class absent
+from both labels and predictions score 1 (no gradient, no NaN), as the seed's
+``smooth`` did.
+
+Global batch under tf.distribute. Dice and Jaccard are ratios, so the average of
+per-replica Dice values is not the Dice of the global batch. The per-class sums
+above are instead summed across replicas with one ``all_reduce`` before any
+ratio is formed, so every replica computes the loss of the global batch. The
+all-reduce is differentiable: its gradient is the all-reduce (sum) of the
+upstream gradients, i.e. ``num_replicas`` times the gradient of the global loss
+with respect to the local sums. The train step therefore scales the loss by
+``1 / num_replicas`` before differentiating (as Keras does for every loss) and
+the optimizer's cross-replica gradient sum then yields exactly the gradient of
+the global-batch loss.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from facepars.classes import IGNORE_LABEL
+
+EPSILON = 1e-5
+TERMS = ("cross_entropy", "dice", "jaccard")
+
+
+def _sum_across_replicas(x: tf.Tensor) -> tf.Tensor:
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return x
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, x)
+
+
+def fused_loss(labels: tf.Tensor, logits: tf.Tensor, weights=(1.0, 1.0, 1.0),
+               class_weights=None, ignore_label: int = IGNORE_LABEL) -> dict[str, tf.Tensor]:
+    """Return ``{"loss", "cross_entropy", "dice", "jaccard"}`` as float32 scalars.
+
+    Args:
+      labels: integer class ids (B, H, W); ``ignore_label`` pixels are left out.
+      logits: (B, H, W, C) in any float dtype; cast to float32 first.
+      weights: the weights of the three terms in the total (1, 1, 1 = the seed's).
+      class_weights: optional (C,) weights of the classes in every term.
+    """
+    logits = tf.cast(logits, tf.float32)
+    num_classes = logits.shape[-1]
+    labels = tf.cast(labels, tf.int32)
+    valid = tf.not_equal(labels, ignore_label)
+    safe_labels = tf.where(valid, labels, 0)
+    valid_f = tf.cast(valid, tf.float32)
+
+    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    probs = tf.exp(log_probs)
+    one_hot = tf.one_hot(safe_labels, num_classes, dtype=tf.float32) * valid_f[..., None]
+    cw = tf.ones([num_classes]) if class_weights is None else tf.constant(class_weights, tf.float32)
+
+    reduce_axes = list(range(len(logits.shape) - 1))
+    true_pos = tf.reduce_sum(probs * one_hot, reduce_axes)
+    prob_sum = tf.reduce_sum(probs * valid_f[..., None], reduce_axes)
+    label_sum = tf.reduce_sum(one_hot, reduce_axes)
+    nll = -tf.reduce_sum(log_probs * one_hot * cw)
+    count = tf.reduce_sum(valid_f)
+
+    sums = _sum_across_replicas(tf.concat(
+        [true_pos, prob_sum, label_sum, tf.stack([nll, count])], axis=0))
+    true_pos, prob_sum, label_sum = tf.split(sums[:3 * num_classes], 3)
+    nll, count = sums[3 * num_classes], sums[3 * num_classes + 1]
+
+    dice_c = (2.0 * true_pos + EPSILON) / (prob_sum + label_sum + EPSILON)
+    jaccard_c = (true_pos + EPSILON) / (prob_sum + label_sum - true_pos + EPSILON)
+    terms = {
+        "cross_entropy": nll / tf.maximum(count, 1.0),
+        "dice": 1.0 - tf.reduce_sum(cw * dice_c) / tf.reduce_sum(cw),
+        "jaccard": 1.0 - tf.reduce_sum(cw * jaccard_c) / tf.reduce_sum(cw),
+    }
+    terms["loss"] = tf.add_n([w * terms[t] for w, t in zip(weights, TERMS)])
+    return terms

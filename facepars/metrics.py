@@ -1,0 +1,117 @@
+"""Streaming segmentation metrics from one confusion matrix per split.
+
+Batch-averaged scores (what the seed's segmentation_models metrics logged) weigh
+a batch with three eye pixels like one with three thousand. Here every batch adds
+to one (C, C) confusion matrix of pixel counts; precision, recall, F1 (= Dice) and
+IoU (= Jaccard) per class, their means and pixel accuracy all come from it at the
+end (DESIGN.md, "Loss and metrics").
+
+The matrix is an int64 Keras metric variable with ``aggregation="sum"``: each
+replica adds its own pixels and reading the result sums the replicas, so it is
+right under MirroredStrategy, MultiWorkerMirroredStrategy and TPUStrategy.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from facepars.classes import IGNORE_LABEL, ClassTable
+
+SCORES = ("precision", "recall", "f1", "iou")
+
+
+def batch_confusion(labels: tf.Tensor, predictions: tf.Tensor, num_classes: int,
+                    ignore_label: int = IGNORE_LABEL) -> tf.Tensor:
+    """(C, C) int64 counts, rows = label, columns = prediction, ignore pixels dropped.
+
+    A one-hot matrix product rather than a scatter: it runs on every accelerator
+    (the MXU on TPU) and is exact while a cell stays below 2^24 pixels per call.
+    """
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    predictions = tf.reshape(tf.cast(predictions, tf.int32), [-1])
+    valid = tf.cast(tf.not_equal(labels, ignore_label), tf.float32)[:, None]
+    rows = tf.one_hot(tf.where(labels == ignore_label, 0, labels), num_classes) * valid
+    cols = tf.one_hot(predictions, num_classes)
+    return tf.cast(tf.matmul(rows, cols, transpose_a=True), tf.int64)
+
+
+def scores_from_confusion(confusion: np.ndarray, table: ClassTable) -> dict[str, float]:
+    """Per-class and mean scores from a confusion matrix, named for logging.
+
+    Keys: ``{precision,recall,f1,iou}/{class name}``, ``.../mean_face`` (the face
+    classes, the literature's mean), ``.../mean_all`` (every class, the seed's),
+    and ``pixel_accuracy``. A class with no pixels in labels or predictions has
+    NaN scores and is left out of the means; a class with pixels on one side only
+    scores 0 where the ratio is 0/0 (as scikit-learn's ``zero_division=0``).
+    """
+    cm = np.asarray(confusion, np.float64)
+    tp = np.diag(cm)
+    labelled, predicted = cm.sum(1), cm.sum(0)
+    fp, fn = predicted - tp, labelled - tp
+    present = (labelled + predicted) > 0
+
+    def ratio(num, den):
+        out = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        return np.where(present, out, np.nan)
+
+    per_class = {"precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn),
+                 "f1": ratio(2 * tp, 2 * tp + fp + fn), "iou": ratio(tp, tp + fp + fn)}
+    face = np.zeros(table.num_classes, bool)
+    face[list(table.face_classes)] = True
+    out = {}
+    for score, values in per_class.items():
+        for name, value in zip(table.names, values):
+            out[f"{score}/{name}"] = float(value)
+        for group, members in (("mean_face", face & present), ("mean_all", present)):
+            out[f"{score}/{group}"] = float(values[members].mean()) if members.any() else float("nan")
+    out["pixel_accuracy"] = float(tp.sum() / cm.sum()) if cm.sum() else float("nan")
+    return out
+
+
+@keras.saving.register_keras_serializable("facepars")
+class ConfusionMatrixMetric(keras.metrics.Metric):
+    """Accumulates the confusion matrix of a split from labels and logits.
+
+    ``result()`` gives the two numbers the progress bar shows (face-class mean
+    IoU and F1); ``scores()`` gives every named score for TensorBoard and reports.
+    """
+
+    def __init__(self, class_table: ClassTable | dict, name: str = "confusion", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.class_table = (class_table if isinstance(class_table, ClassTable)
+                            else ClassTable.from_json(class_table))
+        n = self.class_table.num_classes
+        self.confusion = self.add_variable(shape=(n, n), initializer="zeros", dtype="int64",
+                                           aggregation="sum", name="confusion")
+
+    def update_state(self, labels, logits, sample_weight=None):
+        del sample_weight  # ignore pixels carry the masking
+        predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        self.confusion.assign_add(batch_confusion(labels, predictions,
+                                                  self.class_table.num_classes))
+
+    def result(self):
+        """Face-class mean IoU and F1 in graph ops (what Keras logs every step)."""
+        cm = tf.cast(self.confusion, tf.float64)
+        tp = tf.linalg.diag_part(cm)
+        labelled, predicted = tf.reduce_sum(cm, 1), tf.reduce_sum(cm, 0)
+        face = np.zeros(self.class_table.num_classes, bool)
+        face[list(self.class_table.face_classes)] = True
+        present = tf.logical_and(labelled + predicted > 0, face)
+        union = labelled + predicted - tp
+        iou = tf.math.divide_no_nan(tp, union)
+        f1 = tf.math.divide_no_nan(2 * tp, labelled + predicted)
+        n = tf.maximum(tf.reduce_sum(tf.cast(present, tf.float64)), 1.0)
+        mean = lambda v: tf.cast(tf.reduce_sum(tf.where(present, v, 0.0)) / n, tf.float32)
+        return {"miou_face": mean(iou), "mf1_face": mean(f1)}
+
+    def scores(self) -> dict[str, float]:
+        return scores_from_confusion(self.confusion.numpy(), self.class_table)
+
+    def reset_state(self):
+        self.confusion.assign(tf.zeros_like(self.confusion))
+
+    def get_config(self):
+        return {**super().get_config(), "class_table": self.class_table.to_json()}

@@ -1,0 +1,30 @@
+"""The model registry: one explicit name -> constructor table.
+
+Every constructor has the signature
+``build(num_classes, input_size=256, weights=None, width=1.0) -> keras.Model``
+and returns a model from [0, 1] RGB images to float32 logits at the input size.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from facepars.models import deeplabv3plus, lraspp, pspnet
+
+MODELS = {
+    "pspnet_resnet50": pspnet.build,
+    "deeplabv3plus_efficientnetb0": deeplabv3plus.build,
+    "lraspp_mobilenetv3": lraspp.build,
+}
+
+
+def build_model(name: str, num_classes: int, input_size: int = 256, weights=None,
+                width: float = 1.0) -> keras.Model:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered: {', '.join(MODELS)}")
+    return MODELS[name](num_classes, input_size=input_size, weights=weights, width=width)
+
+
+def load_model(path: str) -> keras.Model:
+    """Load a ``.keras`` model with safe_mode on: no arbitrary code runs on load."""
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
