@@ -17,7 +17,7 @@ import fixtures
 from conftest import REPO, read_split, run_cli
 from facepars import schema
 from facepars.classes import IGNORE_LABEL
-from facepars.data import shards
+from facepars.data import integrity, shards
 from facepars.data.images import BadInput
 from facepars.data.sources import LayoutError
 
@@ -245,8 +245,7 @@ def test_non_local_output_through_gfile(tmp_path):
     out = "ram://facepars-test/out"
     manifest = shards.run(shards.PrepareConfig(output_dir=out, num_examples=10, image_size=32,
                                                synthetic_size=48, shard_size=4))
-    from facepars import verify
-    loaded, problems = verify.verify(out)
+    loaded, problems = integrity.verify(out)
     assert problems == [] and loaded.data == manifest
     assert len(read_split(out, "train")) == 8
 

@@ -1,0 +1,162 @@
+"""The tf.data input pipeline: shards -> uint8 batches on every replica.
+
+Order, as the TF Model Garden does it: seeded file shuffle -> shard by input
+context -> parallel interleave over files -> record shuffle -> parallel parse and
+decode -> batch -> prefetch. Images and masks stay uint8 (4 bytes a pixel, not
+the 3 x 4 + 8 x 4 of float images and one-hot masks); normalisation, one-hot and
+augmentation happen on the device, inside the step.
+
+Training batches drop the remainder (static shapes, TPU-safe) and repeat.
+Evaluation keeps every record exactly once: each input pipeline's stream is
+padded with examples whose mask is all ``IGNORE_LABEL`` (they count in no loss
+term and no metric) up to the same whole number of full batches on every
+replica, so shapes stay static and no replica waits for another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+
+import tensorflow as tf
+from absl import logging
+
+from facepars import schema
+from facepars.classes import IGNORE_LABEL
+from facepars.data import integrity
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclasses.dataclass(frozen=True)
+class InputConfig:
+    global_batch_size: int = 32
+    shuffle_buffer: int = 1024
+    cycle_length: int = 8          # shards read at once
+    cache: bool = False            # cache decoded records in memory (small sets)
+    take: int | None = None        # only the first N records of the split (smoke runs)
+    seed: int | None = None        # file and record shuffle seed (None: unseeded)
+    deterministic: bool | None = None  # None: False for training, True for evaluation
+
+
+def _files_per_pipeline_policy(num_files: int, num_pipelines: int) -> str:
+    """FILE sharding needs every pipeline to get files; else shard records (DATA)."""
+    return "FILE" if num_files >= num_pipelines else "DATA"
+
+
+def _pipeline_records(shards: list[schema.Shard], num_pipelines: int, policy: str,
+                      take: int | None) -> list[int]:
+    """How many records each input pipeline will read (for evaluation padding)."""
+    if policy == "FILE" and take is None:
+        return [sum(s.num_records for s in shards[i::num_pipelines]) for i in range(num_pipelines)]
+    total = sum(s.num_records for s in shards) if take is None else min(
+        take, sum(s.num_records for s in shards))
+    return [len(range(i, total, num_pipelines)) for i in range(num_pipelines)]
+
+
+def _padding(count: int, image_size: int, with_ids: bool) -> tf.data.Dataset:
+    element = {"image": tf.zeros((image_size, image_size, 3), tf.uint8),
+               "mask": tf.fill((image_size, image_size), tf.constant(IGNORE_LABEL, tf.uint8))}
+    if with_ids:
+        element["source_id"] = tf.constant("")
+    return tf.data.Dataset.from_tensors(element).repeat(count)
+
+
+def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: InputConfig,
+                 input_context: tf.distribute.InputContext | None = None,
+                 with_ids: bool = False) -> tf.data.Dataset:
+    """Batches of ``{"image": uint8 (B,S,S,3), "mask": uint8 (B,S,S)}`` for one pipeline.
+
+    ``B`` is the per-replica batch size when ``input_context`` is given (from
+    ``strategy.distribute_datasets_from_function``), else the global batch size.
+    ``with_ids`` adds ``source_id`` strings (host-side use only; TPUs take no strings).
+    """
+    shards = manifest.shards(split)
+    size = manifest.image_size
+    num_pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    batch = (input_context.get_per_replica_batch_size(cfg.global_batch_size)
+             if input_context else cfg.global_batch_size)
+    deterministic = (not training) if cfg.deterministic is None else cfg.deterministic
+    policy = _files_per_pipeline_policy(len(shards), num_pipelines)
+    if cfg.take is not None:
+        policy = "DATA"  # take() is over the split, so every pipeline reads it in order
+    if num_pipelines > 1:
+        logging.info("%s: %d shards over %d input pipelines: %s sharding", split,
+                     len(shards), num_pipelines, policy)
+
+    files = tf.data.Dataset.from_tensor_slices([s.path for s in shards])
+    if training and cfg.take is None:
+        files = files.shuffle(len(shards), seed=cfg.seed, reshuffle_each_iteration=True)
+    if policy == "FILE" and num_pipelines > 1:
+        files = files.shard(num_pipelines, pipeline_id)
+    records = files.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=1 if cfg.take is not None else min(cfg.cycle_length, len(shards)),
+        num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    if cfg.take is not None:
+        records = records.take(cfg.take)
+    if policy == "DATA" and num_pipelines > 1:
+        records = records.shard(num_pipelines, pipeline_id)
+
+    def parse(serialized):
+        example = schema.parse_example(serialized, size)
+        if not with_ids:
+            example.pop("source_id")
+        return example
+
+    if cfg.cache:
+        records = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic).cache()
+    if training:  # shuffle inside an epoch, then repeat: no record twice in one epoch
+        records = records.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
+        records = records.repeat()
+    if not cfg.cache:
+        records = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+    if not training:
+        replicas_here = (input_context.num_replicas_in_sync // num_pipelines) if input_context else 1
+        per_round = batch * replicas_here
+        counts = _pipeline_records(shards, num_pipelines, policy, cfg.take)
+        rounds = max(1, math.ceil(max(counts) / per_round))
+        records = records.concatenate(_padding(rounds * per_round - counts[pipeline_id], size, with_ids))
+
+    records = records.batch(batch, drop_remainder=True, num_parallel_calls=AUTOTUNE,
+                            deterministic=deterministic)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    options.experimental_optimization.map_parallelization = True
+    return records.with_options(options).prefetch(AUTOTUNE)
+
+
+@contextlib.contextmanager
+def naming_bad_shards(manifest: schema.Manifest, split: str):
+    """Turn a data error from inside tf.data into one that names the shard.
+
+    tf.data's own errors ("corrupted record at 1234") do not say which file; on
+    such an error every shard of the split is checked and the culprit named.
+    """
+    try:
+        yield
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+        for shard in manifest.shards(split):
+            problems = integrity.verify_shard(shard, manifest.image_size,
+                                              manifest.class_table.num_classes)
+            if problems:
+                raise CorruptShardError("; ".join(problems)) from e
+        raise
+
+
+class CorruptShardError(Exception):
+    """A shard that cannot be read; the message names it."""
+
+
+def distributed_dataset(strategy: tf.distribute.Strategy, manifest: schema.Manifest, split: str,
+                        training: bool, cfg: InputConfig, with_ids: bool = False):
+    """One pipeline per worker, each batch going to one replica (the global batch split
+    by ``input_context.get_per_replica_batch_size``)."""
+    if cfg.global_batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"global batch {cfg.global_batch_size} does not split over "
+                         f"{strategy.num_replicas_in_sync} replicas")
+    return strategy.distribute_datasets_from_function(
+        lambda ctx: make_dataset(manifest, split, training, cfg, ctx, with_ids))

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from facepars.classes import IGNORE_LABEL, TAXONOMIES
+from facepars.data import synthetic
+from facepars.data.augment import NO_AUGMENTATION, AugmentConfig, Augmenter
+
+TABLE = TAXONOMIES["lapa11"].table
+GEOMETRY_ONLY = AugmentConfig(flip=0.5, scale=0.3, rotate=30, translate=0.15, brightness=0,
+                              contrast=0, saturation=0, hue=0, blur=0, noise=0)
+
+
+def _masks(n=6, size=64):
+    from facepars.classes import SOURCE_TABLES
+    lut, _ = SOURCE_TABLES["synthetic"].lookup_table(TAXONOMIES["lapa11"])
+    return np.stack([lut[synthetic.render(9, i, size, size)[1]] for i in range(n)])
+
+
+def _colour_coded(masks):
+    palette = np.random.default_rng(0).random((256, 3)).astype(np.float32)
+    palette[0] = 0.0  # background black, like the fill
+    return palette, palette[masks]
+
+
+def _near_boundary(mask, reach=2):
+    """Pixels within ``reach`` output pixels of a label change.
+
+    With zoom up to 1.3 one input pixel spans up to 1.3 output pixels, so "within
+    one input pixel of a boundary" is within 2 output pixels. The frame counts
+    as a boundary: the next label may lie just outside it.
+    """
+    m = np.pad(mask.astype(int), ((0, 0), (reach, reach), (reach, reach)), constant_values=-1)
+    near = np.zeros(mask.shape, bool)
+    h, w = mask.shape[1:]
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            near |= m[:, reach + dy:reach + dy + h, reach + dx:reach + dx + w] != mask
+    return near
+
+
+@pytest.mark.parametrize("fill", [0, IGNORE_LABEL])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_geometry_keeps_image_and_mask_aligned(seed, fill):
+    """Colours that encode the mask still match it after the transform, except
+    within one (input) pixel of a boundary."""
+    masks = _masks()
+    palette, images = _colour_coded(masks)
+    aug = Augmenter(GEOMETRY_ONLY, TABLE, fill_label=fill)
+    out_images, out_masks = aug(tf.constant(images), tf.constant(masks), tf.constant([seed, 7]))
+    out_images, out_masks = out_images.numpy(), out_masks.numpy()
+    assert not np.array_equal(out_masks, masks)
+    # Colours follow the mask; a flip swaps left/right classes but not their colours.
+    perm = TABLE.flip_permutation()
+    inside = out_masks != fill
+    expected = np.where(inside[..., None], palette[np.where(inside, out_masks, 0)], 0.0)
+    swapped = palette[np.where(inside, np.concatenate([perm, np.arange(len(perm), 256)])[out_masks], 0)]
+    ok = (np.abs(out_images - expected).max(-1) < 1e-4) | (np.abs(out_images - swapped).max(-1) < 1e-4)
+    # The photo's own edge is a boundary too: where the bilinear image blends with
+    # the outside, a transformed all-ones image drops below 1.
+    ones, _ = aug(tf.ones_like(images), tf.constant(masks), tf.constant([seed, 7]))
+    ok |= _near_boundary(out_masks) | (ones.numpy().min(-1) < 1 - 1e-4)
+    assert ok.mean() == 1.0, f"{(~ok).sum()} misaligned pixels"
+    assert set(np.unique(out_masks)) <= set(np.unique(masks)) | {fill}
+
+
+def test_flip_swaps_the_flip_pairs():
+    masks = _masks(3)
+    aug = Augmenter(AugmentConfig(flip=1.0, scale=0, rotate=0, translate=0), TABLE)
+    images = np.zeros(masks.shape + (3,), np.float32)
+    _, out = aug(tf.constant(images), tf.constant(masks), tf.constant([0, 0]))
+    perm = TABLE.flip_permutation()
+    np.testing.assert_array_equal(out.numpy(), perm[masks[:, :, ::-1]])
+    left_eye = TABLE.names.index("left_eye")
+    assert (masks == left_eye).any() and (out.numpy() == left_eye).any()
+
+
+def test_photometric_changes_only_the_image_and_stays_in_range():
+    masks = _masks(4)
+    images = _colour_coded(masks)[1]
+    aug = Augmenter(AugmentConfig(flip=0, scale=0, rotate=0, translate=0, blur=0.5, noise=0.05),
+                    TABLE)
+    out_images, out_masks = aug(tf.constant(images), tf.constant(masks), tf.constant([3, 3]))
+    np.testing.assert_array_equal(out_masks, masks)
+    assert 0.0 <= out_images.numpy().min() and out_images.numpy().max() <= 1.0
+    assert np.abs(out_images.numpy() - images).mean() > 0.01
+
+
+def test_seeded_and_reproducible():
+    masks = _masks(4)
+    images = tf.constant(_colour_coded(masks)[1])
+    aug = Augmenter(AugmentConfig(), TABLE)
+    a = aug(images, tf.constant(masks), tf.constant([5, 1]))
+    b = aug(images, tf.constant(masks), tf.constant([5, 1]))
+    c = aug(images, tf.constant(masks), tf.constant([5, 2]))
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_no_augmentation_is_the_identity():
+    masks = _masks(2)
+    images = _colour_coded(masks)[1]
+    out = Augmenter(NO_AUGMENTATION, TABLE)(tf.constant(images), tf.constant(masks),
+                                            tf.constant([0, 0]))
+    np.testing.assert_array_equal(out[1], masks)
+    np.testing.assert_allclose(out[0], images, atol=1e-6)
