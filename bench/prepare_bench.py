@@ -1,6 +1,6 @@
 """Conversion speed: facepars.prepare with 1 worker, with all workers, and the seed's loop.
 
-    python bench/prepare_bench.py [--pairs 160] [--workers 2]
+    python bench/prepare_bench.py [--pairs 400] [--workers 2]
 
 Generates (once, cached in bench/_work/) a Kaggle-layout set of large photos,
 1000-1500 px, portrait and landscape, JPEG images and PNG masks. Then, in one run
@@ -22,42 +22,13 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-from PIL import Image
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from common import WORK, make_source  # noqa: E402
 from facepars.classes import SOURCE_TABLES, TAXONOMIES  # noqa: E402
-from facepars.data import synthetic  # noqa: E402
 
 # facepars.data.shards (and with it TensorFlow) is imported inside functions:
 # worker processes re-import this script as __mp_main__, and should stay light.
-
-WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_work")
-
-
-def make_source(root: str, pairs: int) -> str:
-    """Large Kaggle-layout pairs, drawn at half size and upscaled (drawing is not measured)."""
-    image_dir = os.path.join(root, "content/All_data/train/image")
-    seg_dir = os.path.join(root, "content/All_data/train/seg")
-    if os.path.isdir(image_dir) and len(os.listdir(image_dir)) >= pairs:
-        return root
-    os.makedirs(image_dir, exist_ok=True)
-    os.makedirs(seg_dir, exist_ok=True)
-    synthetic_to_kaggle = np.array([0, 1, 2, 3, 4, 5, 6, 9, 7, 8, 10, 13, 14, 16, 0], np.uint8)
-    rng = np.random.default_rng(0)
-    for i in range(pairs):
-        long_side = int(rng.uniform(1000, 1500))
-        short_side = int(long_side * rng.uniform(0.66, 0.8))
-        h, w = (long_side, short_side) if i % 2 else (short_side, long_side)
-        image, mask = synthetic.render(7, i, h // 2, w // 2)
-        Image.fromarray(image).resize((w, h), Image.BICUBIC).save(
-            f"{image_dir}/{i:04d}_0001.jpg", quality=92)
-        Image.fromarray(synthetic_to_kaggle[mask]).resize((w, h), Image.NEAREST).save(
-            f"{seg_dir}/{i:04d}_0001.png")
-        if i % 20 == 0:
-            print(f"  generated {i}/{pairs} source pairs", flush=True)
-    return root
 
 
 def facepars_rate(root: str, workers: int, pairs: int) -> float:
