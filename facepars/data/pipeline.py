@@ -38,6 +38,7 @@ class InputConfig:
     take: int | None = None        # only the first N records of the split (smoke runs)
     seed: int | None = None        # file and record shuffle seed (None: unseeded)
     deterministic: bool | None = None  # None: False for training, True for evaluation
+    repeat: bool | None = None     # None: training repeats, evaluation makes one pass
 
 
 def _files_per_pipeline_policy(num_files: int, num_pipelines: int) -> str:
@@ -108,9 +109,11 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
 
     if cfg.cache:
         records = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic).cache()
+    repeat = training if cfg.repeat is None else cfg.repeat
     if training:  # shuffle inside an epoch, then repeat: no record twice in one epoch
         records = records.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
-        records = records.repeat()
+        if repeat:
+            records = records.repeat()
     if not cfg.cache:
         records = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
 
@@ -118,15 +121,27 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
         replicas_here = (input_context.num_replicas_in_sync // num_pipelines) if input_context else 1
         per_round = batch * replicas_here
         counts = _pipeline_records(shards, num_pipelines, policy, cfg.take)
-        rounds = max(1, math.ceil(max(counts) / per_round))
+        rounds = eval_steps(manifest, split, cfg, num_pipelines)
         records = records.concatenate(_padding(rounds * per_round - counts[pipeline_id], size, with_ids))
 
     records = records.batch(batch, drop_remainder=True, num_parallel_calls=AUTOTUNE,
                             deterministic=deterministic)
+    if repeat and not training:  # whole padded passes, each exactly eval_steps long
+        records = records.repeat()
     options = tf.data.Options()
     options.deterministic = deterministic
     options.experimental_optimization.map_parallelization = True
     return records.with_options(options).prefetch(AUTOTUNE)
+
+
+def eval_steps(manifest: schema.Manifest, split: str, cfg: InputConfig,
+               num_pipelines: int = 1) -> int:
+    """Steps of one evaluation pass: full batches on every replica, every record once."""
+    shards = manifest.shards(split)
+    policy = "DATA" if cfg.take is not None else _files_per_pipeline_policy(len(shards), num_pipelines)
+    per_round = cfg.global_batch_size // num_pipelines
+    counts = _pipeline_records(shards, num_pipelines, policy, cfg.take)
+    return max(1, math.ceil(max(counts) / per_round))
 
 
 @contextlib.contextmanager

@@ -25,6 +25,18 @@ def build_model(name: str, num_classes: int, input_size: int = 256, weights=None
     return MODELS[name](num_classes, input_size=input_size, weights=weights, width=width)
 
 
+def set_batchnorm_momentum(model: keras.Model, momentum: float) -> None:
+    """Set every BatchNormalization's moving-average momentum.
+
+    The Keras applications use 0.99-0.999, tuned for long ImageNet runs; a short
+    run from scratch needs a faster average or its inference statistics lag far
+    behind the weights (a model that trains well and predicts only background).
+    """
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
 def load_model(path: str) -> keras.Model:
     """Load a ``.keras`` model with safe_mode on: no arbitrary code runs on load."""
     return keras.saving.load_model(path, safe_mode=True, compile=False)

@@ -1,0 +1,183 @@
+"""Keras callbacks of a training run: what the user sees, and what keeps the run safe."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from facepars import schema, visualize
+from facepars.classes import ClassTable
+from facepars.metrics import scores_from_confusion
+from facepars.task import to_model_input
+
+
+class TrainingLog(keras.callbacks.Callback):
+    """Adds learning rate, images/s and step time to the epoch logs, and logs one
+    summary line per epoch (place first, so later callbacks see the additions)."""
+
+    def __init__(self, global_batch: int, epochs: int):
+        super().__init__()
+        self.global_batch, self.epochs = global_batch, epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._steps, self._start = 0, None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._start is None:
+            self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        self._end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        seconds = max(self._end - self._start, 1e-9) if self._start else float("nan")
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        logs["images_per_second"] = self._steps * self.global_batch / seconds
+        logs["step_time"] = seconds / max(self._steps, 1)
+        logging.info("epoch %d/%d: loss %.4f, mIoU(face) %.4f | val loss %.4f, val mIoU(face) "
+                     "%.4f | lr %.3g, %.1f images/s", epoch + 1, self.epochs, logs.get("loss", math.nan),
+                     logs.get("miou_face", math.nan), logs.get("val_loss", math.nan),
+                     logs.get("val_miou_face", math.nan), logs["learning_rate"],
+                     logs["images_per_second"])
+
+
+class NanGuard(keras.callbacks.Callback):
+    """On a NaN or Inf loss: restore the last good weights, lower the learning rate
+    and go on, at most ``retries`` times; then stop and say what happened."""
+
+    def __init__(self, retries: int, lower_learning_rate, factor: float):
+        super().__init__()
+        self.retries, self.lower_learning_rate, self.factor = retries, lower_learning_rate, factor
+        self.restores = 0
+        self.failure: str | None = None
+        self._good = None
+
+    def _snapshot(self):
+        self._good = [v.numpy() for v in self.model.network.weights]
+
+    def on_train_begin(self, logs=None):
+        self._snapshot()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs and math.isfinite(logs.get("loss", 0.0)):
+            self._snapshot()
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if math.isfinite(loss):
+            return
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.restores >= self.retries:
+            self.failure = (f"the loss became {loss} at step {step} again after {self.restores} "
+                            f"restore(s) with the learning rate lowered by {self.factor} each time; "
+                            "stopping. Lower the learning rate or check the data.")
+            logging.error("%s", self.failure)
+            self.model.stop_training = True
+            return
+        self.restores += 1
+        for variable, value in zip(self.model.network.weights, self._good):
+            variable.assign(value)
+        for variable in self.model.optimizer.variables:
+            if variable is not self.model.optimizer.iterations and "iteration" not in variable.name:
+                if "learning_rate" not in variable.name:
+                    variable.assign(tf.zeros_like(variable))
+        new_lr = self.lower_learning_rate(self.factor)
+        self.model.reset_metrics()
+        logging.warning("loss became %s at step %d: restored the last good weights and "
+                        "lowered the learning rate to %.3g (restore %d of %d)", loss, step,
+                        new_lr, self.restores, self.retries)
+
+
+class NetworkCheckpoints(keras.callbacks.Callback):
+    """``last.keras`` every epoch and ``best.keras`` at the best val face-class mIoU.
+
+    The network alone is saved (built-in layers only: loads with safe_mode=True,
+    without facepars); ``best.json`` records the epoch and scores of the best.
+    """
+
+    def __init__(self, model_dir: str, monitor: str = "val_miou_face"):
+        super().__init__()
+        self.model_dir, self.monitor = model_dir, monitor
+        self.best = -math.inf
+
+    def _save(self, name: str):
+        """Save locally, copy beside the target, rename: never half a checkpoint."""
+        path = schema.join(self.model_dir, name)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, name)
+            self.model.network.save(local)
+            tf.io.gfile.copy(local, path + ".tmp", overwrite=True)
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self._save("last.keras")
+        score = logs.get(self.monitor, math.nan)
+        if math.isfinite(score) and score > self.best:
+            self.best = score
+            self._save("best.keras")
+            record = {"epoch": epoch + 1, self.monitor: score,
+                      **{k: float(v) for k, v in logs.items() if k.startswith("val_")}}
+            schema.write_json_atomic(schema.join(self.model_dir, "best.json"), record)
+
+
+class Summaries(keras.callbacks.Callback):
+    """TensorBoard extras: per-class scores under the class names, the confusion
+    matrix as a heatmap, and a fixed set of validation overlays (ground truth |
+    prediction) each epoch. Scalars from the epoch logs are Keras's TensorBoard's."""
+
+    def __init__(self, log_dir: str, table: ClassTable, val_images: np.ndarray,
+                 val_masks: np.ndarray):
+        super().__init__()
+        self.table = table
+        self.val_images, self.val_masks = val_images, val_masks
+        self.writers = {s: tf.summary.create_file_writer(schema.join(log_dir, s))
+                        for s in ("train", "validation")}
+        self._train_scores = None
+        self._train_confusion = None
+
+    def on_test_begin(self, logs=None):
+        # Keras resets the metrics right after this: keep the training epoch's matrix.
+        self._train_confusion = self.model.confusion.confusion.numpy()
+
+    def on_epoch_end(self, epoch, logs=None):
+        matrices = {"validation": self.model.confusion.confusion.numpy()}
+        if self._train_confusion is not None:
+            matrices["train"] = self._train_confusion
+        for split, cm in matrices.items():
+            with self.writers[split].as_default(step=epoch):
+                for name, value in scores_from_confusion(cm, self.table).items():
+                    if math.isfinite(value):
+                        tf.summary.scalar(f"per_class/{name}", value)
+                png = visualize.confusion_png(cm, self.table, f"{split}, epoch {epoch + 1}")
+                tf.summary.image("confusion_matrix", tf.io.decode_png(png)[None], max_outputs=1)
+        if len(self.val_images):
+            logits = self.model.network(to_model_input(self.val_images), training=False)
+            predicted = np.argmax(logits, -1)
+            pictures = np.stack([np.concatenate([
+                visualize.overlay(img, truth, self.table), visualize.overlay(img, pred, self.table)], 1)
+                for img, truth, pred in zip(self.val_images, self.val_masks, predicted)])
+            with self.writers["validation"].as_default(step=epoch):
+                tf.summary.image("overlays/ground_truth|prediction", pictures,
+                                 max_outputs=len(pictures))
+        for writer in self.writers.values():
+            writer.flush()
+
+
+def weights_checksum(model: keras.Model) -> str:
+    """A short digest of all weights: lets workers and reruns compare models."""
+    digest = hashlib.sha256()
+    for w in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,20 @@
+"""Experiment configs: one small Python file per experiment, each with ``get_config()``.
+
+``python -m facepars.train --config=NAME`` takes a name listed here or the path of
+any such file; ``--config.batch_size=64`` style flags override single fields.
+"""
+
+from __future__ import annotations
+
+import os
+
+NAMES = ("pspnet_resnet50", "deeplabv3plus_efficientnetb0", "lraspp_mobilenetv3", "smoke")
+
+
+def path_of(name_or_path: str) -> str:
+    """The config file for a registered name, or the path given unchanged."""
+    base = name_or_path.split(":", 1)[0]
+    if base in NAMES:
+        return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{base}.py") + \
+            name_or_path[len(base):]
+    return name_or_path

@@ -1,0 +1,161 @@
+"""The training task: a Keras model with a custom train_step, and its optimizer.
+
+``FaceParser`` wraps a network from ``facepars.models`` with the Keras
+"customise fit" pattern, so ``fit``, callbacks, progress bars and every
+tf.distribute strategy work unchanged. One step, all on the device:
+
+    uint8 batch -> [0, 1] float -> augmentation -> forward (compute dtype)
+    -> fused loss (float32, global-batch sums) -> scaled gradients -> update
+    -> confusion-matrix update
+
+Nothing leaves the device inside the step; the metrics are read by Keras
+between steps.
+"""
+
+from __future__ import annotations
+
+import keras
+import ml_collections
+import tensorflow as tf
+
+from facepars.classes import ClassTable
+from facepars.data.augment import AugmentConfig, Augmenter
+from facepars.losses import TERMS, fused_loss
+from facepars.metrics import ConfusionMatrixMetric
+
+
+def to_model_input(images: tf.Tensor) -> tf.Tensor:
+    """uint8 pixels -> the [0, 1] float32 every facepars model takes (the seed's scaling)."""
+    return tf.cast(images, tf.float32) / 255.0
+
+
+class FaceParser(keras.Model):
+    """Train and evaluate ``network`` on ``{"image": uint8, "mask": uint8}`` batches."""
+
+    def __init__(self, network: keras.Model, class_table: ClassTable, loss_cfg,
+                 augment: AugmentConfig, fill_label: int = 0, seed: int = 0):
+        super().__init__(name="face_parser")
+        self.network = network
+        self.class_table = class_table
+        self.term_weights = (loss_cfg.cross_entropy, loss_cfg.dice, loss_cfg.jaccard)
+        self.class_weights = loss_cfg.class_weights
+        self.augmenter = Augmenter(augment, class_table, fill_label)
+        self.seed = seed
+        self.confusion = ConfusionMatrixMetric(class_table)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss",) + TERMS}
+
+    def call(self, images, training=False):
+        return self.network(images, training=training)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values()) + [self.confusion]
+
+    def _loss(self, masks, logits):
+        return fused_loss(masks, logits, self.term_weights, self.class_weights)
+
+    def _record(self, terms, masks, logits):
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name])
+        self.confusion.update_state(masks, logits)
+        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
+        logs.update(self.confusion.result())
+        return logs
+
+    def _step_seed(self) -> tf.Tensor:
+        """A different, reproducible augmentation seed for every step and replica."""
+        ctx = tf.distribute.get_replica_context()
+        replica = tf.cast(ctx.replica_id_in_sync_group if ctx else 0, tf.int64)
+        step = tf.cast(self.optimizer.iterations, tf.int64)
+        count = ctx.num_replicas_in_sync if ctx else 1
+        return tf.cast(tf.stack([tf.constant(self.seed, tf.int64), step * count + replica]), tf.int32)
+
+    def train_step(self, data):
+        images, masks = self.augmenter(to_model_input(data["image"]), data["mask"], self._step_seed())
+        with tf.GradientTape() as tape:
+            logits = self.network(images, training=True)
+            terms = self._loss(masks, logits)
+            # Every replica holds the global-batch loss (see facepars.losses); the
+            # 1/replicas scale makes the summed replica gradients its gradient.
+            scaled = terms["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(scaled)  # dynamic loss scale under float16
+        variables = self.network.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return self._record(terms, masks, logits)
+
+    def test_step(self, data):
+        logits = self.network(to_model_input(data["image"]), training=False)
+        return self._record(self._loss(data["mask"], logits), data["mask"], logits)
+
+    def predict_step(self, data):
+        images = data["image"] if isinstance(data, dict) else data
+        return self.network(to_model_input(images), training=False)
+
+
+class WarmupPolynomial(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``peak``, then polynomial decay to ``end`` at ``total_steps``."""
+
+    def __init__(self, peak, total_steps, warmup_steps=0, power=0.9, end=0.0):
+        self.peak, self.total_steps, self.warmup_steps = peak, total_steps, warmup_steps
+        self.power, self.end = power, end
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = self.peak * (step + 1) / max(self.warmup_steps, 1)
+        progress = tf.clip_by_value((step - self.warmup_steps) /
+                                    max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0)
+        decayed = (self.peak - self.end) * (1 - progress) ** self.power + self.end
+        return tf.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self):
+        return dict(peak=self.peak, total_steps=self.total_steps, warmup_steps=self.warmup_steps,
+                    power=self.power, end=self.end)
+
+
+class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A schedule times a variable factor, so a NaN restore can lower it mid-run."""
+
+    def __init__(self, base: keras.optimizers.schedules.LearningRateSchedule):
+        self.base = base
+        self.scale = tf.Variable(1.0, trainable=False, name="learning_rate_scale")
+
+    def __call__(self, step):
+        return self.base(step) * self.scale
+
+
+def learning_rate(cfg: ml_collections.ConfigDict, steps_per_epoch: int):
+    """A float for the plateau schedule (its callback lowers it), else a schedule."""
+    lr, sched = cfg.optimizer.learning_rate, cfg.schedule
+    total = cfg.epochs * steps_per_epoch
+    warmup = int(sched.warmup_epochs * steps_per_epoch)
+    if sched.name == "plateau":
+        return lr
+    if sched.name == "poly":
+        return ScaledSchedule(WarmupPolynomial(lr, total, warmup, sched.poly_power,
+                                               sched.end_learning_rate))
+    if sched.name == "cosine":
+        return ScaledSchedule(keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else lr, max(total - warmup, 1), alpha=0.0,
+            warmup_target=lr if warmup else None, warmup_steps=warmup))
+    raise ValueError(f"unknown schedule {sched.name!r}: plateau, poly or cosine")
+
+
+def make_optimizer(cfg: ml_collections.ConfigDict, lr) -> keras.optimizers.Optimizer:
+    o = cfg.optimizer
+    common = dict(learning_rate=lr, use_ema=cfg.ema_momentum > 0,
+                  ema_momentum=cfg.ema_momentum or 0.99)
+    if o.name == "sgd":
+        return keras.optimizers.SGD(momentum=o.momentum, nesterov=o.nesterov,
+                                    weight_decay=o.weight_decay or None, **common)
+    if o.name == "adamw":
+        return keras.optimizers.AdamW(weight_decay=o.weight_decay, **common)
+    raise ValueError(f"unknown optimizer {o.name!r}: sgd or adamw")
+
+
+def lower_learning_rate(optimizer: keras.optimizers.Optimizer, lr, factor: float) -> float:
+    """Multiply the learning rate by ``factor`` (a variable or a ScaledSchedule)."""
+    if isinstance(lr, ScaledSchedule):
+        lr.scale.assign(lr.scale * factor)
+    else:
+        optimizer.learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate)) * factor
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))

@@ -1,0 +1,208 @@
+r"""Train a face parser: ``python -m facepars.train``.
+
+    python -m facepars.train --config=smoke --data_dir=/tmp/syn --model_dir=/tmp/run
+    python -m facepars.train --config=pspnet_resnet50 --config.batch_size=64 \
+        --data_dir=gs://bucket/faces256 --model_dir=gs://bucket/runs/psp --strategy=tpu
+
+``--config`` is a name from facepars/configs or the path of a config file; any
+field can be overridden with ``--config.FIELD=VALUE``. Rerunning the same command
+after a crash or preemption resumes from the last backup in model_dir.
+
+model_dir receives: config.json (the resolved config, the data's image size,
+resize mode and class table), last.keras and best.keras (best val face-class
+mIoU, with best.json), history.csv, tensorboard/ and backup/ while running.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from facepars import callbacks, configs, distribute, report, schema, task
+from facepars.data import integrity, pipeline
+from facepars.data.augment import AugmentConfig
+from facepars.classes import IGNORE_LABEL
+from facepars.models import build_model, set_batchnorm_momentum
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config name (facepars/configs) or file path.",
+                                lock_config=True)
+flags.DEFINE_string("data_dir", None, "Prepared data: the directory of manifest.json.")
+flags.DEFINE_string("model_dir", None, "Where checkpoints, logs and TensorBoard go (local or gs://).")
+flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES), "Distribution strategy.")
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (for --strategy=tpu or auto).")
+flags.DEFINE_enum("precision", "auto", list(distribute.PRECISIONS),
+                  "auto: bfloat16 on TPU, float16 on GPU, float32 on CPU.")
+flags.DEFINE_string("profile_steps", "", "Profile steps A,B into TensorBoard (e.g. 10,15).")
+flags.DEFINE_bool("verify_data", True, "Check every shard's checksum before the first step.")
+
+
+class SetupError(Exception):
+    """A run that cannot start; said before any step runs."""
+
+
+COMPATIBLE_KEYS = ("model", "width", "num_classes", "image_size")
+
+
+def check_model_dir(model_dir: str, run_info: dict) -> None:
+    """Refuse a model_dir written by an incompatible run (other model or classes)."""
+    path = schema.join(model_dir, "config.json")
+    if not tf.io.gfile.exists(path):
+        return
+    with tf.io.gfile.GFile(path) as f:
+        earlier = json.load(f)
+    changed = [k for k in COMPATIBLE_KEYS if earlier.get(k) != run_info.get(k)]
+    if changed:
+        raise SetupError(f"{path}: model_dir holds a run with a different "
+                         + ", ".join(f"{k} ({earlier.get(k)} vs {run_info.get(k)})" for k in changed)
+                         + "; use a new --model_dir")
+
+
+def preflight(manifest: schema.Manifest, splits, verify: bool) -> None:
+    for split in splits:
+        for shard in manifest.shards(split):
+            if not tf.io.gfile.exists(shard.path):
+                raise SetupError(f"{shard.path}: shard listed in the manifest is missing")
+            if verify and schema.file_sha256(shard.path) != shard.sha256:
+                raise SetupError(f"{shard.path}: checksum differs from the manifest "
+                                 "(corrupt or changed since prepare; run facepars.verify)")
+
+
+def overlay_examples(manifest: schema.Manifest, split: str, count: int):
+    """The first ``count`` records of the split: the same pictures every epoch."""
+    if count <= 0:
+        return np.zeros((0,)), np.zeros((0,))
+    ds = pipeline.make_dataset(manifest, split, False, pipeline.InputConfig(
+        global_batch_size=count, take=count))
+    batch = next(iter(ds))
+    return batch["image"].numpy(), batch["mask"].numpy()
+
+
+def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=None,
+        precision: str = "auto", profile_steps: str = "", verify_data: bool = True) -> dict:
+    """One training run; returns a summary (best scores, steps, weights checksum)."""
+    strategy = distribute.make_strategy(strategy_name, tpu)
+    policy = distribute.choose_precision(precision, strategy)
+    keras.mixed_precision.set_global_policy(policy)
+    chief = distribute.is_chief(strategy)
+    logging.info("strategy: %s; precision %s", distribute.describe(strategy), policy)
+
+    manifest = schema.Manifest.load(data_dir)
+    table = manifest.class_table
+    preflight(manifest, (cfg.train_split, cfg.val_split), verify_data)
+    steps_per_epoch = cfg.steps_per_epoch or manifest.num_records(cfg.train_split) // cfg.batch_size
+    if steps_per_epoch < 1:
+        raise SetupError(f"{manifest.num_records(cfg.train_split)} training records do not fill "
+                         f"one batch of {cfg.batch_size}")
+    run_info = {"model": cfg.model, "width": cfg.width, "num_classes": table.num_classes,
+                "image_size": manifest.image_size, "resize": manifest.resize,
+                "class_table": table.to_json(), "data_dir": data_dir, "precision": policy,
+                "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+                "steps_per_epoch": steps_per_epoch, "config": cfg.to_dict()}
+    check_model_dir(model_dir, run_info)
+    if chief:
+        tf.io.gfile.makedirs(model_dir)
+        schema.write_json_atomic(schema.join(model_dir, "config.json"), run_info)
+
+    fill = IGNORE_LABEL if manifest.resize == "pad" else 0
+    with strategy.scope():
+        network = build_model(cfg.model, table.num_classes, manifest.image_size,
+                              weights=cfg.weights or None, width=cfg.width)
+        set_batchnorm_momentum(network, cfg.bn_momentum)
+        parser = task.FaceParser(network, table, cfg.loss, AugmentConfig(**cfg.augment.to_dict()),
+                                 fill_label=fill, seed=cfg.seed)
+        lr = task.learning_rate(cfg, steps_per_epoch)
+        optimizer = task.make_optimizer(cfg, lr)
+        parser.compile(optimizer=optimizer, jit_compile=cfg.jit_compile,
+                       steps_per_execution=cfg.steps_per_execution)
+        parser(tf.zeros((1, manifest.image_size, manifest.image_size, 3)))  # build
+
+    input_cfg = dict(global_batch_size=cfg.batch_size, shuffle_buffer=cfg.input.shuffle_buffer,
+                     cache=cfg.input.cache, seed=cfg.seed)
+    train_ds = pipeline.distributed_dataset(strategy, manifest, cfg.train_split, True,
+                                            pipeline.InputConfig(**input_cfg, take=cfg.input.take or None))
+    val_cfg = pipeline.InputConfig(**input_cfg, repeat=True)  # Keras keeps one iterator
+    val_ds = pipeline.distributed_dataset(strategy, manifest, cfg.val_split, False, val_cfg)
+    val_steps = pipeline.eval_steps(manifest, cfg.val_split, val_cfg, distribute.num_workers(strategy))
+
+    guard = callbacks.NanGuard(cfg.nan_retries,
+                               lambda f: task.lower_learning_rate(optimizer, lr, f), cfg.nan_lr_factor)
+    cbs = [callbacks.TrainingLog(cfg.batch_size, cfg.epochs), guard]
+    if cfg.ema_momentum > 0:
+        cbs.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    cbs.append(keras.callbacks.BackupAndRestore(
+        schema.join(model_dir, "backup"), save_freq=cfg.backup_every_steps or "epoch"))
+    if cfg.schedule.name == "plateau":
+        cbs.append(keras.callbacks.ReduceLROnPlateau(
+            "val_loss", factor=cfg.schedule.plateau_factor, patience=cfg.schedule.plateau_patience,
+            min_lr=cfg.schedule.min_learning_rate))
+    if cfg.early_stopping_patience:
+        cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=cfg.early_stopping_patience))
+    if chief:
+        images, masks = overlay_examples(manifest, cfg.val_split, cfg.overlay_images)
+        profile = tuple(int(s) for s in profile_steps.split(",")) if profile_steps else 0
+        cbs += [callbacks.NetworkCheckpoints(model_dir),
+                callbacks.Summaries(schema.join(model_dir, "tensorboard"), table, images, masks),
+                keras.callbacks.TensorBoard(schema.join(model_dir, "tensorboard"),
+                                            write_graph=False, profile_batch=profile),
+                keras.callbacks.CSVLogger(schema.join(model_dir, "history.csv"), append=True)]
+
+    with pipeline.naming_bad_shards(manifest, cfg.train_split), \
+            pipeline.naming_bad_shards(manifest, cfg.val_split):
+        history = parser.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+                             validation_data=val_ds, validation_steps=val_steps, callbacks=cbs,
+                             shuffle=False,
+                             verbose=1 if sys.stdout.isatty() else 2)
+
+    summary = {"steps": int(optimizer.iterations.numpy()),
+               "epochs_run": len(history.epoch), "nan_restores": guard.restores,
+               "failure": guard.failure, "weights_checksum": callbacks.weights_checksum(network)}
+    if history.epoch:
+        summary["last"] = {k: float(v[-1]) for k, v in history.history.items()}
+    val_scores = parser.confusion.scores() if history.epoch else None
+    if val_scores:
+        summary["val_scores"] = val_scores
+        print("\nvalidation, last epoch:\n" + report.score_table(val_scores, table))
+    logging.info("finished: %d steps, weights checksum %s", summary["steps"],
+                 summary["weights_checksum"])
+    print(f"final weights checksum: {summary['weights_checksum']} after {summary['steps']} steps")
+    return summary
+
+
+def main(argv):
+    del argv
+    if not FLAGS.data_dir or not FLAGS.model_dir:
+        raise app.UsageError("--data_dir and --model_dir are required")
+    try:
+        summary = run(FLAGS.config, FLAGS.data_dir, FLAGS.model_dir, FLAGS.strategy, FLAGS.tpu,
+                      FLAGS.precision, FLAGS.profile_steps, FLAGS.verify_data)
+    except (SetupError, distribute.StrategyError, pipeline.CorruptShardError,
+            FileNotFoundError, ValueError) as e:
+        print(f"train failed: {e}", file=sys.stderr)
+        sys.exit(1)
+    if summary["failure"]:
+        print(f"train stopped: {summary['failure']}", file=sys.stderr)
+        sys.exit(1)
+    if not math.isfinite(summary.get("last", {}).get("loss", 0.0)):
+        sys.exit(1)
+
+
+def _resolve_config_names(argv: list[str]) -> list[str]:
+    """Let ``--config=smoke`` name a packaged config file."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--config="):
+            arg = "--config=" + configs.path_of(arg[len("--config="):])
+        out.append(arg)
+    return out
+
+
+if __name__ == "__main__":
+    app.run(main, argv=_resolve_config_names(sys.argv))

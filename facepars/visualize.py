@@ -1,0 +1,54 @@
+"""Pictures for people: coloured overlays and confusion-matrix heatmaps."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from facepars.classes import IGNORE_LABEL, ClassTable
+
+
+def colorize(labels: np.ndarray, table: ClassTable) -> np.ndarray:
+    """Class ids -> RGB; the ignore label shows grey."""
+    palette = np.zeros((256, 3), np.uint8)
+    palette[:table.num_classes] = table.palette()
+    palette[IGNORE_LABEL] = (128, 128, 128)
+    return palette[labels]
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, table: ClassTable, alpha: float = 0.5) -> np.ndarray:
+    """The photo blended with class colours; background pixels stay the photo."""
+    colours = colorize(labels, table).astype(np.float32)
+    blend = np.where((labels == 0)[..., None], 0.0, alpha)
+    return (image.astype(np.float32) * (1 - blend) + colours * blend).astype(np.uint8)
+
+
+def confusion_png(confusion: np.ndarray, table: ClassTable, title: str = "") -> bytes:
+    """Row-normalised confusion matrix (recall on the diagonal) with class names."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(confusion, np.float64)
+    rows = cm.sum(1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    size = 1.2 + 0.6 * table.num_classes
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(table.num_classes), table.names, rotation=40, ha="right")
+    ax.set_yticks(range(table.num_classes), table.names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(table.num_classes):
+        for j in range(table.num_classes):
+            if norm[i, j] >= 0.005:
+                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title or "confusion matrix (rows normalised)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
