@@ -70,33 +70,37 @@ class NanGuard(keras.callbacks.Callback):
         self._snapshot()
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs and math.isfinite(logs.get("loss", 0.0)):
+        logs = logs or {}
+        bad = [k for k in ("loss", "val_loss") if not math.isfinite(logs.get(k, 0.0))]
+        if bad:
+            self._recover(logs[bad[0]], f"{bad[0]} at the end of epoch {epoch + 1}")
+        else:
             self._snapshot()
 
     def on_train_batch_end(self, batch, logs=None):
         loss = float((logs or {}).get("loss", 0.0))
-        if math.isfinite(loss):
-            return
-        step = int(self.model.optimizer.iterations.numpy())
+        if not math.isfinite(loss):
+            self._recover(loss, f"loss at step {int(self.model.optimizer.iterations.numpy())}")
+
+    def _recover(self, value, where: str):
         if self.restores >= self.retries:
-            self.failure = (f"the loss became {loss} at step {step} again after {self.restores} "
-                            f"restore(s) with the learning rate lowered by {self.factor} each time; "
-                            "stopping. Lower the learning rate or check the data.")
+            self.failure = (f"{where} was {value} again after {self.restores} restore(s) with the "
+                            f"learning rate lowered by {self.factor} each time; stopping. Lower "
+                            "the learning rate or check the data.")
             logging.error("%s", self.failure)
             self.model.stop_training = True
             return
         self.restores += 1
-        for variable, value in zip(self.model.network.weights, self._good):
-            variable.assign(value)
-        for variable in self.model.optimizer.variables:
-            if variable is not self.model.optimizer.iterations and "iteration" not in variable.name:
-                if "learning_rate" not in variable.name:
-                    variable.assign(tf.zeros_like(variable))
+        for variable, value_ in zip(self.model.network.weights, self._good):
+            variable.assign(value_)
+        for variable in self.model.optimizer.variables:  # momentum etc. may hold NaN too
+            if variable is not self.model.optimizer.iterations and "learning_rate" not in variable.name:
+                variable.assign(tf.zeros_like(variable))
         new_lr = self.lower_learning_rate(self.factor)
         self.model.reset_metrics()
-        logging.warning("loss became %s at step %d: restored the last good weights and "
-                        "lowered the learning rate to %.3g (restore %d of %d)", loss, step,
-                        new_lr, self.restores, self.retries)
+        logging.warning("%s was %s: restored the last good weights and lowered the learning "
+                        "rate to %.3g (restore %d of %d)", where, value, new_lr, self.restores,
+                        self.retries)
 
 
 class NetworkCheckpoints(keras.callbacks.Callback):
@@ -137,13 +141,16 @@ class Summaries(keras.callbacks.Callback):
     matrix as a heatmap, and a fixed set of validation overlays (ground truth |
     prediction) each epoch. Scalars from the epoch logs are Keras's TensorBoard's."""
 
-    def __init__(self, log_dir: str, table: ClassTable, val_images: np.ndarray,
+    def __init__(self, log_dir: str | None, table: ClassTable, val_images: np.ndarray,
                  val_masks: np.ndarray):
+        """``log_dir=None`` on non-chief workers: they read the (summed) confusion
+        matrices too, since under MultiWorkerMirroredStrategy a read is a
+        collective every worker must join, but write nothing."""
         super().__init__()
         self.table = table
         self.val_images, self.val_masks = val_images, val_masks
-        self.writers = {s: tf.summary.create_file_writer(schema.join(log_dir, s))
-                        for s in ("train", "validation")}
+        self.writers = {} if log_dir is None else {
+            s: tf.summary.create_file_writer(schema.join(log_dir, s)) for s in ("train", "validation")}
         self._train_scores = None
         self._train_confusion = None
 
@@ -155,6 +162,8 @@ class Summaries(keras.callbacks.Callback):
         matrices = {"validation": self.model.confusion.confusion.numpy()}
         if self._train_confusion is not None:
             matrices["train"] = self._train_confusion
+        if not self.writers:
+            return
         for split, cm in matrices.items():
             with self.writers[split].as_default(step=epoch):
                 for name, value in scores_from_confusion(cm, self.table).items():

@@ -33,13 +33,13 @@ def make_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.S
     """auto: a TPU if one is reachable, else all local GPUs, else the CPU."""
     if name == "tpu" or (name == "auto" and (tpu or os.environ.get("TPU_NAME"))):
         return _tpu_strategy(tpu)
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "multi_worker":
+    if name == "multi_worker":  # first: collectives must be set up before any other op
         if "TF_CONFIG" not in os.environ:
             raise StrategyError("--strategy=multi_worker reads the cluster from TF_CONFIG, "
                                 "which is not set (see tpu/README.md for an example)")
         json.loads(os.environ["TF_CONFIG"])  # fail early on malformed JSON
         return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
     if name in ("one_device", "auto"):

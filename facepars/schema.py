@@ -98,6 +98,10 @@ def write_json_atomic(path: str, data: dict) -> None:
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
+class ManifestError(ValueError):
+    """A manifest that is missing, unreadable or of another format version."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Shard:
     path: str
@@ -116,15 +120,15 @@ class Manifest:
     def load(cls, data_dir: str) -> "Manifest":
         path = join(data_dir, MANIFEST)
         if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(
+            raise ManifestError(
                 f"{path}: no manifest; is {data_dir} the output of facepars.prepare?")
         try:
             with tf.io.gfile.GFile(path) as f:
                 data = json.load(f)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from e
+            raise ManifestError(f"{path}: not valid JSON ({e})") from e
         if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: manifest format {data.get('format_version')}, "
+            raise ManifestError(f"{path}: manifest format {data.get('format_version')}, "
                              f"this facepars reads {FORMAT_VERSION}")
         return cls(data_dir, data)
 

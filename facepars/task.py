@@ -24,6 +24,11 @@ from facepars.losses import TERMS, fused_loss
 from facepars.metrics import ConfusionMatrixMetric
 
 
+def _multi_worker(strategy) -> bool:
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
+
+
 def to_model_input(images: tf.Tensor) -> tf.Tensor:
     """uint8 pixels -> the [0, 1] float32 every facepars model takes (the seed's scaling)."""
     return tf.cast(images, tf.float32) / 255.0
@@ -60,6 +65,11 @@ class FaceParser(keras.Model):
         self.confusion.update_state(masks, logits)
         logs = {name: tracker.result() for name, tracker in self.trackers.items()}
         logs.update(self.confusion.result())
+        if _multi_worker(self.distribute_strategy):
+            # Keras 3 reduces logs with strategy.reduce("MEAN", v, axis=0) under
+            # MultiWorkerMirroredStrategy, which fails on scalars (TensorFlow issue
+            # 72388); a length-1 axis reduces back to the scalar.
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
         return logs
 
     def _step_seed(self) -> tf.Tensor:
@@ -86,6 +96,17 @@ class FaceParser(keras.Model):
     def test_step(self, data):
         logits = self.network(to_model_input(data["image"]), training=False)
         return self._record(self._loss(data["mask"], logits), data["mask"], logits)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Build the optimizer; the network and metrics are built before fit.
+
+        Keras's own version reduces a first batch across replicas to build the
+        model lazily, and TensorFlow's collective reduce takes no nested batch:
+        under MultiWorkerMirroredStrategy it fails on our dict batches.
+        """
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.network.trainable_variables)
 
     def predict_step(self, data):
         images = data["image"] if isinstance(data, dict) else data

@@ -29,7 +29,7 @@ from facepars import callbacks, configs, distribute, report, schema, task
 from facepars.data import integrity, pipeline
 from facepars.data.augment import AugmentConfig
 from facepars.classes import IGNORE_LABEL
-from facepars.models import build_model, set_batchnorm_momentum
+from facepars.models import build_model, configure_batchnorm
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config name (facepars/configs) or file path.",
@@ -115,7 +115,7 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     with strategy.scope():
         network = build_model(cfg.model, table.num_classes, manifest.image_size,
                               weights=cfg.weights or None, width=cfg.width)
-        set_batchnorm_momentum(network, cfg.bn_momentum)
+        configure_batchnorm(network, cfg.bn_momentum, cfg.sync_batchnorm)
         parser = task.FaceParser(network, table, cfg.loss, AugmentConfig(**cfg.augment.to_dict()),
                                  fill_label=fill, seed=cfg.seed)
         lr = task.learning_rate(cfg, steps_per_epoch)
@@ -137,19 +137,22 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     cbs = [callbacks.TrainingLog(cfg.batch_size, cfg.epochs), guard]
     if cfg.ema_momentum > 0:
         cbs.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    cbs.append(keras.callbacks.BackupAndRestore(
-        schema.join(model_dir, "backup"), save_freq=cfg.backup_every_steps or "epoch"))
+    backup = schema.join(model_dir, "backup")
+    if distribute.num_workers(strategy) > 1:  # each worker restores its own copy
+        backup = schema.join(backup, f"worker-{strategy.cluster_resolver.task_id}")
+    cbs.append(keras.callbacks.BackupAndRestore(backup, save_freq=cfg.backup_every_steps or "epoch"))
     if cfg.schedule.name == "plateau":
         cbs.append(keras.callbacks.ReduceLROnPlateau(
             "val_loss", factor=cfg.schedule.plateau_factor, patience=cfg.schedule.plateau_patience,
             min_lr=cfg.schedule.min_learning_rate))
     if cfg.early_stopping_patience:
         cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=cfg.early_stopping_patience))
+    images, masks = overlay_examples(manifest, cfg.val_split, cfg.overlay_images if chief else 0)
+    cbs.append(callbacks.Summaries(schema.join(model_dir, "tensorboard") if chief else None,
+                                   table, images, masks))
     if chief:
-        images, masks = overlay_examples(manifest, cfg.val_split, cfg.overlay_images)
         profile = tuple(int(s) for s in profile_steps.split(",")) if profile_steps else 0
         cbs += [callbacks.NetworkCheckpoints(model_dir),
-                callbacks.Summaries(schema.join(model_dir, "tensorboard"), table, images, masks),
                 keras.callbacks.TensorBoard(schema.join(model_dir, "tensorboard"),
                                             write_graph=False, profile_batch=profile),
                 keras.callbacks.CSVLogger(schema.join(model_dir, "history.csv"), append=True)]
@@ -184,7 +187,7 @@ def main(argv):
         summary = run(FLAGS.config, FLAGS.data_dir, FLAGS.model_dir, FLAGS.strategy, FLAGS.tpu,
                       FLAGS.precision, FLAGS.profile_steps, FLAGS.verify_data)
     except (SetupError, distribute.StrategyError, pipeline.CorruptShardError,
-            FileNotFoundError, ValueError) as e:
+            schema.ManifestError) as e:
         print(f"train failed: {e}", file=sys.stderr)
         sys.exit(1)
     if summary["failure"]:

@@ -29,7 +29,7 @@ def main(argv):
         raise app.UsageError("--data_dir is required")
     try:
         manifest, problems = verify(FLAGS.data_dir)
-    except (FileNotFoundError, ValueError) as e:
+    except schema.ManifestError as e:
         print(f"verify failed: {e}", file=sys.stderr)
         sys.exit(1)
     print(report.summary(manifest.data))

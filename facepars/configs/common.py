@@ -13,6 +13,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.width = 1.0                 # channel multiplier (tests and demos build narrow models)
     c.weights = ""                # "", "imagenet" or a Keras-application weights file
     c.bn_momentum = 0.99          # BatchNormalization moving-average momentum
+    c.sync_batchnorm = True       # batch statistics over the global batch
     c.batch_size = 32             # global batch, split over the replicas
     c.epochs = 40
     c.steps_per_epoch = 0         # 0: one pass over the train split

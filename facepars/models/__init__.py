@@ -25,16 +25,20 @@ def build_model(name: str, num_classes: int, input_size: int = 256, weights=None
     return MODELS[name](num_classes, input_size=input_size, weights=weights, width=width)
 
 
-def set_batchnorm_momentum(model: keras.Model, momentum: float) -> None:
-    """Set every BatchNormalization's moving-average momentum.
+def configure_batchnorm(model: keras.Model, momentum: float, synchronized: bool) -> None:
+    """Set every BatchNormalization's momentum and cross-replica synchronisation.
 
-    The Keras applications use 0.99-0.999, tuned for long ImageNet runs; a short
-    run from scratch needs a faster average or its inference statistics lag far
-    behind the weights (a model that trains well and predicts only background).
+    Synchronised: batch statistics over the global batch, not each replica's few
+    images (what segmentation needs at small per-replica batches, and what makes
+    N replicas train like one device). Momentum: the Keras applications use
+    0.99-0.999, tuned for long ImageNet runs; a short run from scratch needs a
+    faster average, or inference statistics lag behind the weights (a model that
+    trains well and predicts only background).
     """
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = momentum
+            layer.synchronized = synchronized
 
 
 def load_model(path: str) -> keras.Model:
