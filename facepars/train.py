@@ -32,16 +32,6 @@ from facepars.classes import IGNORE_LABEL
 from facepars.models import build_model, configure_batchnorm
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config name (facepars/configs) or file path.",
-                                lock_config=True)
-flags.DEFINE_string("data_dir", None, "Prepared data: the directory of manifest.json.")
-flags.DEFINE_string("model_dir", None, "Where checkpoints, logs and TensorBoard go (local or gs://).")
-flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES), "Distribution strategy.")
-flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (for --strategy=tpu or auto).")
-flags.DEFINE_enum("precision", "auto", list(distribute.PRECISIONS),
-                  "auto: bfloat16 on TPU, float16 on GPU, float32 on CPU.")
-flags.DEFINE_string("profile_steps", "", "Profile steps A,B into TensorBoard (e.g. 10,15).")
-flags.DEFINE_bool("verify_data", True, "Check every shard's checksum before the first step.")
 
 
 class SetupError(Exception):
@@ -179,6 +169,20 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     return summary
 
 
+def define_flags():
+    """Command-line flags, defined only when run as a program (so modules import together)."""
+    config_flags.DEFINE_config_file("config", None, "Config name (facepars/configs) or file path.",
+                                    lock_config=True)
+    flags.DEFINE_string("data_dir", None, "Prepared data: the directory of manifest.json.")
+    flags.DEFINE_string("model_dir", None, "Where checkpoints, logs and TensorBoard go (local or gs://).")
+    flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES), "Distribution strategy.")
+    flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (for --strategy=tpu or auto).")
+    flags.DEFINE_enum("precision", "auto", list(distribute.PRECISIONS),
+                      "auto: bfloat16 on TPU, float16 on GPU, float32 on CPU.")
+    flags.DEFINE_string("profile_steps", "", "Profile steps A,B into TensorBoard (e.g. 10,15).")
+    flags.DEFINE_bool("verify_data", True, "Check every shard's checksum before the first step.")
+
+
 def main(argv):
     del argv
     if not FLAGS.data_dir or not FLAGS.model_dir:
@@ -208,4 +212,5 @@ def _resolve_config_names(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main, argv=_resolve_config_names(sys.argv))

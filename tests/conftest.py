@@ -54,3 +54,17 @@ def synthetic_data(tmp_path_factory):
     shards.run(shards.PrepareConfig(output_dir=out, num_examples=80, image_size=64,
                                     shard_size=8, synthetic_size=96, workers=1))
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(synthetic_data, tmp_path_factory):
+    """A tiny model trained briefly on the synthetic set (for evaluate/predict/export)."""
+    import keras
+    from facepars import train
+    from facepars.configs import smoke
+    cfg = smoke.get_config()
+    cfg.epochs, cfg.steps_per_epoch, cfg.overlay_images, cfg.batch_size = 2, 10, 0, 8
+    model_dir = str(tmp_path_factory.mktemp("trained") / "run")
+    train.run(cfg, synthetic_data, model_dir, "one_device")
+    keras.mixed_precision.set_global_policy("float32")
+    return model_dir

@@ -1,0 +1,151 @@
+r"""Per-class report of a trained model on a split: ``python -m facepars.evaluate``.
+
+    python -m facepars.evaluate --model=/tmp/run --data_dir=/tmp/syn --split=val \
+        --output_dir=/tmp/run/eval [--original_resolution --input_dir=RAW]
+
+``--model`` is a training model_dir (its best.keras), a ``.keras`` file with the
+config.json facepars.train wrote beside it, or an exported SavedModel. Scores
+come from one confusion matrix over the whole split (every record exactly once),
+at the network resolution from the shards; with ``--original_resolution`` also
+at each photo's own size: the logits resized back (undoing stretch or pad) and
+compared with the original mask remapped, the protocol of the face-parsing
+literature. Writes ``SPLIT_report.json`` and ``SPLIT_confusion.png``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+from facepars import classes, distribute, report, schema, visualize
+from facepars.data import images as image_ops
+from facepars.data import pipeline, sources
+from facepars.inference import Predictor, logits_to_photo, to_network_input
+from facepars.metrics import ConfusionMatrixMetric, batch_confusion, scores_from_confusion
+from facepars.progress import Progress
+
+FLAGS = flags.FLAGS
+
+
+def network_resolution(predictor: Predictor, manifest: schema.Manifest, split: str,
+                       batch_size: int, strategy: tf.distribute.Strategy) -> np.ndarray:
+    """Confusion matrix of the split at the network's input size, under ``strategy``."""
+    with strategy.scope():
+        metric = ConfusionMatrixMetric(manifest.class_table)
+    cfg = pipeline.InputConfig(global_batch_size=batch_size)
+    dataset = pipeline.distributed_dataset(strategy, manifest, split, False, cfg)
+    steps = pipeline.eval_steps(manifest, split, cfg, distribute.num_workers(strategy))
+
+    @tf.function
+    def step(batch):
+        metric.update_state(batch["mask"], predictor.network_logits(batch["image"]))
+
+    progress = Progress(f"evaluate {split}", steps, "batches")
+    with pipeline.naming_bad_shards(manifest, split):
+        for batch in dataset:
+            strategy.run(step, args=(batch,))
+            progress.update()
+    return metric.confusion.numpy()
+
+
+def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: str,
+                        input_dir: str | None) -> np.ndarray:
+    """Confusion matrix at each source photo's own size, against its own mask."""
+    settings = manifest.data["settings"]
+    listing, _ = sources.list_source(settings["source"], input_dir, settings["num_examples"],
+                                     settings["seed"], settings["synthetic_size"])
+    pairs = {p.source_id: p for split_pairs in listing.values() for p in split_pairs}
+    lut, _ = classes.SOURCE_TABLES[settings["source"]].lookup_table(
+        classes.TAXONOMIES[manifest.class_table.name])
+    ids = [i.decode() for b in pipeline.make_dataset(
+        manifest, split, False, pipeline.InputConfig(global_batch_size=1), with_ids=True)
+        for i in b["source_id"].numpy() if i]
+    num_classes = manifest.class_table.num_classes
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    progress = Progress(f"evaluate {split} at original resolution", len(ids), "photos")
+    for source_id in ids:
+        if source_id not in pairs:
+            raise FileNotFoundError(f"{source_id}: in the shards but not under {input_dir}")
+        photo, raw = pairs[source_id].load()
+        network_input, _ = to_network_input(photo, predictor.image_size, predictor.resize)
+        # Back to the mask's size (CelebAMask-HQ masks are half the photo's).
+        geo = image_ops.geometry(raw.shape[0], raw.shape[1], predictor.image_size, predictor.resize)
+        logits = logits_to_photo(predictor.network_logits(network_input[None])[0], geo)
+        confusion += batch_confusion(lut[raw], tf.argmax(logits, -1), num_classes).numpy()
+        progress.update()
+    return confusion
+
+
+def describe(confusion: np.ndarray, table: classes.ClassTable, title: str) -> dict:
+    scores = scores_from_confusion(confusion, table)
+    pixels = confusion.sum(1)
+    print(f"\n{title}\n" + report.score_table(scores, table, pixels))
+    return {"scores": scores, "confusion": confusion.tolist(),
+            "pixels": {n: int(p) for n, p in zip(table.names, pixels)}}
+
+
+def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_size: int = 16,
+        strategy_name: str = "auto", tpu=None, original: bool = False, input_dir=None) -> dict:
+    strategy = distribute.make_strategy(strategy_name, tpu)
+    manifest = schema.Manifest.load(data_dir)
+    with strategy.scope():
+        predictor = Predictor.load(model)
+    table = manifest.class_table
+    if predictor.table != table:
+        raise ValueError(f"{model} predicts {predictor.table.name} classes, "
+                         f"{data_dir} holds {table.name}")
+    result = {"model": model, "data_dir": data_dir, "split": split,
+              "records": manifest.num_records(split)}
+    cm = network_resolution(predictor, manifest, split, batch_size, strategy)
+    result["network_resolution"] = describe(
+        cm, table, f"{split}, {manifest.num_records(split)} records at "
+                   f"{manifest.image_size}x{manifest.image_size}:")
+    pictures = {"network": cm}
+    if original:
+        cm_orig = original_resolution(predictor, manifest, split, input_dir)
+        result["original_resolution"] = describe(cm_orig, table, f"{split} at original resolution:")
+        pictures["original"] = cm_orig
+    if output_dir:
+        tf.io.gfile.makedirs(output_dir)
+        schema.write_json_atomic(schema.join(output_dir, f"{split}_report.json"), result)
+        for name, matrix in pictures.items():
+            suffix = "" if name == "network" else "_original"
+            with tf.io.gfile.GFile(schema.join(output_dir, f"{split}_confusion{suffix}.png"), "wb") as f:
+                f.write(visualize.confusion_png(matrix, table, f"{split} ({name} resolution)"))
+        print(f"\nreport: {schema.join(output_dir, f'{split}_report.json')}")
+    return result
+
+
+def define_flags():
+    """Command-line flags, defined only when run as a program (so modules import together)."""
+    flags.DEFINE_string("model", None, "model_dir, .keras file or SavedModel directory.")
+    flags.DEFINE_string("data_dir", None, "Prepared data (manifest.json).")
+    flags.DEFINE_string("split", "val", "Split to score.")
+    flags.DEFINE_string("output_dir", None, "Where the JSON report and confusion PNG go.")
+    flags.DEFINE_integer("batch_size", 16, "Global batch size.")
+    flags.DEFINE_bool("original_resolution", False, "Also score at each photo's own size.")
+    flags.DEFINE_string("input_dir", None, "Raw source data (for --original_resolution).")
+    flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES), "Distribution strategy.")
+    flags.DEFINE_string("tpu", None, "TPU name or address.")
+
+
+def main(argv):
+    del argv
+    if not FLAGS.model or not FLAGS.data_dir:
+        raise app.UsageError("--model and --data_dir are required")
+    try:
+        run(FLAGS.model, FLAGS.data_dir, FLAGS.split, FLAGS.output_dir, FLAGS.batch_size,
+            FLAGS.strategy, FLAGS.tpu, FLAGS.original_resolution, FLAGS.input_dir)
+    except (schema.ManifestError, FileNotFoundError, KeyError, pipeline.CorruptShardError,
+            sources.LayoutError, distribute.StrategyError) as e:
+        print(f"evaluate failed: {e}", file=sys.stderr)
+        sys.exit(1)
+    logging.info("done")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

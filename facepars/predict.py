@@ -1,0 +1,125 @@
+r"""Parse faces in photos of any size: ``python -m facepars.predict``.
+
+    python -m facepars.predict --model=/tmp/run --output_dir=/tmp/out photos/ 'more/*.jpg'
+
+Inputs are files, directories (searched recursively) and globs. EXIF orientation
+is applied; grey, RGBA, palette, CMYK and 16-bit images are accepted. For each
+photo, under ``--output_dir`` with the input's relative name:
+
+  NAME.labels.png    palette PNG: pixel values are class ids, the palette the class colours
+  NAME.overlay.jpg   the photo blended with the class colours
+  NAME.probs.npz     per-class probabilities (with --probabilities)
+
+and ``summary.json`` with each photo's per-class pixel fractions. A file that
+cannot be read is reported by name and skipped; the exit code is 1 if any was.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+from absl import app, flags, logging
+from PIL import Image
+
+from facepars import visualize
+from facepars.data import images as image_ops
+from facepars.data.images import BadInput
+from facepars.inference import Predictor
+from facepars.progress import Progress
+
+FLAGS = flags.FLAGS
+
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+
+
+def collect(inputs: list[str]) -> list[tuple[str, str]]:
+    """(path, output name) for every photo: names relative to the directory given."""
+    found = []
+    for item in inputs:
+        if os.path.isdir(item):
+            for root, _, files in os.walk(item):
+                for name in sorted(files):
+                    if name.lower().endswith(PHOTO_EXTENSIONS):
+                        path = os.path.join(root, name)
+                        found.append((path, os.path.relpath(path, item)))
+        else:
+            matches = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
+            found += [(p, os.path.basename(p)) for p in matches]
+    return sorted(set(found))
+
+
+def write_outputs(output_dir: str, name: str, photo: np.ndarray, prediction, table) -> dict:
+    stem = os.path.join(output_dir, os.path.splitext(name)[0])
+    os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
+    with open(stem + ".labels.png", "wb") as f:
+        f.write(image_ops.encode_mask(prediction.labels, table.palette()))
+    Image.fromarray(visualize.overlay(photo, prediction.labels, table)).save(stem + ".overlay.jpg",
+                                                                             quality=90)
+    if prediction.probabilities is not None:
+        np.savez_compressed(stem + ".probs.npz", probabilities=prediction.probabilities.astype(np.float16),
+                            classes=np.array(table.names))
+    counts = np.bincount(prediction.labels.ravel(), minlength=table.num_classes)
+    return {n: float(c) / prediction.labels.size for n, c in zip(table.names, counts)}
+
+
+def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
+        probabilities: bool = False) -> tuple[dict, list[str]]:
+    """Returns the per-photo summary and the list of failures ("path: problem")."""
+    predictor = Predictor.load(model)
+    photos = collect(inputs)
+    os.makedirs(output_dir, exist_ok=True)
+    summary, failures = {}, []
+    progress = Progress("predict", len(photos), "photos", every=2.0)
+    for start in range(0, len(photos), batch_size):
+        batch = []
+        for path, name in photos[start:start + batch_size]:
+            try:
+                batch.append((name, image_ops.read_image(path, apply_exif=True)[0]))
+            except BadInput as e:
+                failures.append(str(e))
+                logging.warning("skipped %s", e)
+                progress.update()
+        if not batch:
+            continue
+        for (name, photo), prediction in zip(batch, predictor.predict_batch(
+                [p for _, p in batch], probabilities)):
+            summary[name] = write_outputs(output_dir, name, photo, prediction, predictor.table)
+            progress.update()
+    with open(os.path.join(output_dir, "summary.json"), "w") as f:
+        json.dump({"model": model, "photos": summary, "failures": failures}, f, indent=1)
+    return summary, failures
+
+
+def define_flags():
+    """Command-line flags, defined only when run as a program (so modules import together)."""
+    flags.DEFINE_string("model", None, "model_dir, .keras file or SavedModel directory.")
+    flags.DEFINE_string("output_dir", None, "Where the outputs go (nothing is written elsewhere).")
+    flags.DEFINE_integer("batch_size", 8, "Photos per network call.")
+    flags.DEFINE_bool("probabilities", False, "Also write per-class probability maps (.npz).")
+
+
+def main(argv):
+    inputs = argv[1:]
+    if not FLAGS.model or not FLAGS.output_dir or not inputs:
+        raise app.UsageError("usage: --model=M --output_dir=D PHOTO_OR_DIR_OR_GLOB ...")
+    summary, failures = run(FLAGS.model, inputs, FLAGS.output_dir, FLAGS.batch_size,
+                            FLAGS.probabilities)
+    if summary:
+        names = next(iter(summary.values())).keys()
+        print(f"{'photo':<40}" + "".join(f"{n[:9]:>10}" for n in names))
+        for photo, fractions in summary.items():
+            print(f"{photo[:40]:<40}" + "".join(f"{fractions[n]:>10.3f}" for n in names))
+    print(f"\n{len(summary)} photos parsed into {FLAGS.output_dir}, {len(failures)} failed")
+    for failure in failures:
+        print(f"  failed: {failure}", file=sys.stderr)
+    if failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
