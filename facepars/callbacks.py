@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
 import os
@@ -66,8 +67,9 @@ class NanGuard(keras.callbacks.Callback):
     def _snapshot(self):
         self._good = [v.numpy() for v in self.model.network.weights]
 
-    def on_train_begin(self, logs=None):
-        self._snapshot()
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._good is None:  # after every on_train_begin: BackupAndRestore has restored
+            self._snapshot()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -134,6 +136,43 @@ class NetworkCheckpoints(keras.callbacks.Callback):
             record = {"epoch": epoch + 1, self.monitor: score,
                       **{k: float(v) for k, v in logs.items() if k.startswith("val_")}}
             schema.write_json_atomic(schema.join(self.model_dir, "best.json"), record)
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """``history.csv``, one row per finished epoch, consistent with resumption.
+
+    On (re)start, rows of the epoch being resumed and later are dropped: a run
+    killed after writing a row but before its backup reruns that epoch, and the
+    file still holds every epoch exactly once. Place it before BackupAndRestore.
+    """
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self._started = False
+
+    def _rows(self) -> list[dict]:
+        if not tf.io.gfile.exists(self.path):
+            return []
+        with tf.io.gfile.GFile(self.path) as f:
+            return list(csv.DictReader(f))
+
+    def _write(self, rows: list[dict]) -> None:
+        keys = sorted({k for row in rows for k in row} - {"epoch"})
+        with tf.io.gfile.GFile(self.path + ".tmp", "w") as f:
+            writer = csv.DictWriter(f, ["epoch"] + keys)
+            writer.writeheader()
+            writer.writerows(rows)
+        tf.io.gfile.rename(self.path + ".tmp", self.path, overwrite=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._started:
+            self._started = True
+            self._write([r for r in self._rows() if int(r["epoch"]) < epoch])
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
+        self._write(self._rows() + [row])
 
 
 class Summaries(keras.callbacks.Callback):

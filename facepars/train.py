@@ -79,6 +79,7 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
         precision: str = "auto", profile_steps: str = "", verify_data: bool = True) -> dict:
     """One training run; returns a summary (best scores, steps, weights checksum)."""
     strategy = distribute.make_strategy(strategy_name, tpu)
+    keras.utils.set_random_seed(cfg.seed)  # the same initial weights on every run and worker
     policy = distribute.choose_precision(precision, strategy)
     keras.mixed_precision.set_global_policy(policy)
     chief = distribute.is_chief(strategy)
@@ -127,10 +128,6 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     cbs = [callbacks.TrainingLog(cfg.batch_size, cfg.epochs), guard]
     if cfg.ema_momentum > 0:
         cbs.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    backup = schema.join(model_dir, "backup")
-    if distribute.num_workers(strategy) > 1:  # each worker restores its own copy
-        backup = schema.join(backup, f"worker-{strategy.cluster_resolver.task_id}")
-    cbs.append(keras.callbacks.BackupAndRestore(backup, save_freq=cfg.backup_every_steps or "epoch"))
     if cfg.schedule.name == "plateau":
         cbs.append(keras.callbacks.ReduceLROnPlateau(
             "val_loss", factor=cfg.schedule.plateau_factor, patience=cfg.schedule.plateau_patience,
@@ -145,7 +142,12 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
         cbs += [callbacks.NetworkCheckpoints(model_dir),
                 keras.callbacks.TensorBoard(schema.join(model_dir, "tensorboard"),
                                             write_graph=False, profile_batch=profile),
-                keras.callbacks.CSVLogger(schema.join(model_dir, "history.csv"), append=True)]
+                callbacks.EpochHistory(schema.join(model_dir, "history.csv"))]
+    # Last: a backup marks an epoch done only once everything above has recorded it.
+    backup = schema.join(model_dir, "backup")
+    if distribute.num_workers(strategy) > 1:  # each worker restores its own copy
+        backup = schema.join(backup, f"worker-{strategy.cluster_resolver.task_id}")
+    cbs.append(keras.callbacks.BackupAndRestore(backup, save_freq=cfg.backup_every_steps or "epoch"))
 
     with pipeline.naming_bad_shards(manifest, cfg.train_split), \
             pipeline.naming_bad_shards(manifest, cfg.val_split):

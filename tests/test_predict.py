@@ -6,7 +6,7 @@ import skimage.data
 from PIL import Image
 
 from conftest import run_cli
-from facepars.inference import Predictor
+import facepars
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_predict_cli_on_real_and_awkward_photos(trained_run, photos, tmp_path):
 
 
 def test_predictor_api_returns_arrays_at_the_photo_size(trained_run):
-    predictor = Predictor.load(trained_run)
+    predictor = facepars.Predictor.load(trained_run)
     photo = skimage.data.astronaut()[:333, :201]
     prediction = predictor.predict(photo, probabilities=True)
     assert prediction.labels.shape == (333, 201) and prediction.labels.dtype == np.uint8

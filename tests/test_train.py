@@ -18,12 +18,11 @@ from conftest import REPO, run_cli
 from facepars import callbacks, distribute, schema, task, train
 from facepars.configs import smoke
 from facepars.data import pipeline, shards
-from facepars.data.augment import NO_AUGMENTATION
-from facepars.models import build_model, configure_batchnorm
 
 # The bound asserted on the learning run, from measured runs (see BUILD_NOTES.md):
-# 4 epochs x 25 steps of the smoke config at 96 px reached val face-class mIoU 0.3-0.4.
-LEARNING_BOUND = 0.2
+# 6 epochs x 25 steps of the smoke config at 96 px reached val face-class mIoU
+# 0.27-0.34 over four runs (training input order is not deterministic); chance is ~0.02.
+LEARNING_BOUND = 0.15
 
 
 @pytest.fixture(scope="module")
@@ -52,42 +51,17 @@ def _cfg(**overrides):
     return cfg
 
 
-def _parser(strategy, table, seed_weights=None):
-    with strategy.scope():
-        network = build_model("lraspp_mobilenetv3", table.num_classes, 64, width=0.25)
-        configure_batchnorm(network, 0.9, synchronized=True)
-        if seed_weights is not None:
-            network.set_weights(seed_weights)
-        parser = task.FaceParser(network, table, _cfg().loss, NO_AUGMENTATION)
-        parser.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
-        parser(tf.zeros((1, 64, 64, 3)))
-    return parser
-
-
+@pytest.mark.slow
 def test_mirrored_step_equals_one_device_step(synthetic_data):
-    # float64 layers, so what is left is the strategy's doing, not summation order
-    # (the loss itself stays float32).
-    keras.mixed_precision.set_global_policy("float64")
-    manifest = schema.Manifest.load(synthetic_data)
-    table = manifest.class_table
-    batch = next(iter(pipeline.make_dataset(manifest, "train", False,
-                                            pipeline.InputConfig(global_batch_size=8))))
-    one = _parser(tf.distribute.OneDeviceStrategy("/cpu:0"), table)
-    start = [w.numpy() for w in one.network.weights]
-    mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    two = _parser(mirrored_strategy, table, start)
-    data = tf.data.Dataset.from_tensors(batch)
-    one.fit(data, epochs=1, verbose=0)
-    two.fit(mirrored_strategy.experimental_distribute_dataset(data), epochs=1, verbose=0)
-    # Without synchronised batch norm the updates differ by 100% and more.
-    worst, moved = 0.0, 0
-    for a, b, s in zip(one.network.weights, two.network.weights, start):
-        step_one, step_two = a.numpy() - s, b.numpy() - s
-        scale = np.abs(step_one).max()
-        worst = max(worst, np.abs(step_one - step_two).max() / (scale + 1e-7))
-        moved += scale > 1e-4
-    assert moved > 20
-    assert worst < 1e-3
+    """In its own process: float64 layers need fresh collective instances, and the
+    comparison should see the strategy's doing, not float32 summation order."""
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "mirrored_step.py"),
+                           synthetic_data], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["moved"] > 20  # the step really trained something
+    assert result["worst"] < 1e-3, result
 
 
 def test_bfloat16_on_cpu_is_close_to_float32(face_data, tmp_path):
@@ -103,11 +77,12 @@ def test_bfloat16_on_cpu_is_close_to_float32(face_data, tmp_path):
 def test_learning_tensorboard_and_checkpoints(face_data, tmp_path):
     """The smoke config learns the synthetic faces; what the user sees is written."""
     model_dir = str(tmp_path / "run")
-    summary = train.run(_cfg(epochs=4, steps_per_epoch=25, overlay_images=3), face_data,
+    summary = train.run(_cfg(epochs=6, steps_per_epoch=25, overlay_images=3), face_data,
                         model_dir, "one_device")
     best = json.load(open(os.path.join(model_dir, "best.json")))
+    print(f"learning: best val face-class mIoU {best['val_miou_face']:.3f} at epoch {best['epoch']}")
     assert best["val_miou_face"] > LEARNING_BOUND, best
-    assert summary["steps"] == 100
+    assert summary["steps"] == 150
     for name in ("best.keras", "last.keras", "config.json", "history.csv"):
         assert os.path.exists(os.path.join(model_dir, name)), name
     config = json.load(open(os.path.join(model_dir, "config.json")))
@@ -128,6 +103,16 @@ def test_learning_tensorboard_and_checkpoints(face_data, tmp_path):
             assert tag in tags[split], (split, tag, sorted(tags[split]))
     assert {"epoch_learning_rate", "epoch_images_per_second", "epoch_step_time"} <= tags["train"]
     assert "overlays/ground_truth|prediction" in tags["validation"]
+
+
+@pytest.mark.parametrize("schedule,ema", [("poly", 0.9), ("plateau", 0.0)])
+def test_schedules_and_ema_run(face_data, tmp_path, schedule, ema):
+    cfg = _cfg(ema_momentum=ema, epochs=2, steps_per_epoch=2)
+    cfg.schedule.name, cfg.schedule.warmup_epochs = schedule, 0.5
+    cfg.optimizer.weight_decay = 1e-4
+    summary = train.run(cfg, face_data, str(tmp_path / "run"), "one_device")
+    assert summary["steps"] == 4 and np.isfinite(summary["last"]["val_loss"])
+    assert os.path.exists(tmp_path / "run" / "best.keras")
 
 
 def test_nan_loss_restores_lowers_the_rate_and_recovers(face_data, tmp_path):

@@ -1,0 +1,44 @@
+"""The launch kit is real shell: it parses, and --dry-run prints the commands."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+import fixtures
+from conftest import REPO
+
+SCRIPTS = sorted(glob.glob(os.path.join(REPO, "tpu", "*.sh")) + glob.glob(os.path.join(REPO, "data_prep", "*.sh")))
+ENV = dict(os.environ, PROJECT="proj", BUCKET="gs://bucket/fp", RUN="r1", WORKERS="h1:1,h2:2", INDEX="1")
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=os.path.basename)
+def test_scripts_parse(script):
+    subprocess.run(["bash", "-n", script], check=True)
+
+
+@pytest.mark.parametrize("script,expected", [
+    ("tpu/create.sh", "gcloud compute tpus tpu-vm create facepars-tpu --project=proj"),
+    ("tpu/train.sh", "--strategy=tpu --precision=mixed_bfloat16"),
+    ("tpu/tensorboard.sh", "tensorboard --logdir gs://bucket/fp/runs"),
+    ("tpu/teardown.sh", "gcloud compute tpus tpu-vm delete facepars-tpu"),
+    ("tpu/multi_worker.sh", '"task": {"type": "worker", "index": 1}'),
+])
+def test_dry_run_prints_the_commands(script, expected):
+    out = subprocess.run(["bash", os.path.join(REPO, script), "--dry-run"], env=ENV,
+                         capture_output=True, text=True, check=True).stdout
+    assert expected in out.replace("\\", "")
+
+
+def test_fetch_dry_run_and_inspect_raw(tmp_path):
+    out = subprocess.run(["bash", os.path.join(REPO, "data_prep/fetch.sh"), "kaggle", str(tmp_path),
+                          "--dry-run"], capture_output=True, text=True, check=True).stdout
+    assert "kaggle datasets download -d ashish2001/multiclass-face-segmentation" in out
+    fixtures.write_kaggle(str(tmp_path / "k"), splits=(("train", 3), ("val", 1)), size=(120, 90))
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "data_prep/inspect_raw.py"),
+                           "--source=kaggle", f"--input_dir={tmp_path / 'k'}",
+                           f"--out={tmp_path / 'raw.png'}"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "train: 3 pairs" in proc.stdout and (tmp_path / "raw.png").exists()

@@ -1,0 +1,28 @@
+# Shared by the tpu/ scripts: settings, and run-or-print for --dry-run.
+# Override any of these in the environment.
+: "${PROJECT:=$(gcloud config get-value project 2>/dev/null || echo my-project)}"
+: "${ZONE:=us-central2-b}"                 # v4; for v5e e.g. us-west4-a
+: "${TPU_NAME:=facepars-tpu}"
+: "${ACCELERATOR_TYPE:=v4-8}"              # or v5litepod-8
+: "${RUNTIME_VERSION:=tpu-vm-tf-2.18.0-pjrt}"  # a TF TPU VM image; see BUILD_NOTES.md
+: "${BUCKET:=gs://my-bucket/facepars}"
+: "${CONFIG:=pspnet_resnet50}"
+: "${RUN:=$(date +%Y%m%d-%H%M%S)}"
+
+DRY_RUN=0
+for arg in "$@"; do
+  [ "$arg" = "--dry-run" ] && DRY_RUN=1
+done
+
+run() {
+  if [ "$DRY_RUN" = 1 ]; then
+    printf '%q ' "$@"; echo
+  else
+    "$@"
+  fi
+}
+
+on_tpu() {  # run a command on every worker of the TPU VM
+  run gcloud compute tpus tpu-vm ssh "$TPU_NAME" --project="$PROJECT" --zone="$ZONE" \
+    --worker=all --command="$1"
+}
