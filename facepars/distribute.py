@@ -6,7 +6,6 @@ import json
 import os
 
 import tensorflow as tf
-from absl import logging
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")

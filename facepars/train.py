@@ -26,7 +26,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from facepars import callbacks, configs, distribute, report, schema, task
-from facepars.data import integrity, pipeline
+from facepars.data import pipeline
 from facepars.data.augment import AugmentConfig
 from facepars.classes import IGNORE_LABEL
 from facepars.models import build_model, configure_batchnorm

@@ -12,12 +12,11 @@ import time
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from conftest import REPO, run_cli
-from facepars import callbacks, distribute, schema, task, train
+from facepars import distribute, train
 from facepars.configs import smoke
-from facepars.data import pipeline, shards
+from facepars.data import shards
 
 # The bound asserted on the learning run, from measured runs (see BUILD_NOTES.md):
 # 6 epochs x 25 steps of the smoke config at 96 px reached val face-class mIoU
