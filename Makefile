@@ -23,4 +23,4 @@ test: install
 	$(PY) -m pytest -q
 
 bench: install
-	$(PY) bench/prepare_bench.py
+	for b in prepare input loss train; do $(PY) bench/$${b}_bench.py || exit 1; done

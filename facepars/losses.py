@@ -62,19 +62,22 @@ def fused_loss(labels: tf.Tensor, logits: tf.Tensor, weights=(1.0, 1.0, 1.0),
     num_classes = logits.shape[-1]
     labels = tf.cast(labels, tf.int32)
     valid = tf.not_equal(labels, ignore_label)
-    safe_labels = tf.where(valid, labels, 0)
     valid_f = tf.cast(valid, tf.float32)
 
     log_probs = tf.nn.log_softmax(logits, axis=-1)
     probs = tf.exp(log_probs)
-    one_hot = tf.one_hot(safe_labels, num_classes, dtype=tf.float32) * valid_f[..., None]
+    # Index -1 one-hot encodes to all zeros: ignore pixels drop out of every sum
+    # without a pass over the (B, H, W, C) tensor to mask them.
+    one_hot = tf.one_hot(tf.where(valid, labels, -1), num_classes, dtype=tf.float32)
     cw = tf.ones([num_classes]) if class_weights is None else tf.constant(class_weights, tf.float32)
 
+    # Every full-size product is reduced to per-class sums at once, and the
+    # class weights apply to those sums: the fewest passes over (B, H, W, C).
     reduce_axes = list(range(len(logits.shape) - 1))
     true_pos = tf.reduce_sum(probs * one_hot, reduce_axes)
     prob_sum = tf.reduce_sum(probs * valid_f[..., None], reduce_axes)
     label_sum = tf.reduce_sum(one_hot, reduce_axes)
-    nll = -tf.reduce_sum(log_probs * one_hot * cw)
+    nll = -tf.reduce_sum(cw * tf.reduce_sum(log_probs * one_hot, reduce_axes))
     count = tf.reduce_sum(valid_f)
 
     sums = _sum_across_replicas(tf.concat(

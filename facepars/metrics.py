@@ -31,8 +31,8 @@ def batch_confusion(labels: tf.Tensor, predictions: tf.Tensor, num_classes: int,
     """
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
     predictions = tf.reshape(tf.cast(predictions, tf.int32), [-1])
-    valid = tf.cast(tf.not_equal(labels, ignore_label), tf.float32)[:, None]
-    rows = tf.one_hot(tf.where(labels == ignore_label, 0, labels), num_classes) * valid
+    # Index -1 one-hot encodes to a zero row: ignore pixels count nowhere.
+    rows = tf.one_hot(tf.where(labels == ignore_label, -1, labels), num_classes)
     cols = tf.one_hot(predictions, num_classes)
     return tf.cast(tf.matmul(rows, cols, transpose_a=True), tf.int64)
 

@@ -1,6 +1,7 @@
 # Shared by the tpu/ scripts: settings, and run-or-print for --dry-run.
 # Override any of these in the environment.
-: "${PROJECT:=$(gcloud config get-value project 2>/dev/null || echo my-project)}"
+: "${PROJECT:=$(gcloud config get-value project 2>/dev/null || true)}"
+: "${PROJECT:=my-project}"                 # gcloud's default project, when it has one
 : "${ZONE:=us-central2-b}"                 # v4; for v5e e.g. us-west4-a
 : "${TPU_NAME:=facepars-tpu}"
 : "${ACCELERATOR_TYPE:=v4-8}"              # or v5litepod-8

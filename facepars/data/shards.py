@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import re
 import sys
 import time
@@ -200,12 +201,27 @@ def build_manifest(shard_stats: list[dict], listing_skips: list[dict], settings:
     }
 
 
+def start_worker_server():
+    """Boot the forkserver that conversion workers fork from; returns at once.
+
+    A forkserver, because workers forked from this process would inherit
+    TensorFlow's threads and memory. Booting it first lets its interpreter start
+    and import the converter while this process lists the source and checks the
+    output directory, instead of after.
+    """
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["facepars.data.convert"])
+    multiprocessing.forkserver.ensure_running()
+    return ctx
+
+
 def run(cfg: PrepareConfig) -> dict:
     """The whole conversion; returns the manifest written."""
     taxonomy = classes.TAXONOMIES[cfg.taxonomy]
     lut, valid = classes.SOURCE_TABLES[cfg.source].lookup_table(taxonomy)
     spec = convert.ConvertSpec(cfg.source, lut, valid, taxonomy.table.num_classes,
                                cfg.image_size, cfg.resize, cfg.image_format, cfg.jpeg_quality)
+    ctx = start_worker_server() if cfg.workers > 1 else None
     pairs, bad = sources.list_source(cfg.source, cfg.input_dir, cfg.num_examples,
                                      cfg.seed, cfg.synthetic_size)
     if bad and cfg.on_error == "fail":
@@ -241,10 +257,7 @@ def run(cfg: PrepareConfig) -> dict:
     progress = Progress("prepare", len(todo), "pairs")
     pool = None
     try:
-        if cfg.workers > 1 and len(todo) > 1:
-            # forkserver: workers fork from a fresh process without TensorFlow in it.
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["facepars.data.convert"])
+        if ctx is not None and len(todo) > 1:
             pool = ctx.Pool(cfg.workers, convert.init_worker, (spec,))
             results = pool.imap(convert.convert_in_worker, todo, chunksize=2)
         else:
