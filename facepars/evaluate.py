@@ -128,8 +128,7 @@ def define_flags():
     flags.DEFINE_integer("batch_size", 16, "Global batch size.")
     flags.DEFINE_bool("original_resolution", False, "Also score at each photo's own size.")
     flags.DEFINE_string("input_dir", None, "Raw source data (for --original_resolution).")
-    flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES), "Distribution strategy.")
-    flags.DEFINE_string("tpu", None, "TPU name or address.")
+    distribute.define_strategy_flags()
 
 
 def main(argv):

@@ -177,8 +177,7 @@ def define_flags():
                                     lock_config=True)
     flags.DEFINE_string("data_dir", None, "Prepared data: the directory of manifest.json.")
     flags.DEFINE_string("model_dir", None, "Where checkpoints, logs and TensorBoard go (local or gs://).")
-    flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES), "Distribution strategy.")
-    flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (for --strategy=tpu or auto).")
+    distribute.define_strategy_flags()
     flags.DEFINE_enum("precision", "auto", list(distribute.PRECISIONS),
                       "auto: bfloat16 on TPU, float16 on GPU, float32 on CPU.")
     flags.DEFINE_string("profile_steps", "", "Profile steps A,B into TensorBoard (e.g. 10,15).")
