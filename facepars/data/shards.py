@@ -261,6 +261,7 @@ def run(cfg: PrepareConfig) -> dict:
             pool = ctx.Pool(cfg.workers, convert.init_worker, (spec,))
             results = pool.imap(convert.convert_in_worker, todo, chunksize=2)
         else:
+            convert.keep_freed_memory()
             results = (convert.convert(ref, spec) for ref in todo)
         for shard in pending:
             stats[shard["file"]] = write_shard(shard, results, cfg, parts_dir,
