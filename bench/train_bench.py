@@ -151,20 +151,23 @@ class NetworkOnly(keras.Model):
         return {"loss": loss}
 
 
+def train_dataset(manifest, batch):
+    """The facepars input both facepars variants and the ceiling train on."""
+    ds = pipeline.make_dataset(manifest, "train", True,
+                               pipeline.InputConfig(global_batch_size=batch, seed=0))
+    return lambda: ds
+
+
 def network_only_trainer(network, manifest, batch):
     model = NetworkOnly(network)
     model.compile(optimizer=keras.optimizers.SGD(0.1))
-    ds = pipeline.make_dataset(manifest, "train", True,
-                               pipeline.InputConfig(global_batch_size=batch, seed=0))
-    return model, lambda: ds
+    return model, train_dataset(manifest, batch)
 
 
 def facepars_trainer(network, manifest, batch, jit=False, augment=NO_AUGMENTATION):
     parser = task.FaceParser(network, manifest.class_table, smoke.get_config().loss, augment)
     parser.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit)
-    ds = pipeline.make_dataset(manifest, "train", True,
-                               pipeline.InputConfig(global_batch_size=batch, seed=0))
-    return parser, lambda: ds
+    return parser, train_dataset(manifest, batch)
 
 
 def main():

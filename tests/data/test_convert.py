@@ -15,8 +15,10 @@ _FAULTS = """
 import json, resource, sys
 from facepars import classes
 from facepars.data import convert, sources
-lut, valid = classes.SOURCE_TABLES["kaggle"].lookup_table(classes.TAXONOMIES["seed8"])
-spec = convert.ConvertSpec("kaggle", lut, valid, 8, 256, "stretch", "jpeg", 95)
+taxonomy = classes.TAXONOMIES[classes.DEFAULT_TAXONOMY]
+lut, valid = classes.SOURCE_TABLES["kaggle"].lookup_table(taxonomy)
+spec = convert.ConvertSpec("kaggle", lut, valid, taxonomy.table.num_classes, 256, "stretch",
+                           "jpeg", 95)
 ref = sources.FilePair("a", sys.argv[1], sys.argv[2])
 if sys.argv[3] == "keep":
     convert.keep_freed_memory()
