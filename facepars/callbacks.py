@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import math
@@ -22,30 +23,39 @@ from facepars.task import to_model_input
 
 class TrainingLog(keras.callbacks.Callback):
     """Adds learning rate, images/s and step time to the epoch logs, and logs one
-    summary line per epoch (place first, so later callbacks see the additions)."""
+    summary line per epoch (place first, so later callbacks see the additions).
+
+    Steps are optimizer steps (``optimizer.iterations``), not callback calls:
+    Keras calls the batch hooks once per ``steps_per_execution`` group.
+    """
 
     def __init__(self, global_batch: int, epochs: int):
         super().__init__()
         self.global_batch, self.epochs = global_batch, epochs
 
+    def _iterations(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
     def on_epoch_begin(self, epoch, logs=None):
-        self._steps, self._start = 0, None
+        self._start = self._end = self._first_step = None
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._start is None:
+            self._first_step = self._iterations()
             self._start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
         self._end = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        seconds = max(self._end - self._start, 1e-9) if self._start else float("nan")
+        started = self._start is not None
+        steps = self._iterations() - self._first_step if started else 0
+        seconds = max(self._end - self._start, 1e-9) if started else float("nan")
         optimizer = self.model.optimizer
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-        logs["images_per_second"] = self._steps * self.global_batch / seconds
-        logs["step_time"] = seconds / max(self._steps, 1)
+        logs["images_per_second"] = steps * self.global_batch / seconds
+        logs["step_time"] = seconds / max(steps, 1)
         logging.info("epoch %d/%d: loss %.4f, mIoU(face) %.4f | val loss %.4f, val mIoU(face) "
                      "%.4f | lr %.3g, %.1f images/s", epoch + 1, self.epochs, logs.get("loss", math.nan),
                      logs.get("miou_face", math.nan), logs.get("val_loss", math.nan),
@@ -53,9 +63,50 @@ class TrainingLog(keras.callbacks.Callback):
                      logs["images_per_second"])
 
 
+def _inner(optimizer):
+    """The optimizer that holds the slots and EMA (inside a LossScaleOptimizer)."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def ema_variables(optimizer) -> list:
+    """The EMA copies of the trainable weights, in their order ([] without EMA).
+
+    Keras keeps them in a private attribute; its own SwapEMAWeights reads the same.
+    """
+    inner = _inner(optimizer)
+    return list(inner._model_variables_moving_average) if getattr(inner, "use_ema", False) else []
+
+
+@contextlib.contextmanager
+def ema_weights(model):
+    """The network holds its EMA weights inside the block (what is saved and drawn)."""
+    pairs = list(zip(model.network.trainable_variables, ema_variables(model.optimizer)))
+
+    def swap():
+        for weight, average in pairs:
+            value = weight.numpy()
+            weight.assign(average.numpy())
+            average.assign(value)
+
+    swap()
+    try:
+        yield
+    finally:
+        swap()
+
+
 class NanGuard(keras.callbacks.Callback):
-    """On a NaN or Inf loss: restore the last good weights, lower the learning rate
-    and go on, at most ``retries`` times; then stop and say what happened."""
+    """On a NaN or Inf loss: restore the last good state, lower the learning rate
+    and go on, at most ``retries`` times; then stop and say what happened.
+
+    A restore, in every precision, puts back the network's weights (batch-norm
+    statistics included) and the EMA copies from the same snapshot, so the EMA
+    stays an average of weights the run really had; zeroes the optimizer's slots
+    (momentum, Adam moments: they carry the step that diverged); and keeps the
+    step count (the schedule goes on where it was) and the mixed_float16 loss
+    scale, which the LossScaleOptimizer has already halved at each non-finite
+    step (re-initialised only if it is itself no longer a positive number).
+    """
 
     def __init__(self, retries: int, lower_learning_rate, factor: float):
         super().__init__()
@@ -65,7 +116,8 @@ class NanGuard(keras.callbacks.Callback):
         self._good = None
 
     def _snapshot(self):
-        self._good = [v.numpy() for v in self.model.network.weights]
+        self._good = ([v.numpy() for v in self.model.network.weights],
+                      [v.numpy() for v in ema_variables(self.model.optimizer)])
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._good is None:  # after every on_train_begin: BackupAndRestore has restored
@@ -93,23 +145,38 @@ class NanGuard(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         self.restores += 1
-        for variable, value_ in zip(self.model.network.weights, self._good):
-            variable.assign(value_)
-        for variable in self.model.optimizer.variables:  # momentum etc. may hold NaN too
-            if variable is not self.model.optimizer.iterations and "learning_rate" not in variable.name:
-                variable.assign(tf.zeros_like(variable))
+        self._restore()
         new_lr = self.lower_learning_rate(self.factor)
         self.model.reset_metrics()
         logging.warning("%s was %s: restored the last good weights and lowered the learning "
                         "rate to %.3g (restore %d of %d)", where, value, new_lr, self.restores,
                         self.retries)
 
+    def _restore(self):
+        optimizer = self.model.optimizer
+        weights, ema = self._good
+        ema_vars = ema_variables(optimizer)
+        for variable, value in zip(self.model.network.weights + ema_vars, weights + ema):
+            variable.assign(value)
+        inner = _inner(optimizer)
+        kept = {id(v) for v in ema_vars + [inner.iterations]}
+        if isinstance(inner._learning_rate, keras.Variable):
+            kept.add(id(inner._learning_rate))
+        for variable in inner.variables:
+            if id(variable) not in kept:
+                variable.assign(tf.zeros_like(variable))
+        scale = getattr(optimizer, "dynamic_scale", None)
+        if scale is not None and not (math.isfinite(float(scale.numpy())) and scale.numpy() > 0):
+            scale.assign(optimizer.initial_scale)
+
 
 class NetworkCheckpoints(keras.callbacks.Callback):
     """``last.keras`` every epoch and ``best.keras`` at the best val face-class mIoU.
 
     The network alone is saved (built-in layers only: loads with safe_mode=True,
-    without facepars); ``best.json`` records the epoch and scores of the best.
+    without facepars), with its EMA weights when the run keeps them (what the
+    validation scores were measured on); ``best.json`` records the epoch and
+    scores of the best.
     """
 
     def __init__(self, model_dir: str, monitor: str = "val_miou_face"):
@@ -120,7 +187,7 @@ class NetworkCheckpoints(keras.callbacks.Callback):
     def _save(self, name: str):
         """Save locally, copy beside the target, rename: never half a checkpoint."""
         path = schema.join(self.model_dir, name)
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, ema_weights(self.model):
             local = os.path.join(tmp, name)
             self.model.network.save(local)
             tf.io.gfile.copy(local, path + ".tmp", overwrite=True)
@@ -211,7 +278,8 @@ class Summaries(keras.callbacks.Callback):
                 png = visualize.confusion_png(cm, self.table, f"{split}, epoch {epoch + 1}")
                 tf.summary.image("confusion_matrix", tf.io.decode_png(png)[None], max_outputs=1)
         if len(self.val_images):
-            logits = self.model.network(to_model_input(self.val_images), training=False)
+            with ema_weights(self.model):
+                logits = self.model.network(to_model_input(self.val_images), training=False)
             predicted = np.argmax(logits, -1)
             pictures = np.stack([np.concatenate([
                 visualize.overlay(img, truth, self.table), visualize.overlay(img, pred, self.table)], 1)

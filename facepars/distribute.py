@@ -63,6 +63,37 @@ def choose_precision(name: str, strategy: tf.distribute.Strategy) -> str:
     return "mixed_float16" if tf.config.list_logical_devices("GPU") else "float32"
 
 
+def check_precision(policy: str, strategy: tf.distribute.Strategy) -> None:
+    """Refuse a precision the devices lack before any step runs."""
+    if policy == "mixed_float16" and isinstance(strategy, tf.distribute.TPUStrategy):
+        raise StrategyError("TPUs have no float16 arithmetic: use --precision=mixed_bfloat16 "
+                            "(or auto)")
+    if policy == "mixed_bfloat16":
+        for gpu in tf.config.list_physical_devices("GPU"):
+            major, minor = tf.config.experimental.get_device_details(gpu).get(
+                "compute_capability", (8, 0))
+            if (major, minor) < (8, 0):
+                raise StrategyError(f"{gpu.name} (compute capability {major}.{minor}) has no "
+                                    "bfloat16 arithmetic (Ampere, 8.0, and newer have): use "
+                                    "--precision=mixed_float16 (or auto)")
+
+
+def check_jit(jit_compile: bool, strategy: tf.distribute.Strategy) -> None:
+    """Refuse XLA across replicas on CPUs, which TensorFlow cannot run.
+
+    XLA has no cross-device collectives on CPU devices ("Collectives are not yet
+    implemented for CPU devices when compiling with XLA"), and MirroredStrategy
+    on non-GPU devices compiles every replica into one cluster on the first
+    device. Per-replica XLA works on GPUs and TPUs; on CPUs use one device.
+    """
+    if (jit_compile and strategy.num_replicas_in_sync > 1
+            and not isinstance(strategy, tf.distribute.TPUStrategy)
+            and any("GPU" not in d.upper() for d in strategy.extended.worker_devices)):
+        raise StrategyError(f"jit_compile with {strategy.num_replicas_in_sync} replicas on CPU "
+                            "devices: TensorFlow's XLA has no collectives on CPUs. Use "
+                            "--config.jit_compile=False, or --strategy=one_device for XLA")
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Only the chief writes summaries and checkpoints to the real model_dir."""
     resolver = getattr(strategy, "cluster_resolver", None)

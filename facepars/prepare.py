@@ -33,7 +33,9 @@ flags.DEFINE_enum("resize", "stretch", list(RESIZE_MODES),
                   "stretch: the seed's behaviour; pad: keep aspect, pad the mask with 255.")
 flags.DEFINE_enum("image_format", "jpeg", ["jpeg", "png"], "Encoding of the images.")
 flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality (1-100).", lower_bound=1, upper_bound=100)
-flags.DEFINE_integer("shard_size", 512, "Records per shard.", lower_bound=1)
+flags.DEFINE_integer("shard_size", 512, "Records per shard at most.", lower_bound=1)
+flags.DEFINE_integer("num_shards", 0, "At least this many shard files per split (e.g. a "
+                     "multiple of the training hosts); 0: as shard_size gives.", lower_bound=0)
 flags.DEFINE_integer("workers", os.cpu_count() or 1, "Conversion processes (1: in-process).",
                      lower_bound=1)
 flags.DEFINE_enum("on_error", "fail", ["fail", "skip"], "What a bad pair does to the run.")

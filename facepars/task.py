@@ -48,6 +48,10 @@ class FaceParser(keras.Model):
         self.seed = seed
         self.confusion = ConfusionMatrixMetric(class_table)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss",) + TERMS}
+        # What a NaN restore multiplies a scheduled learning rate by: a weight of
+        # the model, so that backups keep a lowered rate across a kill and resume.
+        self.learning_rate_scale = self.add_weight(shape=(), initializer="ones", trainable=False,
+                                                   name="learning_rate_scale")
 
     def call(self, images, training=False):
         return self.network(images, training=training)
@@ -136,16 +140,16 @@ class WarmupPolynomial(keras.optimizers.schedules.LearningRateSchedule):
 class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """A schedule times a variable factor, so a NaN restore can lower it mid-run."""
 
-    def __init__(self, base: keras.optimizers.schedules.LearningRateSchedule):
-        self.base = base
-        self.scale = tf.Variable(1.0, trainable=False, name="learning_rate_scale")
+    def __init__(self, base: keras.optimizers.schedules.LearningRateSchedule, scale):
+        self.base, self.scale = base, scale
 
     def __call__(self, step):
-        return self.base(step) * self.scale
+        return self.base(step) * tf.convert_to_tensor(self.scale)
 
 
-def learning_rate(cfg: ml_collections.ConfigDict, steps_per_epoch: int):
-    """A float for the plateau schedule (its callback lowers it), else a schedule."""
+def learning_rate(cfg: ml_collections.ConfigDict, steps_per_epoch: int, scale):
+    """A float for the plateau schedule (its callback lowers it), else a schedule
+    times ``scale`` (``FaceParser.learning_rate_scale``)."""
     lr, sched = cfg.optimizer.learning_rate, cfg.schedule
     total = cfg.epochs * steps_per_epoch
     warmup = int(sched.warmup_epochs * steps_per_epoch)
@@ -153,11 +157,11 @@ def learning_rate(cfg: ml_collections.ConfigDict, steps_per_epoch: int):
         return lr
     if sched.name == "poly":
         return ScaledSchedule(WarmupPolynomial(lr, total, warmup, sched.poly_power,
-                                               sched.end_learning_rate))
+                                               sched.end_learning_rate), scale)
     if sched.name == "cosine":
         return ScaledSchedule(keras.optimizers.schedules.CosineDecay(
             0.0 if warmup else lr, max(total - warmup, 1), alpha=0.0,
-            warmup_target=lr if warmup else None, warmup_steps=warmup))
+            warmup_target=lr if warmup else None, warmup_steps=warmup), scale)
     raise ValueError(f"unknown schedule {sched.name!r}: plateau, poly or cosine")
 
 

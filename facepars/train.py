@@ -15,6 +15,7 @@ mIoU, with best.json), history.csv, tensorboard/ and backup/ while running.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -55,6 +56,22 @@ def check_model_dir(model_dir: str, run_info: dict) -> None:
                          + "; use a new --model_dir")
 
 
+@contextlib.contextmanager
+def naming_xla_failures():
+    """An op XLA cannot compile stops the first step; say so in one line."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as e:
+        text = str(e)
+        if "XLA" not in text and "tf2xla" not in text:
+            raise
+        detail = next((line.strip() for line in text.splitlines()
+                       if "unsupported operations" in line or "Detected unsupported" in line),
+                      text.strip().splitlines()[0])
+        raise SetupError(f"the train step does not compile with XLA ({detail}); run with "
+                         "--config.jit_compile=False or replace the op") from e
+
+
 def preflight(manifest: schema.Manifest, splits, verify: bool) -> None:
     for split in splits:
         for shard in manifest.shards(split):
@@ -63,6 +80,17 @@ def preflight(manifest: schema.Manifest, splits, verify: bool) -> None:
             if verify and schema.file_sha256(shard.path) != shard.sha256:
                 raise SetupError(f"{shard.path}: checksum differs from the manifest "
                                  "(corrupt or changed since prepare; run facepars.verify)")
+
+
+def warn_about_sharding(manifest: schema.Manifest, splits, num_pipelines: int) -> None:
+    """Fewer files than input pipelines still shards exactly, but hosts share files."""
+    for split in splits:
+        files = len(manifest.shards(split))
+        if files < num_pipelines:
+            logging.warning("%s has %d shard file(s) for %d input pipelines: every record is "
+                            "still read once, but hosts share files and skip what is not "
+                            "theirs. prepare --num_shards=%d (or a multiple) gives each its own.",
+                            split, files, num_pipelines, num_pipelines)
 
 
 def overlay_examples(manifest: schema.Manifest, split: str, count: int):
@@ -81,6 +109,8 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     strategy = distribute.make_strategy(strategy_name, tpu)
     keras.utils.set_random_seed(cfg.seed)  # the same initial weights on every run and worker
     policy = distribute.choose_precision(precision, strategy)
+    distribute.check_precision(policy, strategy)
+    distribute.check_jit(cfg.jit_compile, strategy)
     keras.mixed_precision.set_global_policy(policy)
     chief = distribute.is_chief(strategy)
     logging.info("strategy: %s; precision %s", distribute.describe(strategy), policy)
@@ -92,10 +122,17 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     if steps_per_epoch < 1:
         raise SetupError(f"{manifest.num_records(cfg.train_split)} training records do not fill "
                          f"one batch of {cfg.batch_size}")
+    replicas = strategy.num_replicas_in_sync
+    if cfg.batch_size % replicas:
+        nearest = max(replicas, cfg.batch_size // replicas * replicas)
+        raise SetupError(f"the global batch of {cfg.batch_size} does not split over {replicas} "
+                         f"replicas: use --config.batch_size={nearest} or another multiple "
+                         f"of {replicas}")
+    warn_about_sharding(manifest, (cfg.train_split, cfg.val_split), distribute.num_workers(strategy))
     run_info = {"model": cfg.model, "width": cfg.width, "num_classes": table.num_classes,
                 "image_size": manifest.image_size, "resize": manifest.resize,
                 "class_table": table.to_json(), "data_dir": data_dir, "precision": policy,
-                "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+                "strategy": type(strategy).__name__, "replicas": replicas,
                 "steps_per_epoch": steps_per_epoch, "config": cfg.to_dict()}
     check_model_dir(model_dir, run_info)
     if chief:
@@ -109,7 +146,7 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
         configure_batchnorm(network, cfg.bn_momentum, cfg.sync_batchnorm)
         parser = task.FaceParser(network, table, cfg.loss, AugmentConfig(**cfg.augment.to_dict()),
                                  fill_label=fill, seed=cfg.seed)
-        lr = task.learning_rate(cfg, steps_per_epoch)
+        lr = task.learning_rate(cfg, steps_per_epoch, parser.learning_rate_scale)
         optimizer = task.make_optimizer(cfg, lr)
         parser.compile(optimizer=optimizer, jit_compile=cfg.jit_compile,
                        steps_per_execution=cfg.steps_per_execution)
@@ -117,8 +154,9 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
 
     input_cfg = dict(global_batch_size=cfg.batch_size, shuffle_buffer=cfg.input.shuffle_buffer,
                      cache=cfg.input.cache, seed=cfg.seed)
-    train_ds = pipeline.distributed_dataset(strategy, manifest, cfg.train_split, True,
-                                            pipeline.InputConfig(**input_cfg, take=cfg.input.take or None))
+    train_cfg = pipeline.InputConfig(**input_cfg, take=cfg.input.take or None,
+                                     deterministic=cfg.input.deterministic)
+    train_ds = pipeline.distributed_dataset(strategy, manifest, cfg.train_split, True, train_cfg)
     val_cfg = pipeline.InputConfig(**input_cfg, repeat=True)  # Keras keeps one iterator
     val_ds = pipeline.distributed_dataset(strategy, manifest, cfg.val_split, False, val_cfg)
     val_steps = pipeline.eval_steps(manifest, cfg.val_split, val_cfg, distribute.num_workers(strategy))
@@ -126,8 +164,8 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     guard = callbacks.NanGuard(cfg.nan_retries,
                                lambda f: task.lower_learning_rate(optimizer, lr, f), cfg.nan_lr_factor)
     cbs = [callbacks.TrainingLog(cfg.batch_size, cfg.epochs), guard]
-    if cfg.ema_momentum > 0:
-        cbs.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    if cfg.ema_momentum > 0:  # validation on the EMA weights; checkpoints swap them in
+        cbs.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
     if cfg.schedule.name == "plateau":
         cbs.append(keras.callbacks.ReduceLROnPlateau(
             "val_loss", factor=cfg.schedule.plateau_factor, patience=cfg.schedule.plateau_patience,
@@ -150,7 +188,7 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     cbs.append(keras.callbacks.BackupAndRestore(backup, save_freq=cfg.backup_every_steps or "epoch"))
 
     with pipeline.naming_bad_shards(manifest, cfg.train_split), \
-            pipeline.naming_bad_shards(manifest, cfg.val_split):
+            pipeline.naming_bad_shards(manifest, cfg.val_split), naming_xla_failures():
         history = parser.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
                              validation_data=val_ds, validation_steps=val_steps, callbacks=cbs,
                              shuffle=False,
@@ -164,6 +202,7 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     val_scores = parser.confusion.scores() if history.epoch else None
     if val_scores:
         summary["val_scores"] = val_scores
+        summary["val_confusion"] = parser.confusion.confusion.numpy().tolist()
         print("\nvalidation, last epoch:\n" + report.score_table(val_scores, table))
     logging.info("finished: %d steps, weights checksum %s", summary["steps"],
                  summary["weights_checksum"])

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from facepars import export
@@ -36,3 +37,35 @@ print('ok')
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_a_model_trained_in_mixed_precision_exports_evaluates_and_predicts(
+        synthetic_data, tmp_path, precision):
+    """Trained in mixed precision, everything after training runs the float32 rebuild:
+    the same parity thresholds as float32 models, and evaluate/predict load it.
+    Before, the TFLite converter failed on the saved mixed policies."""
+    import keras
+    from facepars import evaluate, train
+    from facepars.configs import smoke
+    from facepars.inference import Predictor
+    from facepars.models import load_model
+    cfg = smoke.get_config()
+    cfg.epochs, cfg.steps_per_epoch, cfg.overlay_images, cfg.batch_size = 1, 3, 0, 8
+    model_dir = str(tmp_path / "run")
+    try:
+        train.run(cfg, synthetic_data, model_dir, "one_device", precision=precision)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    network = load_model(str(tmp_path / "run" / "best.keras"))
+    assert {layer.dtype_policy.name for layer in network.layers} == {"float32"}
+
+    report = export.run(model_dir, str(tmp_path / "export"), synthetic_data,
+                        ["float32", "float16", "int8"], parity_records=8)
+    assert report["failed"] == [], report["agreement"]
+    assert report["agreement"]["tflite_int8"] >= 0.90
+    result = evaluate.run(model_dir, synthetic_data, "val", None, batch_size=4)
+    assert np.asarray(result["network_resolution"]["confusion"]).sum() > 0
+    photo = np.zeros((50, 70, 3), np.uint8)
+    assert Predictor.load(model_dir).predict(photo).labels.shape == (50, 70)

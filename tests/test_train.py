@@ -12,11 +12,13 @@ import time
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import REPO, run_cli
-from facepars import distribute, train
+from facepars import callbacks, distribute, train
 from facepars.configs import smoke
-from facepars.data import shards
+from facepars.data import augment, shards
+from facepars.models import build_model
 
 # The bound asserted on the learning run, from measured runs (see BUILD_NOTES.md):
 # 6 epochs x 25 steps of the smoke config at 96 px reached val face-class mIoU
@@ -63,14 +65,117 @@ def test_mirrored_step_equals_one_device_step(synthetic_data):
     assert result["worst"] < 1e-3, result
 
 
-def test_bfloat16_on_cpu_is_close_to_float32(face_data, tmp_path):
-    results = {}
-    for precision in ("float32", "mixed_bfloat16"):
-        results[precision] = train.run(_cfg(), face_data, str(tmp_path / precision),
-                                       "one_device", precision=precision)
-    loss32, loss16 = (results[p]["last"]["loss"] for p in ("float32", "mixed_bfloat16"))
-    assert np.isfinite(loss16)
-    assert abs(loss16 - loss32) / loss32 < 0.1
+@pytest.mark.slow
+def test_train_run_mirrored_equals_one_device(face_data, tmp_path):
+    """train.run under MirroredStrategy over two logical CPUs, with validation, against
+    one device on the same data in the same order (no augmentation), 2 epochs.
+
+    Validation confusion matrices: equal, and summing to the validation split's
+    labelled pixels (each record counted once across the replicas). Weights: in
+    float32 two strategies sum in different orders, and this small network from
+    scratch amplifies that about tenfold per step (tests/mirrored_step.py checks
+    one step in float64 to 1e-3); after 4 steps they differ by 6 % of the update
+    (measured), where a missing gradient scale or unsynchronised batch norm
+    differs by 100 % and more.
+    """
+    from conftest import read_split
+    from facepars.classes import IGNORE_LABEL
+    from facepars.models import load_model
+    cfg = _cfg(epochs=2, steps_per_epoch=2, batch_size=8)
+    cfg.input.deterministic = True
+    for key in cfg.augment:
+        cfg.augment[key] = 0.0
+    cfg.optimizer.momentum = 0.0
+    runs = {name: train.run(cfg, face_data, str(tmp_path / name), name)
+            for name in ("one_device", "mirrored")}
+    one, two = (np.array(runs[n]["val_confusion"]) for n in ("one_device", "mirrored"))
+    labelled = sum(int((mask != IGNORE_LABEL).sum()) for _, mask in read_split(face_data, "val").values())
+    np.testing.assert_array_equal(one, two)
+    assert one.sum() == labelled
+    best = {n: json.load(open(tmp_path / n / "best.json")) for n in runs}
+    assert best["one_device"]["epoch"] == best["mirrored"]["epoch"]
+    for key, value in best["one_device"].items():
+        assert abs(best["mirrored"][key] - value) <= 1e-3 * max(abs(value), 1e-3), key
+
+    keras.utils.set_random_seed(cfg.seed)  # the initial weights train.run starts from
+    start = build_model(cfg.model, 8, 96, width=cfg.width).trainable_weights
+    ends = {n: load_model(str(tmp_path / n / "last.keras")).trainable_weights for n in runs}
+    difference = np.sqrt(sum(np.sum((a.numpy() - b.numpy()) ** 2)
+                             for a, b in zip(ends["one_device"], ends["mirrored"])))
+    update = np.sqrt(sum(np.sum((a.numpy() - s.numpy()) ** 2)
+                         for a, s in zip(ends["one_device"], start)))
+    assert update > 0.1 and difference < 0.15 * update, (difference, update)
+
+
+def test_nan_recovery_works_in_every_precision(face_data, tmp_path):
+    """Learning rate 1e5, 8 retries: float32 recovers; each mixed precision must
+    recover with a finite loss in at most as many restores (before the fix,
+    mixed_float16 used all 8: the restore zeroed the loss scale). The factor
+    1e-6 brings the rate to 0.1 in one restore: at the 1e-3 of the issue's run
+    the intermediate rate of 100 stays finite in float32 but overflows float16's
+    range, a limit of the format rather than of the recovery."""
+    cfg = _cfg(steps_per_epoch=4, nan_retries=8, nan_lr_factor=1e-6)
+    cfg.optimizer.learning_rate = 1e5
+    cfg.schedule.name = "plateau"
+    summaries = {p: train.run(cfg, face_data, str(tmp_path / p), "one_device", precision=p)
+                 for p in ("float32", "mixed_float16", "mixed_bfloat16")}
+    assert 1 <= summaries["float32"]["nan_restores"] < 8
+    for precision, summary in summaries.items():
+        assert summary["failure"] is None and np.isfinite(summary["last"]["loss"]), precision
+        assert 1 <= summary["nan_restores"] <= summaries["float32"]["nan_restores"], precision
+        # The rate really was lowered, once per restore.
+        assert summary["last"]["learning_rate"] == pytest.approx(
+            1e5 * 1e-6 ** summary["nan_restores"]), precision
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "poly"])
+def test_lowered_learning_rate_survives_kill_and_resume(face_data, tmp_path, monkeypatch,
+                                                        schedule):
+    """A NaN restore in epoch 1 lowers the schedule's scale; the run is killed at the
+    start of epoch 2 and rerun: epoch 2 must run at the lowered rate, not at the
+    schedule's full one (the scale used to live outside the backup)."""
+    cfg = _cfg(epochs=3, steps_per_epoch=4, nan_retries=3, nan_lr_factor=1e-6)
+    cfg.optimizer.learning_rate = 1e5
+    cfg.schedule.name, cfg.schedule.warmup_epochs = schedule, 0.0
+    model_dir = str(tmp_path / "run")
+
+    class Killed(Exception):
+        pass
+
+    def kill(self, epoch, logs=None):
+        if epoch == 1:
+            raise Killed()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(callbacks.Summaries, "on_epoch_begin", kill, raising=False)
+        with pytest.raises(Killed):
+            train.run(cfg, face_data, model_dir, "one_device")
+    rows = list(csv.DictReader(open(os.path.join(model_dir, "history.csv"))))
+    assert len(rows) == 1
+    summary = train.run(cfg, face_data, model_dir, "one_device")
+    assert summary["nan_restores"] == 0 and summary["steps"] == 12
+    rows = list(csv.DictReader(open(os.path.join(model_dir, "history.csv"))))
+    step = 8  # the learning rate logged at the end of epoch 2
+    progress = step / 12
+    full = (1e5 * (1 - progress) ** 0.9 if schedule == "poly"
+            else 1e5 * 0.5 * (1 + np.cos(np.pi * progress)))
+    assert float(rows[1]["learning_rate"]) == pytest.approx(full * 1e-6, rel=1e-4)
+
+
+def test_bad_setups_are_refused_with_what_to_change(face_data, tmp_path, monkeypatch):
+    with pytest.raises(train.SetupError, match="batch_size=8 or another multiple of 2"):
+        train.run(_cfg(batch_size=9), face_data, str(tmp_path / "a"), "mirrored")
+    with pytest.raises(distribute.StrategyError, match="jit_compile=False"):
+        train.run(_cfg(jit_compile=True), face_data, str(tmp_path / "b"), "mirrored")
+
+    def old_geometry(images, masks, transforms, fill_label):  # the op without an XLA kernel
+        return images, tf.raw_ops.ImageProjectiveTransformV3(
+            images=masks[..., None], transforms=transforms, output_shape=tf.shape(masks)[1:3],
+            fill_value=float(fill_label), interpolation="NEAREST", fill_mode="CONSTANT")[..., 0]
+
+    monkeypatch.setattr(augment, "affine_sample", old_geometry)
+    with pytest.raises(train.SetupError, match="does not compile with XLA.*ImageProjective"):
+        train.run(_cfg(jit_compile=True), face_data, str(tmp_path / "c"), "one_device")
 
 
 def test_learning_tensorboard_and_checkpoints(face_data, tmp_path):
@@ -112,15 +217,6 @@ def test_schedules_and_ema_run(face_data, tmp_path, schedule, ema):
     summary = train.run(cfg, face_data, str(tmp_path / "run"), "one_device")
     assert summary["steps"] == 4 and np.isfinite(summary["last"]["val_loss"])
     assert os.path.exists(tmp_path / "run" / "best.keras")
-
-
-def test_nan_loss_restores_lowers_the_rate_and_recovers(face_data, tmp_path):
-    cfg = _cfg(steps_per_epoch=4, nan_retries=2, nan_lr_factor=1e-6)
-    cfg.optimizer.learning_rate = 1e5
-    cfg.schedule.name = "plateau"
-    summary = train.run(cfg, face_data, str(tmp_path / "run"), "one_device")
-    assert summary["nan_restores"] >= 1 and summary["failure"] is None
-    assert np.isfinite(summary["last"]["loss"])
 
 
 def test_nan_loss_that_persists_stops_with_a_message(face_data, tmp_path):

@@ -35,7 +35,10 @@ def base_config() -> ml_collections.ConfigDict:
         cross_entropy=1.0, dice=1.0, jaccard=1.0,
         class_weights=ml_collections.FieldReference(None, field_type=tuple)))
     c.augment = ml_collections.ConfigDict(AugmentConfig().__dict__)
-    c.input = ml_collections.ConfigDict(dict(shuffle_buffer=1024, cache=False, take=0))
+    # deterministic: the same record order on every run with one seed (a slower
+    # input pipeline; reproducible runs and strategy comparisons).
+    c.input = ml_collections.ConfigDict(dict(shuffle_buffer=1024, cache=False, take=0,
+                                             deterministic=False))
 
     c.jit_compile = False
     c.steps_per_execution = 1       # > 1 on TPU: several steps per host round trip

@@ -1,11 +1,16 @@
 """Augmentation on the device, inside the replica step, on whole batches.
 
-Geometry (flip, scale, rotation, translation) is one projective transform per
-example, applied to the image (bilinear) and the mask (nearest, so no label is
-ever invented) by the same op with the same matrix: they cannot drift apart.
-Pixels brought in from outside are black in the image and ``fill_label`` in the
-mask (background, or the ignore label for padded data sets). A flipped example
-also swaps its taxonomy's left/right classes.
+Geometry (flip, scale, rotation, translation) is one affine map per example,
+applied to the image (bilinear) and the mask (nearest, so no label is ever
+invented) from the same sampling grid: they cannot drift apart. Pixels brought
+in from outside are black in the image and ``fill_label`` in the mask
+(background, or the ignore label for padded data sets). A flipped example also
+swaps its taxonomy's left/right classes.
+
+The sampling is written as an explicit grid and batched gathers rather than
+``ImageProjectiveTransformV3``: that op has no XLA kernel (TensorFlow issues
+42454 and 100865), so under ``jit_compile`` and on a TPU it would stop the step
+or bounce it to the host. The result matches the op (tests/data/test_augment.py).
 
 Photometric changes (brightness, contrast, saturation, hue, blur, noise) touch
 the image only. All randomness is stateless, drawn from a per-step seed, so a
@@ -21,6 +26,30 @@ import numpy as np
 import tensorflow as tf
 
 from facepars.classes import ClassTable
+
+# One random-number algorithm everywhere: "auto_select" picks Philox on a CPU or
+# GPU but not always under XLA, and a jit-compiled step would draw other numbers.
+RNG = "philox"
+
+
+def random_uniform(shape, seed, low=0.0, high=1.0):
+    """Stateless uniform floats in [low, high), the same eagerly and under XLA.
+
+    ``tf.random.stateless_uniform``'s float path draws other numbers in XLA's
+    lowering than in the CPU kernel, even for one algorithm; its full-range
+    integers agree. So the floats are made here from 24 of those bits.
+    """
+    bits = tf.random.stateless_uniform(shape, seed, minval=None, maxval=None, dtype=tf.int32,
+                                       alg=RNG)
+    unit = tf.cast(tf.bitwise.bitwise_and(bits, 0xFFFFFF), tf.float32) * (1.0 / (1 << 24))
+    return low + (high - low) * unit
+
+
+def random_normal(shape, seed):
+    """Stateless standard normal floats (Box-Muller on ``random_uniform``), the same under XLA."""
+    first, second = tf.unstack(tf.random.experimental.stateless_split(seed, 2, alg=RNG))
+    radius = tf.sqrt(-2.0 * tf.math.log(1.0 - random_uniform(shape, first)))
+    return radius * tf.cos((2.0 * math.pi) * random_uniform(shape, second))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +85,7 @@ class Augmenter:
         self.flip_permutation = tf.constant(perm)
 
     def __call__(self, images: tf.Tensor, masks: tf.Tensor, seed: tf.Tensor):
-        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 10))
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 10, alg=RNG))
         images, masks = self.geometry(images, masks, seeds[:5])
         return self.photometric(images, seeds[5:]), masks
 
@@ -68,7 +97,7 @@ class Augmenter:
         size = images.shape[1]
 
         def uniform(seed, low, high):
-            return tf.random.stateless_uniform([batch], seed, low, high)
+            return random_uniform([batch], seed, low, high)
 
         flipped = uniform(seeds[0], 0.0, 1.0) < cfg.flip
         zoom = uniform(seeds[1], 1.0 - cfg.scale, 1.0 + cfg.scale)
@@ -76,13 +105,7 @@ class Augmenter:
         shift = tf.stack([uniform(seeds[3], -cfg.translate, cfg.translate),
                           uniform(seeds[4], -cfg.translate, cfg.translate)], 1) * size
         transforms = _inverse_transforms(flipped, zoom, angle, shift, size)
-        out_shape = tf.constant([size, size], tf.int32)
-        images = tf.raw_ops.ImageProjectiveTransformV3(
-            images=images, transforms=transforms, output_shape=out_shape,
-            fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
-        masks = tf.raw_ops.ImageProjectiveTransformV3(
-            images=masks[..., None], transforms=transforms, output_shape=out_shape,
-            fill_value=float(self.fill_label), interpolation="NEAREST", fill_mode="CONSTANT")[..., 0]
+        images, masks = affine_sample(images, masks, transforms, self.fill_label)
         swapped = tf.cast(tf.gather(self.flip_permutation, tf.cast(masks, tf.int32)), masks.dtype)
         masks = tf.where(flipped[:, None, None], swapped, masks)
         return images, masks
@@ -93,7 +116,7 @@ class Augmenter:
         dtype = images.dtype
 
         def uniform(seed, low, high):
-            return tf.cast(tf.random.stateless_uniform([batch, 1, 1, 1], seed, low, high), dtype)
+            return tf.cast(random_uniform([batch, 1, 1, 1], seed, low, high), dtype)
 
         if cfg.brightness:
             images = images + uniform(seeds[0], -cfg.brightness, cfg.brightness)
@@ -103,8 +126,8 @@ class Augmenter:
         if cfg.saturation or cfg.hue:
             hsv = tf.image.rgb_to_hsv(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0))
             h, s, v = tf.unstack(hsv, axis=-1)
-            ds = tf.random.stateless_uniform([batch, 1, 1], seeds[2], -cfg.saturation, cfg.saturation)
-            dh = tf.random.stateless_uniform([batch, 1, 1], seeds[3], -cfg.hue, cfg.hue)
+            ds = random_uniform([batch, 1, 1], seeds[2], -cfg.saturation, cfg.saturation)
+            dh = random_uniform([batch, 1, 1], seeds[3], -cfg.hue, cfg.hue)
             hsv = tf.stack([tf.math.floormod(h + dh, 1.0), tf.clip_by_value(s * (1 + ds), 0.0, 1.0), v], -1)
             images = tf.cast(tf.image.hsv_to_rgb(hsv), dtype)
         if cfg.blur or cfg.noise:
@@ -114,18 +137,18 @@ class Augmenter:
     def _blur_and_noise(self, images, seed):
         cfg = self.cfg
         batch = tf.shape(images)[0]
-        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 3, alg=RNG))
         if cfg.blur:
             kernel = tf.constant([1.0, 2.0, 1.0], images.dtype)
             kernel = kernel[:, None] * kernel[None, :] / 16.0
             kernel = tf.tile(kernel[:, :, None, None], [1, 1, 3, 1])
             blurred = tf.nn.depthwise_conv2d(images, kernel, [1, 1, 1, 1], "SAME")
-            chosen = tf.random.stateless_uniform([batch], seeds[0]) < cfg.blur
+            chosen = random_uniform([batch], seeds[0]) < cfg.blur
             images = tf.where(chosen[:, None, None, None], blurred, images)
         if cfg.noise:
-            std = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[1], 0.0, cfg.noise)
-            images = images + tf.cast(std, images.dtype) * tf.random.stateless_normal(
-                tf.shape(images), seeds[2], dtype=images.dtype)
+            std = random_uniform([batch, 1, 1, 1], seeds[1], 0.0, cfg.noise)
+            noise = random_normal(tf.shape(images), seeds[2])
+            images = images + tf.cast(std * noise, images.dtype)
         return images
 
 
@@ -145,3 +168,45 @@ def _inverse_transforms(flipped, zoom, angle, shift, size):
     zeros = tf.zeros_like(cos)
     return tf.stack([m00, m01, c - m00 * ox - m01 * oy,
                      m10, m11, c - m10 * ox - m11 * oy, zeros, zeros], axis=1)
+
+
+def affine_sample(images: tf.Tensor, masks: tf.Tensor, transforms: tf.Tensor,
+                  fill_label: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Resample images (bilinear, black outside) and masks (nearest, ``fill_label``
+    outside) where ``transforms`` sends each output pixel.
+
+    ``transforms`` holds the rows of ``ImageProjectiveTransformV3`` (affine part
+    only). Both outputs keep the input's static shape. Everything here is
+    elementwise arithmetic and ``gather`` with ``batch_dims``: XLA compiles it on
+    every backend.
+    """
+    batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+    y, x = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32),
+                       indexing="ij")
+    t = tf.cast(transforms, tf.float32)[:, :, None, None]
+    u = t[:, 0] * x + t[:, 1] * y + t[:, 2]  # input column of every output pixel (B, H, W)
+    v = t[:, 3] * x + t[:, 4] * y + t[:, 5]  # input row
+
+    def gather(flat, rows, cols):
+        """Values at integer (rows, cols), and whether each lies inside the input."""
+        inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+        index = tf.clip_by_value(rows, 0, height - 1) * width + tf.clip_by_value(cols, 0, width - 1)
+        values = tf.gather(flat, tf.reshape(index, [batch, height * width]), batch_dims=1)
+        return tf.reshape(values, tf.concat([[batch, height, width], tf.shape(flat)[2:]], 0)), inside
+
+    flat_images = tf.reshape(images, [batch, height * width, images.shape[-1]])
+    u0, v0 = tf.floor(u), tf.floor(v)
+    fu, fv = (u - u0)[..., None], (v - v0)[..., None]
+    c0, r0 = tf.cast(u0, tf.int32), tf.cast(v0, tf.int32)
+    out = tf.zeros_like(images)
+    for dr, dc, weight in ((0, 0, (1 - fv) * (1 - fu)), (0, 1, (1 - fv) * fu),
+                           (1, 0, fv * (1 - fu)), (1, 1, fv * fu)):
+        values, inside = gather(flat_images, r0 + dr, c0 + dc)
+        out += values * tf.cast(weight * tf.cast(inside, tf.float32)[..., None], images.dtype)
+
+    # Nearest: round half away from zero, as the transform op does (std::round).
+    rows = tf.cast(tf.sign(v) * tf.floor(tf.abs(v) + 0.5), tf.int32)
+    cols = tf.cast(tf.sign(u) * tf.floor(tf.abs(u) + 0.5), tf.int32)
+    labels, inside = gather(tf.reshape(masks, [batch, height * width]), rows, cols)
+    labels = tf.where(inside, labels, tf.cast(fill_label, masks.dtype))
+    return out, labels

@@ -1,10 +1,21 @@
 """The tf.data input pipeline: shards -> uint8 batches on every replica.
 
-Order, as the TF Model Garden does it: seeded file shuffle -> shard by input
-context -> parallel interleave over files -> record shuffle -> parallel parse and
-decode -> batch -> prefetch. Images and masks stay uint8 (4 bytes a pixel, not
-the 3 x 4 + 8 x 4 of float images and one-hot masks); normalisation, one-hot and
-augmentation happen on the device, inside the step.
+Sharding across input pipelines (one per host) is by contiguous blocks of
+records, not by files: the split's records, in the manifest's order, are cut
+into ``num_pipelines`` blocks whose sizes differ by at most one, and each
+pipeline reads only the shard files (or parts of files) its block covers. So
+every record belongs to exactly one pipeline for any number of pipelines
+against any number of files (a pod with more hosts than shards included), the
+plan depends on nothing but the manifest (no seed, no reading order can make
+two hosts disagree), and each host still reads about ``1 / num_pipelines`` of
+the data. ``prepare --num_shards`` at a multiple of the host count keeps every
+host on whole files.
+
+Then, per pipeline, as the TF Model Garden does it: shuffle its file segments
+-> parallel interleave -> record shuffle -> parallel parse and decode -> batch
+-> prefetch. Images and masks stay uint8 (4 bytes a pixel, not the 3 x 4 + 8 x 4
+of float images and one-hot masks); normalisation, one-hot and augmentation
+happen on the device, inside the step.
 
 Training batches drop the remainder (static shapes, TPU-safe) and repeat.
 Evaluation keeps every record exactly once: each input pipeline's stream is
@@ -33,27 +44,52 @@ AUTOTUNE = tf.data.AUTOTUNE
 class InputConfig:
     global_batch_size: int = 32
     shuffle_buffer: int = 1024
-    cycle_length: int = 8          # shards read at once
+    cycle_length: int = 8          # file segments read at once
     cache: bool = False            # cache decoded records in memory (small sets)
     take: int | None = None        # only the first N records of the split (smoke runs)
-    seed: int | None = None        # file and record shuffle seed (None: unseeded)
+    seed: int | None = None        # shuffle seed (None: unseeded; sharding never depends on it)
     deterministic: bool | None = None  # None: False for training, True for evaluation
     repeat: bool | None = None     # None: training repeats, evaluation makes one pass
 
 
-def _files_per_pipeline_policy(num_files: int, num_pipelines: int) -> str:
-    """FILE sharding needs every pipeline to get files; else shard records (DATA)."""
-    return "FILE" if num_files >= num_pipelines else "DATA"
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """Records ``[skip, skip + count)`` of one shard file."""
+
+    path: str
+    skip: int
+    count: int
 
 
-def _pipeline_records(shards: list[schema.Shard], num_pipelines: int, policy: str,
-                      take: int | None) -> list[int]:
-    """How many records each input pipeline will read (for evaluation padding)."""
-    if policy == "FILE" and take is None:
-        return [sum(s.num_records for s in shards[i::num_pipelines]) for i in range(num_pipelines)]
-    total = sum(s.num_records for s in shards) if take is None else min(
-        take, sum(s.num_records for s in shards))
-    return [len(range(i, total, num_pipelines)) for i in range(num_pipelines)]
+def block(total: int, num_pipelines: int, pipeline_id: int) -> tuple[int, int]:
+    """The records ``[start, end)`` of the split that pipeline ``pipeline_id`` reads."""
+    return total * pipeline_id // num_pipelines, total * (pipeline_id + 1) // num_pipelines
+
+
+def split_records(shards: list[schema.Shard], take: int | None) -> int:
+    total = sum(s.num_records for s in shards)
+    return total if take is None else min(take, total)
+
+
+def pipeline_segments(shards: list[schema.Shard], num_pipelines: int, pipeline_id: int,
+                      take: int | None = None) -> list[Segment]:
+    """The file segments that make up one pipeline's block of records."""
+    start, end = block(split_records(shards, take), num_pipelines, pipeline_id)
+    segments, offset = [], 0
+    for shard in shards:
+        lo, hi = max(start, offset), min(end, offset + shard.num_records)
+        if lo < hi:
+            segments.append(Segment(shard.path, lo - offset, hi - lo))
+        offset += shard.num_records
+    return segments
+
+
+def pipeline_records(shards: list[schema.Shard], num_pipelines: int,
+                     take: int | None = None) -> list[int]:
+    """How many records each input pipeline reads (for evaluation padding)."""
+    total = split_records(shards, take)
+    return [end - start for start, end in
+            (block(total, num_pipelines, i) for i in range(num_pipelines))]
 
 
 def _padding(count: int, image_size: int, with_ids: bool) -> tf.data.Dataset:
@@ -80,26 +116,25 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
     batch = (input_context.get_per_replica_batch_size(cfg.global_batch_size)
              if input_context else cfg.global_batch_size)
     deterministic = (not training) if cfg.deterministic is None else cfg.deterministic
-    policy = _files_per_pipeline_policy(len(shards), num_pipelines)
-    if cfg.take is not None:
-        policy = "DATA"  # take() is over the split, so every pipeline reads it in order
+    segments = pipeline_segments(shards, num_pipelines, pipeline_id, cfg.take)
+    share = sum(s.count for s in segments)
+    if training and share < batch:
+        raise ValueError(f"{split}: input pipeline {pipeline_id} of {num_pipelines} gets "
+                         f"{share} records, fewer than its batch of {batch}")
     if num_pipelines > 1:
-        logging.info("%s: %d shards over %d input pipelines: %s sharding", split,
-                     len(shards), num_pipelines, policy)
+        logging.info("%s: input pipeline %d of %d reads %d records from %d file segment(s)",
+                     split, pipeline_id, num_pipelines, share, len(segments))
 
-    files = tf.data.Dataset.from_tensor_slices([s.path for s in shards])
-    if training and cfg.take is None:
-        files = files.shuffle(len(shards), seed=cfg.seed, reshuffle_each_iteration=True)
-    if policy == "FILE" and num_pipelines > 1:
-        files = files.shard(num_pipelines, pipeline_id)
+    files = tf.data.Dataset.from_tensor_slices((  # typed: a pipeline may have no segment
+        tf.constant([s.path for s in segments], tf.string),
+        tf.constant([s.skip for s in segments], tf.int64),
+        tf.constant([s.count for s in segments], tf.int64)))
+    if training:  # the pipeline's own segments only: hosts cannot disagree
+        files = files.shuffle(len(segments), seed=cfg.seed, reshuffle_each_iteration=True)
     records = files.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=1 if cfg.take is not None else min(cfg.cycle_length, len(shards)),
+        lambda path, skip, count: tf.data.TFRecordDataset(path).skip(skip).take(count),
+        cycle_length=max(1, min(cfg.cycle_length, len(segments))),
         num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    if cfg.take is not None:
-        records = records.take(cfg.take)
-    if policy == "DATA" and num_pipelines > 1:
-        records = records.shard(num_pipelines, pipeline_id)
 
     def parse(serialized):
         example = schema.parse_example(serialized, size)
@@ -120,9 +155,8 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
     if not training:
         replicas_here = (input_context.num_replicas_in_sync // num_pipelines) if input_context else 1
         per_round = batch * replicas_here
-        counts = _pipeline_records(shards, num_pipelines, policy, cfg.take)
         rounds = eval_steps(manifest, split, cfg, num_pipelines)
-        records = records.concatenate(_padding(rounds * per_round - counts[pipeline_id], size, with_ids))
+        records = records.concatenate(_padding(rounds * per_round - share, size, with_ids))
 
     records = records.batch(batch, drop_remainder=True, num_parallel_calls=AUTOTUNE,
                             deterministic=deterministic)
@@ -137,10 +171,8 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
 def eval_steps(manifest: schema.Manifest, split: str, cfg: InputConfig,
                num_pipelines: int = 1) -> int:
     """Steps of one evaluation pass: full batches on every replica, every record once."""
-    shards = manifest.shards(split)
-    policy = "DATA" if cfg.take is not None else _files_per_pipeline_policy(len(shards), num_pipelines)
     per_round = cfg.global_batch_size // num_pipelines
-    counts = _pipeline_records(shards, num_pipelines, policy, cfg.take)
+    counts = pipeline_records(manifest.shards(split), num_pipelines, cfg.take)
     return max(1, math.ceil(max(counts) / per_round))
 
 

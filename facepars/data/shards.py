@@ -47,6 +47,7 @@ class PrepareConfig:
     image_format: str = "jpeg"
     jpeg_quality: int = 95
     shard_size: int = 512
+    num_shards: int = 0           # at least this many files per split (0: from shard_size)
     workers: int = 1
     on_error: str = "fail"
     resume: bool = False
@@ -76,17 +77,25 @@ def split_order(split: str) -> tuple[int, str]:
     return (known.index(split) if split in known else len(known), split)
 
 
-def plan_shards(pairs: dict[str, list], shard_size: int, seed: int) -> list[dict]:
-    """Deterministic shard plan: per split, sorted ids in a seeded order, in chunks."""
+def plan_shards(pairs: dict[str, list], shard_size: int, seed: int,
+                num_shards: int = 0) -> list[dict]:
+    """Deterministic shard plan: per split, sorted ids in a seeded order, in chunks.
+
+    A split gets enough files for ``shard_size`` records each and at least
+    ``num_shards`` (fewer only if it has fewer records), sizes differing by at
+    most one: a training host count that divides the file count then reads
+    whole files only (see facepars.data.pipeline).
+    """
     plan = []
     for split in sorted(pairs, key=split_order):
         items = sorted(pairs[split], key=lambda p: p.source_id)
         order = np.random.default_rng([seed, len(items)]).permutation(len(items))
         items = [items[i] for i in order]
-        count = max(1, -(-len(items) // shard_size))
+        count = max(1, -(-len(items) // shard_size), min(num_shards, len(items)))
+        bounds = [len(items) * i // count for i in range(count + 1)]
         for i in range(count):
             plan.append({"split": split, "file": schema.shard_name(split, i, count),
-                         "refs": items[i * shard_size:(i + 1) * shard_size]})
+                         "refs": items[bounds[i]:bounds[i + 1]]})
     return plan
 
 
@@ -231,7 +240,7 @@ def run(cfg: PrepareConfig) -> dict:
         pairs = sources.carve_split(pairs, cfg.val_fraction, cfg.seed)
     listing_skips = [{"split": None, "source_id": None, "error": str(e)} for e in bad]
 
-    plan = plan_shards(pairs, cfg.shard_size, cfg.seed)
+    plan = plan_shards(pairs, cfg.shard_size, cfg.seed, cfg.num_shards)
     prepare_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite)
     parts_dir = schema.join(cfg.output_dir, PARTS_DIR)
     settings = fingerprint(plan, cfg.settings())

@@ -42,5 +42,33 @@ def configure_batchnorm(model: keras.Model, momentum: float, synchronized: bool)
 
 
 def load_model(path: str) -> keras.Model:
-    """Load a ``.keras`` model with safe_mode on: no arbitrary code runs on load."""
-    return keras.saving.load_model(path, safe_mode=True, compile=False)
+    """Load a ``.keras`` model with safe_mode on (no arbitrary code runs on load),
+    computing in float32 whatever precision it was trained in."""
+    return as_float32(keras.saving.load_model(path, safe_mode=True, compile=False))
+
+
+def as_float32(model: keras.Model) -> keras.Model:
+    """The same network with every layer in float32, sharing nothing with ``model``.
+
+    A network trained under mixed_float16 or mixed_bfloat16 keeps each layer's
+    policy in its saved config; exported as it is, the TFLite converter fails on
+    its casts ("Could not translate MLIR to FlatBuffer") and the host runs slow
+    half-precision kernels. The weights themselves are float32 under both mixed
+    policies, so they copy over unchanged.
+    """
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+
+    def in_float32(node):
+        """The config with every mixed DTypePolicy replaced by float32."""
+        if isinstance(node, list):
+            return [in_float32(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        if node.get("class_name") == "DTypePolicy" and node["config"]["name"].startswith("mixed_"):
+            return {**node, "config": {**node["config"], "name": "float32"}}
+        return {k: in_float32(v) for k, v in node.items()}
+
+    clone = model.__class__.from_config(in_float32(model.get_config()))
+    clone.set_weights(model.get_weights())
+    return clone

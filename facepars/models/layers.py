@@ -15,8 +15,15 @@ def conv_bn_relu(x, filters: int, kernel: int = 1, dilation: int = 1, name: str 
 
 
 def resize_to(x, height: int, width: int, name: str):
-    """Bilinear resize to a static size (works for any integer or fractional factor)."""
-    return layers.Resizing(height, width, interpolation="bilinear", name=name)(x)
+    """Bilinear resize to a static size (works for any integer or fractional factor).
+
+    Always computed in float32: under mixed_bfloat16, XLA's lowering of the
+    bilinear resize gradient hands back float32 where the graph says bfloat16
+    (``Seen floating point types of different precisions ... ResizeBilinearGrad``),
+    so a bfloat16 resize fails to compile. Layers after it cast back to their
+    compute dtype, as Keras does for every layer input.
+    """
+    return layers.Resizing(height, width, interpolation="bilinear", dtype="float32", name=name)(x)
 
 
 def logits_at_input_size(x, input_size: int, name: str = "logits"):

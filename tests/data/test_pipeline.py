@@ -1,3 +1,4 @@
+import dataclasses
 import shutil
 
 import numpy as np
@@ -42,22 +43,55 @@ def test_evaluation_yields_every_record_exactly_once(synthetic_data, batch):
     assert (padded == IGNORE_LABEL).all()
 
 
-@pytest.mark.parametrize("pipelines", [2, 3, 16])
-def test_input_pipelines_split_the_records_between_them(synthetic_data, pipelines):
-    """FILE sharding when each pipeline gets a shard (10 train shards), DATA beyond."""
+TOPOLOGIES = [(p, r) for p in (1, 2, 4) for r in (2, 4, 8) if r % p == 0]
+
+
+@pytest.mark.parametrize("pipelines,replicas", TOPOLOGIES)
+@pytest.mark.parametrize("split", ["train", "val"])  # 8 shard files, and 1
+def test_input_topology_reads_every_record_once(synthetic_data, split, pipelines, replicas):
+    """Input pipelines (hosts) x replicas, shard files more and fewer than pipelines,
+    no seed (so nothing but the plan keeps hosts apart). Evaluation: every record
+    exactly once, equal full batches on every replica, and a repeated pass exactly
+    ``eval_steps`` long. Training: no record twice within an epoch on any host."""
     manifest = schema.Manifest.load(synthetic_data)
-    per_pipeline = []
+    total = manifest.num_records(split)
+    per_replica, per_pipeline = 2, replicas // pipelines
+    cfg = InputConfig(global_batch_size=per_replica * replicas, repeat=True)
+    steps = pipeline.eval_steps(manifest, split, cfg, pipelines)
+    seen = []
     for i in range(pipelines):
-        ctx = tf.distribute.InputContext(pipelines, i, pipelines)
-        batches = list(pipeline.make_dataset(manifest, "train", False,
-                                             InputConfig(global_batch_size=2 * pipelines), ctx,
-                                             with_ids=True))
-        per_pipeline.append(_ids(batches))
-        assert len(batches) == len(list(pipeline.make_dataset(
-            manifest, "train", False, InputConfig(global_batch_size=2 * pipelines),
-            tf.distribute.InputContext(pipelines, 0, pipelines))))
-    everything = sum(per_pipeline, [])
-    assert len(everything) == len(set(everything)) == manifest.num_records("train")
+        ctx = tf.distribute.InputContext(pipelines, i, replicas)
+        batches = list(pipeline.make_dataset(manifest, split, False, cfg, ctx, with_ids=True)
+                       .take(2 * steps * per_pipeline))
+        assert all(b["image"].shape[0] == per_replica for b in batches)
+        first, second = batches[:steps * per_pipeline], batches[steps * per_pipeline:]
+        assert _ids(first) == _ids(second)  # the second pass starts exactly at step eval_steps
+        seen += _ids(first)
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == total
+
+    steps_per_epoch = total // cfg.global_batch_size
+    if not steps_per_epoch:
+        return
+    epoch = []
+    for i in range(pipelines):
+        ctx = tf.distribute.InputContext(pipelines, i, replicas)
+        ds = pipeline.make_dataset(manifest, split, True, dataclasses.replace(cfg, repeat=None),
+                                   ctx, with_ids=True)
+        epoch += _ids(ds.take(steps_per_epoch * per_pipeline))
+    assert len(epoch) == len(set(epoch)) == steps_per_epoch * cfg.global_batch_size
+
+
+@pytest.mark.parametrize("files,pipelines", [(3, 7), (8, 3), (5, 5), (1, 4), (6, 4)])
+def test_blocks_cover_the_split_with_shares_within_one(files, pipelines):
+    sizes = [4, 3, 5, 4, 4, 2, 4, 4][:files]
+    shards = [schema.Shard(f"f{i}", n, "") for i, n in enumerate(sizes)]
+    covered = []
+    for i in range(pipelines):
+        for seg in pipeline.pipeline_segments(shards, pipelines, i):
+            covered += [(seg.path, r) for r in range(seg.skip, seg.skip + seg.count)]
+    assert covered == [(f"f{i}", r) for i, n in enumerate(sizes) for r in range(n)]
+    shares = pipeline.pipeline_records(shards, pipelines)
+    assert sum(shares) == sum(sizes) and max(shares) - min(shares) <= 1
 
 
 def test_mirrored_replicas_get_disjoint_halves_of_the_global_batch(synthetic_data):

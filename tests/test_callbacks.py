@@ -1,0 +1,93 @@
+"""What the training callbacks record and restore, checked against hand-set state."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from facepars import callbacks, task
+from facepars.classes import TAXONOMIES
+from facepars.configs import smoke
+from facepars.data.augment import NO_AUGMENTATION
+from facepars.models import build_model
+
+TABLE = TAXONOMIES["seed8"].table
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _parser(precision):
+    keras.mixed_precision.set_global_policy(precision)
+    parser = task.FaceParser(build_model("lraspp_mobilenetv3", 8, 64, width=0.25), TABLE,
+                             smoke.get_config().loss, NO_AUGMENTATION)
+    parser.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True))
+    parser(tf.zeros((1, 64, 64, 3)))
+    parser.optimizer.build(parser.network.trainable_variables)
+    return parser
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16", "mixed_bfloat16"])
+def test_nan_restore_puts_back_weights_and_ema_keeps_scale_and_step(precision):
+    parser = _parser(precision)
+    guard = callbacks.NanGuard(3, lambda factor: 0.05, 0.5)
+    guard.set_model(parser)
+    optimizer = parser.optimizer
+    ema = callbacks.ema_variables(optimizer)
+    for i, average in enumerate(ema):  # EMA different from the weights, as after training
+        average.assign(tf.fill(average.shape, float(i)))
+    good_weights = [w.numpy() for w in parser.network.weights]
+    good_ema = [v.numpy() for v in ema]
+    guard.on_epoch_begin(0)
+
+    # Divergence: NaN everywhere the step can write.
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    for variable in parser.network.weights + inner.variables:
+        if variable is not inner.iterations and variable.dtype.startswith("float"):
+            variable.assign(tf.fill(variable.shape, np.nan))
+    inner.iterations.assign(7)
+    if precision == "mixed_float16":
+        optimizer.dynamic_scale.assign(256.0)  # halved on the way down, still usable
+    guard.on_train_batch_end(0, {"loss": float("nan")})
+
+    assert guard.restores == 1
+    for variable, value in zip(parser.network.weights, good_weights):
+        np.testing.assert_array_equal(variable.numpy(), value)
+    for variable, value in zip(ema, good_ema):
+        np.testing.assert_array_equal(variable.numpy(), value)
+    slots = [v for v in inner.variables if v is not inner.iterations
+             and all(v is not e for e in ema) and v is not inner._learning_rate]
+    assert slots and all(not np.any(v.numpy()) for v in slots)  # momentum zeroed
+    assert int(inner.iterations.numpy()) == 7
+    if precision == "mixed_float16":
+        assert float(optimizer.dynamic_scale.numpy()) == 256.0
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_images_per_second_counts_optimizer_steps_not_callback_calls(monkeypatch):
+    """steps_per_execution=4: Keras calls the batch hooks once per 4 steps."""
+    clock = _Clock()
+    monkeypatch.setattr(callbacks.time, "perf_counter", clock)
+    parser = _parser("float32")
+    log = callbacks.TrainingLog(global_batch=16, epochs=1)
+    log.set_model(parser)
+    log.on_epoch_begin(0)
+    for execution in range(2):  # 2 executions of 4 steps, 1 s each
+        log.on_train_batch_begin(execution * 4)
+        parser.optimizer.iterations.assign_add(4)
+        clock.now += 1.0
+        log.on_train_batch_end(execution * 4 + 3)
+    logs = {}
+    log.on_epoch_end(0, logs)
+    assert logs["images_per_second"] == pytest.approx(8 * 16 / 2.0)
+    assert logs["step_time"] == pytest.approx(2.0 / 8)
