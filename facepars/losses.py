@@ -48,6 +48,18 @@ def _sum_across_replicas(x: tf.Tensor) -> tf.Tensor:
     return ctx.all_reduce(tf.distribute.ReduceOp.SUM, x)
 
 
+def label_one_hot(labels: tf.Tensor, num_classes: int,
+                  ignore_label: int = IGNORE_LABEL) -> tf.Tensor:
+    """(N, C) float32 one-hot rows of the flattened labels; ignore pixels are zero rows.
+
+    Index -1 one-hot encodes to all zeros, so ignore pixels drop out of every sum
+    without a pass to mask them. The loss and the confusion matrix build it the
+    same way, so the graph optimiser computes it once per step.
+    """
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    return tf.one_hot(tf.where(labels == ignore_label, -1, labels), num_classes, dtype=tf.float32)
+
+
 def fused_loss(labels: tf.Tensor, logits: tf.Tensor, weights=(1.0, 1.0, 1.0),
                class_weights=None, ignore_label: int = IGNORE_LABEL) -> dict[str, tf.Tensor]:
     """Return ``{"loss", "cross_entropy", "dice", "jaccard"}`` as float32 scalars.
@@ -60,25 +72,24 @@ def fused_loss(labels: tf.Tensor, logits: tf.Tensor, weights=(1.0, 1.0, 1.0),
     """
     logits = tf.cast(logits, tf.float32)
     num_classes = logits.shape[-1]
-    labels = tf.cast(labels, tf.int32)
-    valid = tf.not_equal(labels, ignore_label)
-    valid_f = tf.cast(valid, tf.float32)
+    flat_logits = tf.reshape(logits, [-1, num_classes])
+    one_hot = label_one_hot(labels, num_classes, ignore_label)  # (N, C), ignore rows zero
 
-    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    log_probs = tf.nn.log_softmax(flat_logits, axis=-1)
     probs = tf.exp(log_probs)
-    # Index -1 one-hot encodes to all zeros: ignore pixels drop out of every sum
-    # without a pass over the (B, H, W, C) tensor to mask them.
-    one_hot = tf.one_hot(tf.where(valid, labels, -1), num_classes, dtype=tf.float32)
     cw = tf.ones([num_classes]) if class_weights is None else tf.constant(class_weights, tf.float32)
 
-    # Every full-size product is reduced to per-class sums at once, and the
-    # class weights apply to those sums: the fewest passes over (B, H, W, C).
-    reduce_axes = list(range(len(logits.shape) - 1))
-    true_pos = tf.reduce_sum(probs * one_hot, reduce_axes)
-    prob_sum = tf.reduce_sum(probs * valid_f[..., None], reduce_axes)
-    label_sum = tf.reduce_sum(one_hot, reduce_axes)
-    nll = -tf.reduce_sum(cw * tf.reduce_sum(log_probs * one_hot, reduce_axes))
-    count = tf.reduce_sum(valid_f)
+    # One matrix product reduces every full-size tensor to per-class sums:
+    # joint[c, k] = sum over pixels labelled c of p_k (then of log p_k). Its
+    # diagonal gives the true positives and the log-likelihoods, its column sums
+    # the predicted mass over labelled pixels; forward and backward are each one
+    # pass over (N, C) on the matrix unit instead of several elementwise ones.
+    joint = tf.matmul(one_hot, tf.concat([probs, log_probs], axis=1), transpose_a=True)
+    true_pos = tf.linalg.diag_part(joint[:, :num_classes])
+    prob_sum = tf.reduce_sum(joint[:, :num_classes], axis=0)
+    nll = -tf.reduce_sum(cw * tf.linalg.diag_part(joint[:, num_classes:]))
+    label_sum = tf.reduce_sum(one_hot, axis=0)
+    count = tf.reduce_sum(label_sum)
 
     sums = _sum_across_replicas(tf.concat(
         [true_pos, prob_sum, label_sum, tf.stack([nll, count])], axis=0))

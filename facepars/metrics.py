@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from facepars.classes import IGNORE_LABEL, ClassTable
+from facepars.losses import label_one_hot
 
 SCORES = ("precision", "recall", "f1", "iou")
 
@@ -29,11 +30,8 @@ def batch_confusion(labels: tf.Tensor, predictions: tf.Tensor, num_classes: int,
     A one-hot matrix product rather than a scatter: it runs on every accelerator
     (the MXU on TPU) and is exact while a cell stays below 2^24 pixels per call.
     """
-    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
-    predictions = tf.reshape(tf.cast(predictions, tf.int32), [-1])
-    # Index -1 one-hot encodes to a zero row: ignore pixels count nowhere.
-    rows = tf.one_hot(tf.where(labels == ignore_label, -1, labels), num_classes)
-    cols = tf.one_hot(predictions, num_classes)
+    rows = label_one_hot(labels, num_classes, ignore_label)  # ignore pixels: zero rows
+    cols = tf.one_hot(tf.reshape(tf.cast(predictions, tf.int32), [-1]), num_classes)
     return tf.cast(tf.matmul(rows, cols, transpose_a=True), tf.int64)
 
 

@@ -142,3 +142,33 @@ def test_the_whole_augmentation_compiles_and_matches_eager():
                                                           tf.constant([4, 2]))
     np.testing.assert_array_equal(compiled[1], eager[1])
     np.testing.assert_allclose(compiled[0], eager[0], atol=1e-4)
+
+
+def test_colour_matrices_act_on_chroma_only():
+    """Saturation 0 leaves luma as grey; a hue turn keeps luma and chroma length;
+    grey stays grey (what lets brightness and contrast fold into one affine)."""
+    rgb = np.random.default_rng(1).random((50, 3)).astype(np.float32)
+    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    grey = augment.colour_matrices(tf.constant([0.0]), tf.constant([0.7]))[0].numpy()
+    np.testing.assert_allclose(rgb @ grey.T, np.repeat(luma[:, None], 3, 1), atol=1e-5)
+    turn = augment.colour_matrices(tf.constant([1.0]), tf.constant([2.0]))[0].numpy()
+    turned = rgb @ turn.T
+    np.testing.assert_allclose(turned @ np.array([0.299, 0.587, 0.114]), luma, atol=1e-5)
+    chroma = lambda x: np.linalg.norm((x @ augment._RGB_TO_YIQ.T)[:, 1:], axis=1)
+    np.testing.assert_allclose(chroma(turned), chroma(rgb), atol=1e-5)
+    assert not np.allclose(turned, rgb, atol=1e-2)
+    np.testing.assert_allclose(turn @ np.ones(3), np.ones(3), atol=1e-6)
+
+
+def test_blur_equals_the_binomial_depthwise_convolution():
+    images = tf.random.stateless_uniform((2, 9, 11, 3), [0, 1])
+    kernel = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16
+    reference = tf.nn.depthwise_conv2d(images, np.tile(kernel[:, :, None, None], [1, 1, 3, 1]),
+                                       [1, 1, 1, 1], "SAME")
+    np.testing.assert_allclose(augment.binomial_blur(images), reference, atol=1e-6)
+
+
+def test_noise_has_zero_mean_and_unit_variance():
+    noise = augment.random_noise([200_000], tf.constant([3, 4])).numpy()
+    assert abs(noise.mean()) < 0.01 and abs(noise.std() - 1) < 0.01
+    assert noise.max() <= np.sqrt(6) and noise.min() >= -np.sqrt(6)
