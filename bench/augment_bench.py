@@ -10,6 +10,7 @@ and shifts, one CPU run, interleaved rounds, median times:
   gather:          facepars.data.augment.affine_sample in a tf.function;
   gather + XLA:    the same with jit_compile=True (how it runs inside a compiled
                    step, and the only one of the three a TPU can run);
+  each transform:  brightness + contrast, saturation + hue, blur, noise alone;
   all transforms:  the whole default Augmenter (geometry, colour, blur, noise),
                    without and with XLA.
 
@@ -19,6 +20,7 @@ Prints milliseconds per batch and each ratio to the op.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import time
@@ -50,6 +52,16 @@ def transform_op(images, masks, transforms, fill_label):
     return out, labels
 
 
+def single_transforms() -> dict[str, augment.AugmentConfig]:
+    """Each group of the default augmentation on its own, at its default strength."""
+    on = augment.AugmentConfig()
+    groups = {"brightness + contrast": ("brightness", "contrast"),
+              "saturation + hue": ("saturation", "hue"), "blur": ("blur",), "noise": ("noise",)}
+    return {name: dataclasses.replace(augment.NO_AUGMENTATION,
+                                      **{field: getattr(on, field) for field in fields})
+            for name, fields in groups.items()}
+
+
 def milliseconds(fn, args, repeats: int = 10) -> float:
     fn(*args)[0].numpy()  # trace, compile, warm up
     times = []
@@ -73,13 +85,16 @@ def main():
         tf.constant(rng.uniform(0.8, 1.2, args.batch), tf.float32),
         tf.constant(rng.uniform(-15, 15, args.batch) * math.pi / 180, tf.float32),
         tf.constant(rng.uniform(-0.08, 0.08, (args.batch, 2)) * args.size, tf.float32), args.size)
-    augmenter = augment.Augmenter(augment.AugmentConfig(), TAXONOMIES["seed8"].table)
+    table = TAXONOMIES["seed8"].table
+    augmenter = augment.Augmenter(augment.AugmentConfig(), table)
     seed = tf.constant([1, 2])
     variants = {
         "op (ImageProjectiveTransformV3)": (tf.function(transform_op), (images, masks, transforms, 0)),
         "gather": (tf.function(augment.affine_sample), (images, masks, transforms, 0)),
         "gather + XLA": (tf.function(augment.affine_sample, jit_compile=True),
                          (images, masks, transforms, 0)),
+        **{f"{name} alone": (tf.function(augment.Augmenter(cfg, table).__call__),
+                             (images, masks, seed)) for name, cfg in single_transforms().items()},
         "all transforms": (tf.function(augmenter.__call__), (images, masks, seed)),
         "all transforms + XLA": (tf.function(augmenter.__call__, jit_compile=True),
                                  (images, masks, seed)),

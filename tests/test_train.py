@@ -68,7 +68,8 @@ def test_mirrored_step_equals_one_device_step(synthetic_data):
 @pytest.mark.slow
 def test_train_run_mirrored_equals_one_device(face_data, tmp_path):
     """train.run under MirroredStrategy over two logical CPUs, with validation, against
-    one device on the same data in the same order (no augmentation), 2 epochs.
+    one device on the same data in the same order (no augmentation), 2 epochs
+    (tests/mirrored_run.py, in a fresh process).
 
     Validation confusion matrices: equal, and summing to the validation split's
     labelled pixels (each record counted once across the replicas). Weights: in
@@ -81,15 +82,16 @@ def test_train_run_mirrored_equals_one_device(face_data, tmp_path):
     from conftest import read_split
     from facepars.classes import IGNORE_LABEL
     from facepars.models import load_model
-    cfg = _cfg(epochs=2, steps_per_epoch=2, batch_size=8)
-    cfg.input.deterministic = True
-    for key in cfg.augment:
-        cfg.augment[key] = 0.0
-    cfg.optimizer.momentum = 0.0
-    runs = {name: train.run(cfg, face_data, str(tmp_path / name), name)
-            for name in ("one_device", "mirrored")}
-    one, two = (np.array(runs[n]["val_confusion"]) for n in ("one_device", "mirrored"))
-    labelled = sum(int((mask != IGNORE_LABEL).sum()) for _, mask in read_split(face_data, "val").values())
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    from mirrored_run import config
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "mirrored_run.py"),
+                           face_data, str(tmp_path)], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = json.loads(proc.stdout.strip().splitlines()[-1])
+    one, two = (np.array(runs[n]) for n in ("one_device", "mirrored"))
+    labelled = sum(int((mask != IGNORE_LABEL).sum())
+                   for _, mask in read_split(face_data, "val").values())
     np.testing.assert_array_equal(one, two)
     assert one.sum() == labelled
     best = {n: json.load(open(tmp_path / n / "best.json")) for n in runs}
@@ -97,6 +99,7 @@ def test_train_run_mirrored_equals_one_device(face_data, tmp_path):
     for key, value in best["one_device"].items():
         assert abs(best["mirrored"][key] - value) <= 1e-3 * max(abs(value), 1e-3), key
 
+    cfg = config()
     keras.utils.set_random_seed(cfg.seed)  # the initial weights train.run starts from
     start = build_model(cfg.model, 8, 96, width=cfg.width).trainable_weights
     ends = {n: load_model(str(tmp_path / n / "last.keras")).trainable_weights for n in runs}

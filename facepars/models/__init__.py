@@ -69,6 +69,11 @@ def as_float32(model: keras.Model) -> keras.Model:
             return {**node, "config": {**node["config"], "name": "float32"}}
         return {k: in_float32(v) for k, v in node.items()}
 
-    clone = model.__class__.from_config(in_float32(model.get_config()))
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")  # for layers saved without a policy
+    try:
+        clone = model.__class__.from_config(in_float32(model.get_config()))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     clone.set_weights(model.get_weights())
     return clone

@@ -39,8 +39,18 @@ def test_model_builds_trains_and_round_trips(name, tmp_path, bfloat16_policy):
 
     path = str(tmp_path / f"{name}.keras")
     model.save(path)
+    as_saved = keras.saving.load_model(path, safe_mode=True, compile=False)
+    np.testing.assert_array_equal(model(images, training=False), as_saved(images, training=False))
+    # What evaluate, predict and export load: the same weights, computing in float32.
     again = load_model(path)
-    np.testing.assert_array_equal(model(images, training=False), again(images, training=False))
+    assert {layer.compute_dtype for layer in again.layers} == {"float32"}
+    for ours, saved in zip(again.weights, model.weights):
+        np.testing.assert_array_equal(ours.numpy(), saved.numpy())
+    keras.mixed_precision.set_global_policy("float32")
+    float32 = build_model(name, 5, 96, width=TINY)
+    float32.set_weights(model.get_weights())
+    np.testing.assert_allclose(again(images, training=False), float32(images, training=False),
+                               rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
