@@ -89,7 +89,8 @@ def main():
     augmenter = augment.Augmenter(augment.AugmentConfig(), table)
     seed = tf.constant([1, 2])
     variants = {
-        "op (ImageProjectiveTransformV3)": (tf.function(transform_op), (images, masks, transforms, 0)),
+        "op (ImageProjectiveTransformV3)": (tf.function(transform_op),
+                                            (images, masks, transforms, 0)),
         "gather": (tf.function(augment.affine_sample), (images, masks, transforms, 0)),
         "gather + XLA": (tf.function(augment.affine_sample, jit_compile=True),
                          (images, masks, transforms, 0)),
@@ -105,7 +106,8 @@ def main():
             times[name].append(milliseconds(fn, fn_args))
         print(f"round {r + 1}: " + ", ".join(f"{v[-1]:.1f}" for v in times.values()), flush=True)
     base = float(np.median(times["op (ImageProjectiveTransformV3)"]))
-    print(f"batch {args.batch} at {args.size}x{args.size}; median over {args.rounds} rounds, ms per batch")
+    print(f"batch {args.batch} at {args.size}x{args.size}; "
+          f"median over {args.rounds} rounds, ms per batch")
     for name, values in times.items():
         print(f"{name:34s} {np.median(values):8.2f} ms  {np.median(values) / base:5.2f}x the op")
 

@@ -160,6 +160,7 @@ class NanGuard(keras.callbacks.Callback):
             variable.assign(value)
         inner = _inner(optimizer)
         kept = {id(v) for v in ema_vars + [inner.iterations]}
+        # A float rate is an optimizer variable (private name; a schedule has none).
         if isinstance(inner._learning_rate, keras.Variable):
             kept.add(id(inner._learning_rate))
         for variable in inner.variables:

@@ -128,7 +128,8 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
         raise SetupError(f"the global batch of {cfg.batch_size} does not split over {replicas} "
                          f"replicas: use --config.batch_size={nearest} or another multiple "
                          f"of {replicas}")
-    warn_about_sharding(manifest, (cfg.train_split, cfg.val_split), distribute.num_workers(strategy))
+    warn_about_sharding(manifest, (cfg.train_split, cfg.val_split),
+                        distribute.num_workers(strategy))
     run_info = {"model": cfg.model, "width": cfg.width, "num_classes": table.num_classes,
                 "image_size": manifest.image_size, "resize": manifest.resize,
                 "class_table": table.to_json(), "data_dir": data_dir, "precision": policy,

@@ -227,7 +227,8 @@ def affine_sample(images: tf.Tensor, masks: tf.Tensor, transforms: tf.Tensor,
         inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
         index = tf.clip_by_value(rows, 0, height - 1) * width + tf.clip_by_value(cols, 0, width - 1)
         values = tf.gather(flat, tf.reshape(index, [batch, height * width]), batch_dims=1)
-        return tf.reshape(values, tf.concat([[batch, height, width], tf.shape(flat)[2:]], 0)), inside
+        shape = tf.concat([[batch, height, width], tf.shape(flat)[2:]], 0)
+        return tf.reshape(values, shape), inside
 
     flat_images = tf.reshape(images, [batch, height * width, images.shape[-1]])
     u0, v0 = tf.floor(u), tf.floor(v)

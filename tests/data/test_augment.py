@@ -115,7 +115,7 @@ def test_sampling_matches_the_projective_transform_op(fill):
     grid convention, a swapped axis or a half-pixel shift moves whole edges and
     fails by far more than boundary rounding allows."""
     masks = _masks(8)
-    images = np.stack([synthetic.render(9, i, 64, 64)[0] for i in range(8)]).astype(np.float32) / 255
+    images = np.stack([synthetic.render(9, i, 64, 64)[0] for i in range(8)]) / np.float32(255)
     rng = np.random.default_rng(3)
     transforms = augment._inverse_transforms(
         tf.constant(rng.random(8) < 0.5), tf.constant(rng.uniform(0.7, 1.3, 8), tf.float32),
