@@ -296,3 +296,17 @@ def test_verify_catches_a_flipped_byte(tmp_path):
     assert bad.returncode == 1
     assert "train-00002-of-00005.tfrecord: checksum" in bad.stderr
     assert "train-00002-of-00005.tfrecord record " in bad.stderr
+
+
+def test_num_shards_sets_a_minimum_of_balanced_files(tmp_path):
+    """--num_shards=5 over 16 train records with a large shard_size: 5 files of 3-4
+    records, every record once (what lets 5 hosts read whole files each)."""
+    from facepars import schema
+    out = str(tmp_path / "out")
+    shards.run(shards.PrepareConfig(output_dir=out, num_examples=20, image_size=32,
+                                    synthetic_size=48, shard_size=512, num_shards=5))
+    manifest = schema.Manifest.load(out)
+    train = manifest.shards("train")
+    assert len(train) == 5 and {s.num_records for s in train} == {3, 4}
+    assert sum(s.num_records for s in train) == manifest.num_records("train") == 16
+    assert len(manifest.shards("val")) == 2  # only 2 records: no empty files

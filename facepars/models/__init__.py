@@ -48,7 +48,7 @@ def load_model(path: str) -> keras.Model:
 
 
 def as_float32(model: keras.Model) -> keras.Model:
-    """The same network with every layer in float32, sharing nothing with ``model``.
+    """The same network with every layer in float32 (``model`` itself if it already is).
 
     A network trained under mixed_float16 or mixed_bfloat16 keeps each layer's
     policy in its saved config; exported as it is, the TFLite converter fails on
