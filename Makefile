@@ -7,19 +7,24 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo_output
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-$(VENV)/.installed-$(EXTRA): setup.cfg pyproject.toml
+# The demo needs TensorFlow (and scikit-image for its photo); the tests also
+# exercise every optional extra.
+DEMO_EXTRAS := $(EXTRA),test
+TEST_EXTRAS := $(EXTRA),test,beam,onnx
+
+$(VENV)/.installed-%: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade "pip>=23" "setuptools>=64"
-	$(PY) -m pip install -e ".[$(EXTRA),test]"
+	$(PY) -m pip install -e ".[$*]"
 	touch $@
 
 .PHONY: install demo test bench
-install: $(VENV)/.installed-$(EXTRA)
+install: $(VENV)/.installed-$(TEST_EXTRAS)
 
-demo: install
+demo: $(VENV)/.installed-$(DEMO_EXTRAS)
 	DEMO_DIR=$(DEMO_DIR) PY=$(PY) bash scripts/demo.sh
 
-test: install
+test: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(PY) -m pytest -q
 
 bench: install

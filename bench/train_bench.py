@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from facepars.losses import EPSILON  # noqa: E402
-from facepars import schema, task  # noqa: E402
+from facepars import files, schema, task  # noqa: E402
 from facepars.configs import smoke  # noqa: E402
 from facepars.data import pipeline, shards  # noqa: E402
 from facepars.data.augment import NO_AUGMENTATION, AugmentConfig  # noqa: E402
@@ -182,7 +182,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     data = os.path.join(tempfile.gettempdir(), f"facepars_train_bench_{args.size}")
-    if not tf.io.gfile.exists(schema.join(data, schema.MANIFEST)):
+    if not tf.io.gfile.exists(files.join(data, schema.MANIFEST)):
         shards.run(shards.PrepareConfig(output_dir=data, num_examples=400, image_size=args.size,
                                         synthetic_size=args.size * 3 // 2, workers=2, overwrite=True))
     manifest = schema.Manifest.load(data)

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from facepars import schema, visualize
+from facepars import files, rundir, visualize
 from facepars.classes import ClassTable
 from facepars.metrics import scores_from_confusion
 from facepars.task import to_model_input
@@ -187,7 +187,7 @@ class NetworkCheckpoints(keras.callbacks.Callback):
 
     def _save(self, name: str):
         """Save locally, copy beside the target, rename: never half a checkpoint."""
-        path = schema.join(self.model_dir, name)
+        path = files.join(self.model_dir, name)
         with tempfile.TemporaryDirectory() as tmp, ema_weights(self.model):
             local = os.path.join(tmp, name)
             self.model.network.save(local)
@@ -196,14 +196,14 @@ class NetworkCheckpoints(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        self._save("last.keras")
+        self._save(rundir.LAST)
         score = logs.get(self.monitor, math.nan)
         if math.isfinite(score) and score > self.best:
             self.best = score
-            self._save("best.keras")
+            self._save(rundir.BEST)
             record = {"epoch": epoch + 1, self.monitor: score,
                       **{k: float(v) for k, v in logs.items() if k.startswith("val_")}}
-            schema.write_json_atomic(schema.join(self.model_dir, "best.json"), record)
+            files.write_json_atomic(rundir.path(self.model_dir, rundir.BEST_SCORES), record)
 
 
 class EpochHistory(keras.callbacks.Callback):
@@ -257,7 +257,7 @@ class Summaries(keras.callbacks.Callback):
         self.table = table
         self.val_images, self.val_masks = val_images, val_masks
         self.writers = {} if log_dir is None else {
-            s: tf.summary.create_file_writer(schema.join(log_dir, s)) for s in ("train", "validation")}
+            s: tf.summary.create_file_writer(files.join(log_dir, s)) for s in ("train", "validation")}
         self._train_scores = None
         self._train_confusion = None
 

@@ -20,10 +20,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from facepars import classes, distribute, report, schema, visualize
-from facepars.data import images as image_ops
+from facepars import classes, distribute, files, report, schema, visualize
 from facepars.data import pipeline, sources
-from facepars.inference import Predictor, logits_to_photo, to_network_input
+from facepars.inference import Predictor
 from facepars.metrics import ConfusionMatrixMetric, batch_confusion, scores_from_confusion
 from facepars.progress import Progress
 
@@ -70,10 +69,8 @@ def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: 
         if source_id not in pairs:
             raise FileNotFoundError(f"{source_id}: in the shards but not under {input_dir}")
         photo, raw = pairs[source_id].load()
-        network_input, _ = to_network_input(photo, predictor.image_size, predictor.resize)
-        # Back to the mask's size (CelebAMask-HQ masks are half the photo's).
-        geo = image_ops.geometry(raw.shape[0], raw.shape[1], predictor.image_size, predictor.resize)
-        logits = logits_to_photo(predictor.network_logits(network_input[None])[0], geo)
+        # At the mask's size (CelebAMask-HQ masks are half the photo's).
+        logits = predictor.photo_logits(photo, raw.shape)
         confusion += batch_confusion(lut[raw], tf.argmax(logits, -1), num_classes).numpy()
         progress.update()
     return confusion
@@ -110,12 +107,12 @@ def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_siz
         pictures["original"] = cm_orig
     if output_dir:
         tf.io.gfile.makedirs(output_dir)
-        schema.write_json_atomic(schema.join(output_dir, f"{split}_report.json"), result)
+        files.write_json_atomic(files.join(output_dir, f"{split}_report.json"), result)
         for name, matrix in pictures.items():
             suffix = "" if name == "network" else "_original"
-            with tf.io.gfile.GFile(schema.join(output_dir, f"{split}_confusion{suffix}.png"), "wb") as f:
+            with tf.io.gfile.GFile(files.join(output_dir, f"{split}_confusion{suffix}.png"), "wb") as f:
                 f.write(visualize.confusion_png(matrix, table, f"{split} ({name} resolution)"))
-        print(f"\nreport: {schema.join(output_dir, f'{split}_report.json')}")
+        print(f"\nreport: {files.join(output_dir, f'{split}_report.json')}")
     return result
 
 

@@ -8,95 +8,92 @@ Writes
                  size -> ``labels`` uint8 [B, H, W] and ``probabilities`` [B, H, W, C];
                  resizing as in training, and back, inside the graph),
                  ``serve_image`` (one [H, W, 3] image), ``network`` (float [B, S, S, 3]
-                 in [0, 1] -> logits) and ``class_table`` (ids, names, colours);
-                 the class table is also the asset ``assets/class_table.json``.
+                 in [0, 1] -> logits) and ``class_table`` (ids, names, colours),
+                 written by ``keras.export.ExportArchive`` so that TF Serving and
+                 ``saved_model_cli run`` load it; the class table and input
+                 geometry also in ``assets.extra/class_table.json``.
   model_float32.tflite, model_float16.tflite, model_int8.tflite
                  fixed [1, S, S, 3] input; int8 is full-integer, calibrated on
                  train-split records, with uint8 input (raw pixels) and float logits.
+  model.onnx, model_batch1.onnx (with --onnx)
+                 the ``network`` signature through tf2onnx: [batch, S, S, 3] float
+                 in [0, 1] -> logits, and the same with batch fixed at 1.
   class_table.json, export_report.json (parity figures).
 
 Parity is checked here on the data's validation split: SavedModel vs Keras must
-agree on >= 99.9 % of pixels, TFLite float on >= 99.5 %; int8 is reported
+agree on >= 99.9 % of pixels, ONNX on onnxruntime (both batch forms) on >= 99.9 %,
+TFLite float on >= 99.5 %; int8 is reported
 (target 97 %). A check that fails makes the exit code 1.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import subprocess
 import sys
 import tempfile
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from facepars import schema
-from facepars.classes import ClassTable
+from facepars import files, rundir, schema, serving
 from facepars.data import pipeline
-from facepars.inference import CLASS_TABLE, read_run_info
-from facepars.models import load_model
+from facepars.inference import SAVED_MODEL_TABLE, Predictor, tflite_logits_fn
+from facepars.models import to_model_input
 
 FLAGS = flags.FLAGS
 
-THRESHOLDS = {"saved_model": 0.999, "tflite_float32": 0.995, "tflite_float16": 0.995}
+THRESHOLDS = {"saved_model": 0.999, "tflite_float32": 0.995, "tflite_float16": 0.995,
+              "onnx": 0.999, "onnx_batch1": 0.999}
 
 
-class ServingModule(tf.Module):
-    """The network with pre- and post-processing in the graph, and its class table."""
+def serving_archive(network, info: dict) -> keras.export.ExportArchive:
+    """The network with the serving mapping (facepars.serving) around it, as Keras exports it.
 
-    def __init__(self, network, table: ClassTable, image_size: int, resize: str):
-        super().__init__()
-        self.network = network
-        self.image_size, self.resize = image_size, resize
-        self.names = tf.constant(table.names)
-        self.colors = tf.constant(table.palette())
+    Through ``keras.export.ExportArchive``, not ``tf.saved_model.save`` on a
+    tf.Module: the archive tracks the Keras variables as the plain resource
+    variables TF1-style loaders look up by name, so the SavedModel runs in a
+    graph session too (TF Serving's C++ loader, ``saved_model_cli run``), not
+    only under ``tf.saved_model.load``.
+    """
+    size, resize = info["image_size"], info["resize"]
+    table = rundir.class_table(info)
 
-    def _geometry(self, height, width):
-        """facepars.data.images.Geometry.content_box, in graph ops."""
-        size = self.image_size
-        if self.resize == "stretch":
-            return 0, 0, tf.constant(size), tf.constant(size)
-        h, w = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
-        scale = size / tf.maximum(h, w)
-        nh = tf.maximum(1, tf.cast(tf.round(h * scale), tf.int32))
-        nw = tf.maximum(1, tf.cast(tf.round(w * scale), tf.int32))
-        return (size - nh) // 2, (size - nw) // 2, nh, nw
+    def logits(x):
+        return tf.cast(network(x, training=False), tf.float32)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
-    def serve(self, images):
-        height, width = tf.shape(images)[1], tf.shape(images)[2]
-        top, left, h, w = self._geometry(height, width)
-        x = tf.image.resize(tf.cast(images, tf.float32), tf.stack([h, w]), antialias=True)
-        x = tf.image.pad_to_bounding_box(x, top, left, self.image_size, self.image_size)
-        logits = tf.cast(self.network(tf.clip_by_value(x, 0, 255) / 255.0, training=False), tf.float32)
-        logits = tf.image.resize(logits[:, top:top + h, left:left + w], tf.stack([height, width]))
-        return {"labels": tf.cast(tf.argmax(logits, -1), tf.uint8),
-                "probabilities": tf.nn.softmax(logits)}
+    def serve(images):
+        return serving.parse(logits, images, size, resize)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
-    def serve_image(self, image):
-        out = self.serve(image[None])
-        return {k: v[0] for k, v in out.items()}
+    def serve_image(image):
+        return {k: v[0] for k, v in serve(image[None]).items()}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-    def logits(self, images):
-        return {"logits": tf.cast(self.network(images, training=False), tf.float32)}
+    def network_logits(images):
+        return {"logits": logits(images)}
 
-    @tf.function(input_signature=[])
-    def class_table(self):
-        return {"ids": tf.range(tf.shape(self.names)[0]), "names": self.names, "colors": self.colors}
+    def class_table():
+        names = tf.constant(table.names)
+        return {"ids": tf.range(tf.shape(names)[0]), "names": names,
+                "colors": tf.constant(table.palette())}
+
+    archive = keras.export.ExportArchive()
+    archive.track(network)
+    archive.add_endpoint("serving_default", serve,
+                         [tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    archive.add_endpoint("serve_image", serve_image,
+                         [tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
+    archive.add_endpoint("network", network_logits,
+                         [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
+    archive.add_endpoint("class_table", class_table, [])
+    return archive
 
 
-def export_saved_model(module: ServingModule, info: dict, path: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        asset = os.path.join(tmp, CLASS_TABLE)
-        with open(asset, "w") as f:
-            json.dump({k: info[k] for k in ("class_table", "image_size", "resize", "model")}, f, indent=1)
-        module.table_asset = tf.saved_model.Asset(asset)
-        tf.saved_model.save(module, path, signatures={
-            "serving_default": module.serve, "serve_image": module.serve_image,
-            "network": module.logits, "class_table": module.class_table})
+def export_saved_model(network, info: dict, path: str) -> None:
+    serving_archive(network, info).write_out(path, verbose=False)
+    tf.io.gfile.makedirs(files.join(path, os.path.dirname(SAVED_MODEL_TABLE)))
+    files.write_json_atomic(files.join(path, SAVED_MODEL_TABLE), rundir.serving_info(info))
 
 
 def tflite_bytes(network, variant: str, calibration: np.ndarray | None) -> bytes:
@@ -107,7 +104,7 @@ def tflite_bytes(network, variant: str, calibration: np.ndarray | None) -> bytes
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([img[None].astype(np.float32) / 255.0]
+        converter.representative_dataset = lambda: ([to_model_input(img[None]).numpy()]
                                                     for img in calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
@@ -116,20 +113,49 @@ def tflite_bytes(network, variant: str, calibration: np.ndarray | None) -> bytes
     return converter.convert()
 
 
-def tflite_labels(model: bytes, images: np.ndarray) -> np.ndarray:
-    interpreter = tf.lite.Interpreter(model_content=model)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    labels = []
-    for image in images:
-        x = image[None].astype(np.float32) / 255.0
-        if inp["dtype"] != np.float32:
-            scale, zero = inp["quantization"]
-            x = np.clip(np.round(x / scale + zero), 0, 255).astype(inp["dtype"])
-        interpreter.set_tensor(inp["index"], x)
-        interpreter.invoke()
-        labels.append(interpreter.get_tensor(out["index"])[0].argmax(-1))
-    return np.stack(labels)
+class ExportError(Exception):
+    """An export that cannot be written; the message says why and what to do."""
+
+
+def _set_batch(model, dim) -> None:
+    """Name (str) or fix (int) the batch dimension of every graph input and output."""
+    for value in list(model.graph.input) + list(model.graph.output):
+        batch = value.type.tensor_type.shape.dim[0]
+        if isinstance(dim, int):
+            batch.dim_value = dim
+        else:
+            batch.dim_param = dim
+
+
+def export_onnx(saved_model: str, output_dir: str, opset: int) -> dict[str, str]:
+    """ONNX from the SavedModel's ``network`` signature: a batch-dynamic and a batch-1 model.
+
+    Converted from the SavedModel, not from the Keras network: there the
+    constants Keras layers capture (EfficientNet's input normalisation) are
+    already frozen, while tf2onnx's function path turns them into extra graph
+    inputs. The batch-1 copy is for runtimes that want static shapes.
+    """
+    try:
+        import onnx
+        import tf2onnx  # noqa: F401  (run below as its own CLI)
+    except ImportError:
+        raise ExportError("--onnx needs the onnx extra: pip install 'facepars[onnx]'") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        converted = os.path.join(tmp, "model.onnx")
+        proc = subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", saved_model,
+                               "--signature_def", "network", "--opset", str(opset),
+                               "--output", converted], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ExportError(f"tf2onnx could not convert {saved_model}:\n{proc.stderr[-2000:]}")
+        model = onnx.load(converted)
+    paths = {}
+    for name, batch in (("onnx", "batch"), ("onnx_batch1", 1)):
+        _set_batch(model, batch)
+        onnx.checker.check_model(model)
+        paths[name] = files.join(output_dir, f"model{name[4:]}.onnx")
+        with tf.io.gfile.GFile(paths[name], "wb") as f:
+            f.write(model.SerializeToString())
+    return paths
 
 
 def records(data_dir: str, split: str, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -139,40 +165,47 @@ def records(data_dir: str, split: str, count: int) -> tuple[np.ndarray, np.ndarr
     return batch["image"].numpy(), batch["mask"].numpy()
 
 
-def run(model: str, output_dir: str, data_dir: str | None, variants, parity_records: int = 64) -> dict:
-    path = schema.join(model, "best.keras") if tf.io.gfile.isdir(model) else model
-    info = read_run_info(os.path.dirname(path))
-    network = load_model(path)
-    table, size = ClassTable.from_json(info["class_table"]), info["image_size"]
+def run(model: str, output_dir: str, data_dir: str | None, variants, parity_records: int = 64,
+        onnx_opset: int | None = None) -> dict:
+    """Write the exports; with ``data_dir``, check each against Keras on validation records.
+
+    ``onnx_opset``: also write ONNX models at this opset (None: no ONNX).
+    """
+    network, info = rundir.load(model)
     tf.io.gfile.makedirs(output_dir)
-    module = ServingModule(network, table, size, info["resize"])
-    saved = schema.join(output_dir, "saved_model")
-    export_saved_model(module, info, saved)
-    with tf.io.gfile.GFile(schema.join(output_dir, CLASS_TABLE), "w") as f:
-        json.dump({k: info[k] for k in ("class_table", "image_size", "resize", "model")}, f, indent=1)
+    saved = files.join(output_dir, "saved_model")
+    export_saved_model(network, info, saved)
+    files.write_json_atomic(files.join(output_dir, rundir.CLASS_TABLE), rundir.serving_info(info))
     report = {"model": model, "saved_model": saved, "tflite": {}, "agreement": {}}
 
-    images = masks = calibration = None
+    images = calibration = reference = None
     if data_dir:
-        images, masks = records(data_dir, "val", parity_records)
+        images, _ = records(data_dir, "val", parity_records)
         calibration, _ = records(data_dir, "train", 100)
-        reference = np.argmax(network(images.astype(np.float32) / 255.0, training=False), -1)
-        served = tf.saved_model.load(saved).signatures["serving_default"](images=tf.constant(images))
-        report["agreement"]["saved_model"] = float((served["labels"].numpy() == reference).mean())
+        reference = np.argmax(Predictor(lambda x: network(x, training=False), info)
+                              .network_logits(images), -1)
+        served = Predictor.load(saved).network_logits(images)
+        report["agreement"]["saved_model"] = float((np.argmax(served, -1) == reference).mean())
     for variant in variants:
         if variant == "int8" and calibration is None:
             raise ValueError("int8 TFLite needs --data_dir for calibration records")
         blob = tflite_bytes(network, variant, calibration)
-        target = schema.join(output_dir, f"model_{variant}.tflite")
+        target = files.join(output_dir, f"model_{variant}.tflite")
         with tf.io.gfile.GFile(target, "wb") as f:
             f.write(blob)
         report["tflite"][variant] = {"path": target, "bytes": len(blob)}
         if images is not None:
-            report["agreement"][f"tflite_{variant}"] = float(
-                (tflite_labels(blob, images) == reference).mean())
+            lite = Predictor(tflite_logits_fn(blob), info).network_logits(images)
+            report["agreement"][f"tflite_{variant}"] = float((np.argmax(lite, -1) == reference).mean())
+    if onnx_opset is not None:
+        report["onnx"] = export_onnx(saved, output_dir, onnx_opset)
+        for name, path in report["onnx"].items():
+            if images is not None:
+                logits = Predictor.load(path).network_logits(images)
+                report["agreement"][name] = float((np.argmax(logits, -1) == reference).mean())
     report["thresholds"] = THRESHOLDS
     report["failed"] = [k for k, v in report["agreement"].items() if v < THRESHOLDS.get(k, 0.0)]
-    schema.write_json_atomic(schema.join(output_dir, "export_report.json"), report)
+    files.write_json_atomic(files.join(output_dir, "export_report.json"), report)
     return report
 
 
@@ -183,16 +216,22 @@ def define_flags():
     flags.DEFINE_string("data_dir", None, "Prepared data for int8 calibration and parity checks.")
     flags.DEFINE_list("tflite", ["float32", "float16", "int8"], "TFLite variants to write.")
     flags.DEFINE_integer("parity_records", 64, "Validation records used for the parity checks.")
+    flags.DEFINE_bool("onnx", False, "Also write model.onnx (dynamic batch) and model_batch1.onnx "
+                      "(the facepars[onnx] extra).")
+    flags.DEFINE_integer("onnx_opset", 17, "ONNX opset of --onnx.")
 
 
 def main(argv):
     del argv
     if not FLAGS.model or not FLAGS.output_dir:
         raise app.UsageError("--model and --output_dir are required")
-    report = run(FLAGS.model, FLAGS.output_dir, FLAGS.data_dir, FLAGS.tflite, FLAGS.parity_records)
+    report = run(FLAGS.model, FLAGS.output_dir, FLAGS.data_dir, FLAGS.tflite, FLAGS.parity_records,
+                 FLAGS.onnx_opset if FLAGS.onnx else None)
     print(f"SavedModel: {report['saved_model']}")
     for variant, item in report["tflite"].items():
         print(f"TFLite {variant}: {item['path']} ({item['bytes'] / 1e6:.2f} MB)")
+    for name, path in report.get("onnx", {}).items():
+        print(f"ONNX ({'batch 1' if name.endswith('1') else 'any batch'}): {path}")
     for name, value in report["agreement"].items():
         target = THRESHOLDS.get(name, 0.97)
         print(f"pixels agreeing with Keras, {name}: {value:.4%} (target {target:.1%})")

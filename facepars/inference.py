@@ -1,40 +1,26 @@
-"""Running a trained face parser on photos of any size.
+"""Running a trained face parser on photos of any size, from Python.
 
-A photo goes into the network exactly the way ``prepare`` put training photos
-in (the same ``Geometry``: stretch, or aspect-preserving pad), and the logits
-come back out the inverse way (crop the content box, bilinear resize to the
-photo's size) before the argmax. ``Predictor`` loads a model directory, a
-``.keras`` file with its ``config.json`` beside it, or an exported SavedModel.
+``Predictor.load(path)`` takes a training run directory, a ``.keras`` file with
+its run's config.json beside it, an exported SavedModel directory, or an
+exported ``.tflite`` or ``.onnx`` file (with the export's class_table.json beside
+it). All of them run the same mapping around the network (facepars.serving), so
+they agree on probabilities, not only on labels.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from facepars import schema
-from facepars.classes import ClassTable
-from facepars.data import images as image_ops
+from facepars import files, rundir, serving
+from facepars.models import to_model_input
 
-CONFIG = "config.json"
-CLASS_TABLE = "class_table.json"
-
-
-def to_network_input(photo: np.ndarray, size: int, resize: str) -> tuple[np.ndarray, image_ops.Geometry]:
-    """uint8 photo (H, W, 3) -> uint8 (size, size, 3) as prepare does it, and its geometry."""
-    geo = image_ops.geometry(photo.shape[0], photo.shape[1], size, resize)
-    return image_ops.resize_image(photo, geo), geo
-
-
-def logits_to_photo(logits: tf.Tensor, geo: image_ops.Geometry) -> tf.Tensor:
-    """Network-size logits (S, S, C) -> logits at the photo's own (H, W): undo pad or stretch."""
-    top, left, h, w = geo.content_box
-    content = logits[top:top + h, left:left + w]
-    return tf.image.resize(content, (geo.height, geo.width), method="bilinear")
+# Where an exported SavedModel keeps its class table: files that libraries add
+# beside a SavedModel, which the graph does not load, go under assets.extra/.
+SAVED_MODEL_TABLE = os.path.join("assets.extra", rundir.CLASS_TABLE)
 
 
 @dataclasses.dataclass
@@ -43,58 +29,98 @@ class Prediction:
     probabilities: np.ndarray | None = None  # float32 (H, W, C)
 
 
+def tflite_logits_fn(model: bytes):
+    """A TFLite model (fixed batch 1) as a logits function over (B, S, S, 3) [0, 1] input.
+
+    A full-integer model takes raw uint8 pixels through its input quantisation.
+    """
+    interpreter = tf.lite.Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+    def logits(x):
+        results = []
+        for image in np.asarray(x, np.float32):
+            if inp["dtype"] != np.float32:
+                scale, zero = inp["quantization"]
+                image = np.clip(np.round(image / scale + zero), 0, 255).astype(inp["dtype"])
+            interpreter.set_tensor(inp["index"], image[None])
+            interpreter.invoke()
+            results.append(interpreter.get_tensor(out["index"])[0])
+        return tf.constant(np.stack(results), tf.float32)
+    return logits
+
+
+def onnx_logits_fn(model: bytes):
+    """An ONNX model (from facepars.export --onnx) as a logits function, on onnxruntime.
+
+    A model with a fixed batch size runs the input in chunks of that size.
+    """
+    import onnxruntime  # the facepars[onnx] extra
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    name, batch = session.get_inputs()[0].name, session.get_inputs()[0].shape[0]
+    step = batch if isinstance(batch, int) else None
+
+    def logits(x):
+        x = np.asarray(x, np.float32)
+        chunks = [x[i:i + step] for i in range(0, len(x), step)] if step else [x]
+        return tf.constant(np.concatenate([session.run(None, {name: c})[0] for c in chunks]))
+    return logits
+
+
+# Exported single-file models, by extension: how to run them.
+FILE_BACKENDS = {".tflite": tflite_logits_fn, ".onnx": onnx_logits_fn}
+
+
 class Predictor:
     """``Predictor.load(path).predict(photo)`` -> Prediction at the photo's size."""
 
-    def __init__(self, logits_fn, table: ClassTable, image_size: int, resize: str):
-        self.logits_fn, self.table = logits_fn, table
-        self.image_size, self.resize = image_size, resize
+    def __init__(self, logits_fn, info: dict):
+        self.logits_fn, self.info = logits_fn, info
+        self.table = rundir.class_table(info)
+        self.image_size, self.resize = info["image_size"], info["resize"]
 
     @classmethod
     def load(cls, path: str) -> "Predictor":
-        if tf.io.gfile.isdir(path) and tf.io.gfile.exists(schema.join(path, "saved_model.pb")):
-            return cls._from_saved_model(path)
-        if tf.io.gfile.isdir(path):
-            path = schema.join(path, "best.keras")
-        info = read_run_info(os.path.dirname(path))
-        from facepars.models import load_model
-        network = load_model(path)
-        return cls(lambda x: network(x, training=False), ClassTable.from_json(info["class_table"]),
-                   info["image_size"], info["resize"])
+        if tf.io.gfile.exists(files.join(path, "saved_model.pb")):
+            signature = tf.saved_model.load(path).signatures["network"]
+            info = files.read_json(files.join(path, SAVED_MODEL_TABLE))
+            return cls(lambda x: signature(images=x)["logits"], info)
+        backend = FILE_BACKENDS.get(os.path.splitext(path)[1])
+        if backend is not None:
+            with tf.io.gfile.GFile(path, "rb") as f:
+                model = f.read()
+            info = files.read_json(files.join(os.path.dirname(path), rundir.CLASS_TABLE))
+            return cls(backend(model), info)
+        network, info = rundir.load(path)
+        return cls(lambda x: network(x, training=False), info)
 
-    @classmethod
-    def _from_saved_model(cls, path: str) -> "Predictor":
-        loaded = tf.saved_model.load(path)
-        with tf.io.gfile.GFile(schema.join(path, "assets", CLASS_TABLE)) as f:
-            info = json.load(f)
-        network = loaded.signatures["network"]
-        return cls(lambda x: network(images=x)["logits"], ClassTable.from_json(info["class_table"]),
-                   info["image_size"], info["resize"])
+    def network_logits(self, batch) -> tf.Tensor:
+        """uint8 network-size inputs (B, S, S, 3), as the records hold them -> float32 logits."""
+        return tf.cast(self.logits_fn(to_model_input(batch)), tf.float32)
 
-    def network_logits(self, batch: np.ndarray) -> tf.Tensor:
-        """uint8 (B, S, S, 3) network inputs -> float32 logits (B, S, S, C)."""
-        return tf.cast(self.logits_fn(tf.cast(batch, tf.float32) / 255.0), tf.float32)
+    def photo_logits(self, photo: np.ndarray, out_size: tuple[int, int] | None = None) -> tf.Tensor:
+        """float32 logits (H, W, C) of one photo, at ``out_size`` (default: the photo's size).
+
+        ``out_size`` serves masks published at another size than their photo
+        (CelebAMask-HQ's are half).
+        """
+        x, _ = serving.network_input(tf.constant(photo)[None], self.image_size, self.resize)
+        height, width = out_size or photo.shape[:2]
+        box = serving.content_box(height, width, self.image_size, self.resize)
+        return serving.photo_logits(self.logits_fn(x), box, height, width)[0]
 
     def predict_batch(self, photos: list[np.ndarray], probabilities: bool = False) -> list[Prediction]:
-        prepared = [to_network_input(p, self.image_size, self.resize) for p in photos]
-        logits = self.network_logits(np.stack([x for x, _ in prepared]))
+        """Photos of any sizes, through the network as one batch."""
+        prepared = [serving.network_input(tf.constant(p)[None], self.image_size, self.resize)
+                    for p in photos]
+        logits = self.logits_fn(tf.concat([x for x, _ in prepared], 0))
         out = []
-        for logit, (_, geo) in zip(logits, prepared):
-            full = logits_to_photo(logit, geo)
+        for i, (photo, (_, box)) in enumerate(zip(photos, prepared)):
+            full = serving.photo_logits(logits[i:i + 1], box, *photo.shape[:2])[0]
             labels = tf.argmax(full, -1, output_type=tf.int32).numpy().astype(np.uint8)
-            probs = tf.nn.softmax(full).numpy() if probabilities else None
-            out.append(Prediction(labels, probs))
+            out.append(Prediction(labels, tf.nn.softmax(full).numpy() if probabilities else None))
         return out
 
     def predict(self, photo: np.ndarray, probabilities: bool = False) -> Prediction:
         return self.predict_batch([photo], probabilities)[0]
-
-
-def read_run_info(model_dir: str) -> dict:
-    """The config.json that facepars.train wrote beside the checkpoints."""
-    path = schema.join(model_dir, CONFIG)
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{path}: missing; a .keras model needs the config.json "
-                                "facepars.train writes beside it (class table, input size, resize)")
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)

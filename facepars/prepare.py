@@ -5,7 +5,8 @@ r"""Convert raw image/mask pairs into remapped, resized, sharded TFRecords.
     python -m facepars.prepare --source=synthetic --num_examples=2000 --output_dir=/tmp/syn
 
 Sources and their layouts are in DESIGN.md; the writing and its safety rules are
-in facepars.data.shards. Exit code 1 with a message naming the file on bad input.
+in facepars.data.shards; ``--runner=beam`` runs the same conversion on Apache Beam
+(facepars.data.beam, data_prep/README.md). Exit code 1 with a message naming the file on bad input.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ flags.DEFINE_integer("num_shards", 0, "At least this many shard files per split 
                      "multiple of the training hosts); 0: as shard_size gives.", lower_bound=0)
 flags.DEFINE_integer("workers", os.cpu_count() or 1, "Conversion processes (1: in-process).",
                      lower_bound=1)
+flags.DEFINE_enum("runner", "local", ["local", "beam"],
+                  "local: a process pool on this machine; beam: Apache Beam (the "
+                  "facepars[beam] extra), e.g. on Dataflow, Flink or Spark.")
+flags.DEFINE_string("beam_pipeline_options", "",
+                    "With --runner=beam: Beam options as k=v,k=v, e.g. 'runner=DataflowRunner,"
+                    "project=P,region=R,temp_location=gs://B/tmp'. Default: the DirectRunner "
+                    "with --workers processes.")
 flags.DEFINE_enum("on_error", "fail", ["fail", "skip"], "What a bad pair does to the run.")
 flags.DEFINE_bool("resume", False, "Finish an interrupted run in output_dir.")
 flags.DEFINE_bool("overwrite", False, "Delete facepars output already in output_dir first.")

@@ -8,14 +8,12 @@ them says what they hold; readers open shards through it, never by globbing.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
-import posixpath
 from typing import Iterator
 
 import tensorflow as tf
 
+from facepars import files
 from facepars.classes import ClassTable
 
 IMAGE_ENCODED = "image/encoded"
@@ -32,13 +30,6 @@ FORMAT_VERSION = 1
 
 def shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
-
-
-def join(directory: str, name: str) -> str:
-    """Join for local paths and URLs alike (os.path.join would break gs://)."""
-    if "://" in directory:
-        return posixpath.join(directory, name)
-    return os.path.join(directory, name)
 
 
 def make_example(source_id: str, image: bytes, image_format: str, mask: bytes,
@@ -82,22 +73,6 @@ def parse_example(serialized: tf.Tensor, image_size: int) -> dict[str, tf.Tensor
     }
 
 
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_json_atomic(path: str, data: dict) -> None:
-    """Write JSON under a temporary name and rename, so readers never see half a file."""
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 class ManifestError(ValueError):
     """A manifest that is missing, unreadable or of another format version."""
 
@@ -118,7 +93,7 @@ class Manifest:
 
     @classmethod
     def load(cls, data_dir: str) -> "Manifest":
-        path = join(data_dir, MANIFEST)
+        path = files.join(data_dir, MANIFEST)
         if not tf.io.gfile.exists(path):
             raise ManifestError(
                 f"{path}: no manifest; is {data_dir} the output of facepars.prepare?")
@@ -150,12 +125,12 @@ class Manifest:
 
     def split(self, name: str) -> dict:
         if name not in self.data["splits"]:
-            raise KeyError(f"{join(self.data_dir, MANIFEST)}: no split {name!r} "
+            raise KeyError(f"{files.join(self.data_dir, MANIFEST)}: no split {name!r} "
                            f"(has {', '.join(self.splits)})")
         return self.data["splits"][name]
 
     def shards(self, split: str) -> list[Shard]:
-        return [Shard(join(self.data_dir, s["file"]), s["num_records"], s["sha256"])
+        return [Shard(files.join(self.data_dir, s["file"]), s["num_records"], s["sha256"])
                 for s in self.split(split)["shards"]]
 
     def num_records(self, split: str) -> int:

@@ -22,16 +22,12 @@ from facepars.classes import ClassTable
 from facepars.data.augment import AugmentConfig, Augmenter
 from facepars.losses import TERMS, fused_loss
 from facepars.metrics import ConfusionMatrixMetric
+from facepars.models import to_model_input
 
 
 def _multi_worker(strategy) -> bool:
     return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
             and strategy.extended._in_multi_worker_mode())
-
-
-def to_model_input(images: tf.Tensor) -> tf.Tensor:
-    """uint8 pixels -> the [0, 1] float32 every facepars model takes (the seed's scaling)."""
-    return tf.cast(images, tf.float32) / 255.0
 
 
 class FaceParser(keras.Model):

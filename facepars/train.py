@@ -16,7 +16,6 @@ mIoU, with best.json), history.csv, tensorboard/ and backup/ while running.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 
@@ -26,7 +25,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from facepars import callbacks, configs, distribute, report, schema, task
+from facepars import callbacks, configs, distribute, files, report, rundir, schema, task
 from facepars.data import pipeline
 from facepars.data.augment import AugmentConfig
 from facepars.classes import IGNORE_LABEL
@@ -44,11 +43,10 @@ COMPATIBLE_KEYS = ("model", "width", "num_classes", "image_size")
 
 def check_model_dir(model_dir: str, run_info: dict) -> None:
     """Refuse a model_dir written by an incompatible run (other model or classes)."""
-    path = schema.join(model_dir, "config.json")
+    path = rundir.path(model_dir, rundir.CONFIG)
     if not tf.io.gfile.exists(path):
         return
-    with tf.io.gfile.GFile(path) as f:
-        earlier = json.load(f)
+    earlier = files.read_json(path)
     changed = [k for k in COMPATIBLE_KEYS if earlier.get(k) != run_info.get(k)]
     if changed:
         raise SetupError(f"{path}: model_dir holds a run with a different "
@@ -77,7 +75,7 @@ def preflight(manifest: schema.Manifest, splits, verify: bool) -> None:
         for shard in manifest.shards(split):
             if not tf.io.gfile.exists(shard.path):
                 raise SetupError(f"{shard.path}: shard listed in the manifest is missing")
-            if verify and schema.file_sha256(shard.path) != shard.sha256:
+            if verify and files.file_sha256(shard.path) != shard.sha256:
                 raise SetupError(f"{shard.path}: checksum differs from the manifest "
                                  "(corrupt or changed since prepare; run facepars.verify)")
 
@@ -138,7 +136,7 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     check_model_dir(model_dir, run_info)
     if chief:
         tf.io.gfile.makedirs(model_dir)
-        schema.write_json_atomic(schema.join(model_dir, "config.json"), run_info)
+        files.write_json_atomic(rundir.path(model_dir, rundir.CONFIG), run_info)
 
     fill = IGNORE_LABEL if manifest.resize == "pad" else 0
     with strategy.scope():
@@ -174,18 +172,18 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     if cfg.early_stopping_patience:
         cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=cfg.early_stopping_patience))
     images, masks = overlay_examples(manifest, cfg.val_split, cfg.overlay_images if chief else 0)
-    cbs.append(callbacks.Summaries(schema.join(model_dir, "tensorboard") if chief else None,
+    cbs.append(callbacks.Summaries(rundir.path(model_dir, rundir.TENSORBOARD) if chief else None,
                                    table, images, masks))
     if chief:
         profile = tuple(int(s) for s in profile_steps.split(",")) if profile_steps else 0
         cbs += [callbacks.NetworkCheckpoints(model_dir),
-                keras.callbacks.TensorBoard(schema.join(model_dir, "tensorboard"),
+                keras.callbacks.TensorBoard(rundir.path(model_dir, rundir.TENSORBOARD),
                                             write_graph=False, profile_batch=profile),
-                callbacks.EpochHistory(schema.join(model_dir, "history.csv"))]
+                callbacks.EpochHistory(rundir.path(model_dir, rundir.HISTORY))]
     # Last: a backup marks an epoch done only once everything above has recorded it.
-    backup = schema.join(model_dir, "backup")
+    backup = rundir.path(model_dir, rundir.BACKUP)
     if distribute.num_workers(strategy) > 1:  # each worker restores its own copy
-        backup = schema.join(backup, f"worker-{strategy.cluster_resolver.task_id}")
+        backup = files.join(backup, f"worker-{strategy.cluster_resolver.task_id}")
     cbs.append(keras.callbacks.BackupAndRestore(backup, save_freq=cfg.backup_every_steps or "epoch"))
 
     with pipeline.naming_bad_shards(manifest, cfg.train_split), \

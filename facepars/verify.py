@@ -15,7 +15,7 @@ import sys
 
 from absl import app, flags, logging
 
-from facepars import report, schema
+from facepars import files, report, schema
 from facepars.data.integrity import verify
 
 FLAGS = flags.FLAGS
@@ -33,7 +33,7 @@ def main(argv):
         print(f"verify failed: {e}", file=sys.stderr)
         sys.exit(1)
     print(report.summary(manifest.data))
-    chart = FLAGS.chart or schema.join(FLAGS.data_dir, "class_distribution.png")
+    chart = FLAGS.chart or files.join(FLAGS.data_dir, "class_distribution.png")
     report.distribution_chart(manifest.data, chart)
     print(f"\nclass distribution chart: {chart}")
     if problems:

@@ -32,6 +32,23 @@ def test_dry_run_prints_the_commands(script, expected):
     assert expected in out.replace("\\", "")
 
 
+def test_dataflow_dry_run_builds_the_worker_image_and_submits_prepare():
+    out = subprocess.run(["bash", os.path.join(REPO, "data_prep/dataflow.sh"), "lapa",
+                          "gs://b/raw/lapa", "gs://b/lapa256", "--dry-run", "--image_size=256"],
+                         env=ENV, capture_output=True, text=True, check=True).stdout
+    out = out.replace("\\", "")
+    assert "pip wheel --no-deps --wheel-dir dist ." in out
+    assert "--config=data_prep/dataflow_image.yaml" in out
+    assert ("facepars.prepare --source=lapa --input_dir=gs://b/raw/lapa "
+            "--output_dir=gs://b/lapa256 --runner=beam") in out
+    assert "runner=DataflowRunner,project=proj," in out and out.rstrip().endswith("--image_size=256")
+    image = "us-central1-docker.pkg.dev/proj/facepars/prepare-worker:"
+    assert f"sdk_container_image={image}" in out and f"_IMAGE={image}" in out
+    usage = subprocess.run(["bash", os.path.join(REPO, "data_prep/dataflow.sh")],
+                           capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
 def test_fetch_dry_run_and_inspect_raw(tmp_path):
     out = subprocess.run(["bash", os.path.join(REPO, "data_prep/fetch.sh"), "kaggle", str(tmp_path),
                           "--dry-run"], capture_output=True, text=True, check=True).stdout

@@ -250,6 +250,23 @@ def test_non_local_output_through_gfile(tmp_path):
     assert len(read_split(out, "train")) == 8
 
 
+def test_source_at_a_url_is_read_through_gfile(tmp_path):
+    """A bucket as input (Dataflow's case), here TensorFlow's in-memory file system."""
+    fixtures.write_kaggle(str(tmp_path / "kaggle"), size=(90, 70))
+    url = "ram://facepars-test/kaggle"
+    for path in glob.glob(f"{tmp_path}/kaggle/**/*.*", recursive=True):
+        target = url + path[len(str(tmp_path / "kaggle")):]
+        tf.io.gfile.makedirs(os.path.dirname(target))
+        tf.io.gfile.copy(path, target)
+    from_url = shards.run(shards.PrepareConfig(source="kaggle", input_dir=url, image_size=32,
+                                               output_dir=str(tmp_path / "url")))
+    local = shards.run(_config(tmp_path))
+    assert from_url["splits"] == local["splits"]  # record counts, class pixels, shard checksums
+    with pytest.raises(LayoutError, match="does not exist"):
+        shards.run(shards.PrepareConfig(source="kaggle", input_dir=url + "-missing",
+                                        output_dir=str(tmp_path / "none")))
+
+
 def _prepare_args(out):
     return ["--source=synthetic", "--num_examples=48", "--synthetic_size=200",
             f"--output_dir={out}", "--image_size=64", "--shard_size=2", "--workers=1"]

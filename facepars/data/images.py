@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facepars.classes import IGNORE_LABEL
+from facepars.data import fileio
 
 RESIZE_MODES = ("stretch", "pad")
 
@@ -33,7 +34,7 @@ def _open(path: str, at_least: tuple[int, int] | None = None
           ) -> tuple[Image.Image, tuple[int, int]]:
     """Open and decode ``path``; returns the image and its stored (H, W)."""
     try:
-        img = Image.open(path)
+        img = Image.open(fileio.open(path, "rb") if fileio.is_url(path) else path)
         stored = (img.size[1], img.size[0])
         if at_least is not None and img.format == "JPEG":
             img.draft(img.mode, (2 * at_least[1], 2 * at_least[0]))  # keep 2x margin

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from facepars import schema
+from facepars import files, schema
 from facepars.classes import IGNORE_LABEL
 from facepars.progress import Progress
 
@@ -16,7 +16,7 @@ def verify_shard(shard: schema.Shard, image_size: int, num_classes: int,
     if not tf.io.gfile.exists(shard.path):
         return [f"{name}: missing"]
     problems = []
-    digest = schema.file_sha256(shard.path)
+    digest = files.file_sha256(shard.path)
     if digest != shard.sha256:
         problems.append(f"{name}: checksum {digest[:12]}... differs from the manifest's "
                         f"{shard.sha256[:12]}... (the file changed after prepare)")

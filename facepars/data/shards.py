@@ -11,11 +11,16 @@ How it stays safe:
   is not a finished data set.
 * With ``on_error="fail"`` the first bad pair stops the run and its shard is
   never renamed into place; with ``"skip"`` bad pairs are listed in the manifest.
+
+Two runners write the pending shards: ``local`` (a process pool, below) and
+``beam`` (facepars.data.beam, for Dataflow, Flink or Spark). Both call
+``write_shard`` on the same plan, so their output is the same bytes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -23,13 +28,14 @@ import multiprocessing.forkserver
 import re
 import sys
 import time
+import uuid
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 import facepars
-from facepars import classes, schema
+from facepars import classes, files, schema
 from facepars.data import convert, sources
 from facepars.progress import Progress
 
@@ -49,6 +55,8 @@ class PrepareConfig:
     shard_size: int = 512
     num_shards: int = 0           # at least this many files per split (0: from shard_size)
     workers: int = 1
+    runner: str = "local"         # "local" (a process pool) or "beam" (facepars.data.beam)
+    beam_pipeline_options: str = ""
     on_error: str = "fail"
     resume: bool = False
     overwrite: bool = False
@@ -59,7 +67,8 @@ class PrepareConfig:
 
     def settings(self) -> dict:
         """The options that decide the bytes written (what a resume must match)."""
-        skip = {"output_dir", "input_dir", "workers", "resume", "overwrite"}
+        skip = {"output_dir", "input_dir", "workers", "runner", "beam_pipeline_options",
+                "resume", "overwrite"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 
@@ -114,7 +123,7 @@ def prepare_output_dir(output_dir: str, resume: bool, overwrite: bool) -> None:
         return
     if overwrite:
         for name in ours:
-            path = schema.join(output_dir, name.rstrip("/"))
+            path = files.join(output_dir, name.rstrip("/"))
             (tf.io.gfile.rmtree if tf.io.gfile.isdir(path) else tf.io.gfile.remove)(path)
         logging.info("--overwrite: removed %d earlier output entries from %s", len(ours), output_dir)
     elif not resume:
@@ -128,8 +137,8 @@ def check_resume(output_dir: str, parts_dir: str, expected: dict) -> dict | None
 
     Returns the manifest when the run being resumed had already finished.
     """
-    plan_path = schema.join(parts_dir, "plan.json")
-    manifest_path = schema.join(output_dir, schema.MANIFEST)
+    plan_path = files.join(parts_dir, "plan.json")
+    manifest_path = files.join(output_dir, schema.MANIFEST)
     manifest = None
     if tf.io.gfile.exists(manifest_path):
         manifest = schema.Manifest.load(output_dir).data
@@ -139,7 +148,7 @@ def check_resume(output_dir: str, parts_dir: str, expected: dict) -> dict | None
             found, path = json.load(f), plan_path
     else:
         tf.io.gfile.makedirs(parts_dir)
-        schema.write_json_atomic(plan_path, expected)
+        files.write_json_atomic(plan_path, expected)
         return None
     changed = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
     if changed:
@@ -149,10 +158,15 @@ def check_resume(output_dir: str, parts_dir: str, expected: dict) -> dict | None
 
 
 def write_shard(shard: dict, results, cfg: PrepareConfig, parts_dir: str,
-                num_classes: int, progress: Progress) -> dict:
-    """Write one shard from the next results; returns its statistics."""
-    final = schema.join(cfg.output_dir, shard["file"])
-    tmp = schema.join(parts_dir, shard["file"] + ".tmp")
+                num_classes: int, progress) -> dict:
+    """Write one shard from the next results; returns its statistics.
+
+    ``progress.update()`` is called once per pair (a Progress here, Beam
+    counters on a Beam worker). The temporary name is unique per attempt, so a
+    Beam bundle retried or run twice at once never writes into another's file.
+    """
+    final = files.join(cfg.output_dir, shard["file"])
+    tmp = files.join(parts_dir, f"{shard['file']}.{uuid.uuid4().hex[:12]}.tmp")
     pixels = np.zeros(num_classes, np.int64)
     images = np.zeros(num_classes, np.int64)
     skipped, count = [], 0
@@ -175,11 +189,16 @@ def write_shard(shard: dict, results, cfg: PrepareConfig, parts_dir: str,
             images += r.class_pixels > 0
             count += 1
     stats = {"file": shard["file"], "split": shard["split"], "num_records": count,
-             "sha256": schema.file_sha256(tmp), "class_pixels": pixels.tolist(),
+             "sha256": files.file_sha256(tmp), "class_pixels": pixels.tolist(),
              "class_images": images.tolist(), "skipped": skipped}
-    schema.write_json_atomic(schema.join(parts_dir, shard["file"] + ".json"), stats)
+    files.write_json_atomic(sidecar_path(parts_dir, shard["file"]), stats)
     tf.io.gfile.rename(tmp, final, overwrite=True)
     return stats
+
+
+def sidecar_path(parts_dir: str, shard_file: str) -> str:
+    """Where a written shard's statistics wait for the manifest."""
+    return files.join(parts_dir, shard_file + ".json")
 
 
 def build_manifest(shard_stats: list[dict], listing_skips: list[dict], settings: dict,
@@ -224,13 +243,31 @@ def start_worker_server():
     return ctx
 
 
-def run(cfg: PrepareConfig) -> dict:
-    """The whole conversion; returns the manifest written."""
+@dataclasses.dataclass
+class Job:
+    """A planned conversion: what is left to write and what is already done."""
+
+    cfg: PrepareConfig
+    spec: convert.ConvertSpec
+    table: classes.ClassTable
+    plan: list[dict]           # every shard, in manifest order
+    pending: list[dict]        # the shards still to write
+    stats: dict[str, dict]     # file -> statistics of the shards already written
+    listing_skips: list[dict]  # pairs the listing itself rejected (on_error="skip")
+    settings: dict             # what the manifest records and a resume must match
+    parts_dir: str
+
+
+def plan_job(cfg: PrepareConfig) -> Job | dict:
+    """List the source, plan the shards, check the output directory.
+
+    Returns the manifest instead when the run being resumed had already finished.
+    Both runners start here, so they convert the same pairs into the same files.
+    """
     taxonomy = classes.TAXONOMIES[cfg.taxonomy]
     lut, valid = classes.SOURCE_TABLES[cfg.source].lookup_table(taxonomy)
     spec = convert.ConvertSpec(cfg.source, lut, valid, taxonomy.table.num_classes,
                                cfg.image_size, cfg.resize, cfg.image_format, cfg.jpeg_quality)
-    ctx = start_worker_server() if cfg.workers > 1 else None
     pairs, bad = sources.list_source(cfg.source, cfg.input_dir, cfg.num_examples,
                                      cfg.seed, cfg.synthetic_size)
     if bad and cfg.on_error == "fail":
@@ -242,7 +279,7 @@ def run(cfg: PrepareConfig) -> dict:
 
     plan = plan_shards(pairs, cfg.shard_size, cfg.seed, cfg.num_shards)
     prepare_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite)
-    parts_dir = schema.join(cfg.output_dir, PARTS_DIR)
+    parts_dir = files.join(cfg.output_dir, PARTS_DIR)
     settings = fingerprint(plan, cfg.settings())
     finished = check_resume(cfg.output_dir, parts_dir, settings)
     if finished is not None:
@@ -251,36 +288,59 @@ def run(cfg: PrepareConfig) -> dict:
 
     stats, pending = {}, []
     for shard in plan:
-        sidecar = schema.join(parts_dir, shard["file"] + ".json")
-        if tf.io.gfile.exists(schema.join(cfg.output_dir, shard["file"])) and tf.io.gfile.exists(sidecar):
+        sidecar = sidecar_path(parts_dir, shard["file"])
+        if tf.io.gfile.exists(files.join(cfg.output_dir, shard["file"])) and tf.io.gfile.exists(sidecar):
             with tf.io.gfile.GFile(sidecar) as f:
                 stats[shard["file"]] = json.load(f)
         else:
             pending.append(shard)
-    todo = [ref for shard in pending for ref in shard["refs"]]
-    logging.info("%s -> %s: %d pairs in %d shards (%s), %d shards already done; %d workers",
-                 cfg.source, cfg.output_dir, sum(len(s["refs"]) for s in plan), len(plan),
-                 ", ".join(f"{k} {len(v)}" for k, v in sorted(pairs.items())),
-                 len(plan) - len(pending), cfg.workers)
+    logging.info("%s -> %s: %d pairs in %d shards (%s), %d shards already done; %s runner, "
+                 "%d workers", cfg.source, cfg.output_dir, sum(len(s["refs"]) for s in plan),
+                 len(plan), ", ".join(f"{k} {len(v)}" for k, v in sorted(pairs.items())),
+                 len(plan) - len(pending), cfg.runner, cfg.workers)
+    return Job(cfg, spec, taxonomy.table, plan, pending, stats, listing_skips, settings, parts_dir)
 
+
+def write_locally(job: Job, ctx) -> None:
+    """Convert the pending pairs in a process pool (or in-process) and write their shards."""
+    cfg = job.cfg
+    todo = [ref for shard in job.pending for ref in shard["refs"]]
     progress = Progress("prepare", len(todo), "pairs")
     pool = None
     try:
         if ctx is not None and len(todo) > 1:
-            pool = ctx.Pool(cfg.workers, convert.init_worker, (spec,))
+            pool = ctx.Pool(cfg.workers, convert.init_worker, (job.spec,))
             results = pool.imap(convert.convert_in_worker, todo, chunksize=2)
         else:
             convert.keep_freed_memory()
-            results = (convert.convert(ref, spec) for ref in todo)
-        for shard in pending:
-            stats[shard["file"]] = write_shard(shard, results, cfg, parts_dir,
-                                               spec.num_classes, progress)
+            results = (convert.convert(ref, job.spec) for ref in todo)
+        for shard in job.pending:
+            job.stats[shard["file"]] = write_shard(shard, results, cfg, job.parts_dir,
+                                                   job.spec.num_classes, progress)
     finally:
         if pool is not None:
             pool.terminate()
 
-    manifest = build_manifest([stats[s["file"]] for s in plan], listing_skips, settings,
-                              taxonomy.table, cfg.input_dir)
-    schema.write_json_atomic(schema.join(cfg.output_dir, schema.MANIFEST), manifest)
-    tf.io.gfile.rmtree(parts_dir)
+
+def finish(job: Job) -> dict:
+    """Write the manifest from every shard's statistics; the data set is complete after this."""
+    manifest = build_manifest([job.stats[s["file"]] for s in job.plan], job.listing_skips,
+                              job.settings, job.table, job.cfg.input_dir)
+    files.write_json_atomic(files.join(job.cfg.output_dir, schema.MANIFEST), manifest)
+    tf.io.gfile.rmtree(job.parts_dir)
     return manifest
+
+
+def run(cfg: PrepareConfig) -> dict:
+    """The whole conversion on the configured runner; returns the manifest written."""
+    if cfg.runner == "beam":
+        from facepars.data import beam  # the facepars[beam] extra; checked before listing
+        write = beam.write_shards
+    else:
+        ctx = start_worker_server() if cfg.workers > 1 else None
+        write = functools.partial(write_locally, ctx=ctx)
+    job = plan_job(cfg)
+    if isinstance(job, dict):
+        return job
+    write(job)
+    return finish(job)

@@ -16,7 +16,7 @@ import re
 import numpy as np
 
 from facepars.classes import CELEBAMASK_PARTS, SOURCE_TABLES
-from facepars.data import synthetic
+from facepars.data import fileio, synthetic
 from facepars.data.images import BadInput, read_image, read_mask
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -106,7 +106,7 @@ Listing = tuple[dict[str, list], list[BadInput]]
 def _files(directory: str, extensions=IMAGE_EXTENSIONS) -> dict[str, str]:
     """stem -> path of the files in ``directory`` with the given extensions."""
     return {os.path.splitext(n)[0]: os.path.join(directory, n)
-            for n in sorted(os.listdir(directory))
+            for n in sorted(fileio.listdir(directory))
             if n.lower().endswith(extensions) and not n.startswith(".")}
 
 
@@ -125,7 +125,7 @@ def _split_dirs(root: str, splits, image_sub: str, mask_sub: str, layout: str) -
     found, bad = {}, []
     for split in splits:
         image_dir, mask_dir = (os.path.join(root, split, s) for s in (image_sub, mask_sub))
-        if os.path.isdir(image_dir) and os.path.isdir(mask_dir):
+        if fileio.isdir(image_dir) and fileio.isdir(mask_dir):
             found[split], split_bad = _pair_dirs(image_dir, mask_dir, f"{split}/")
             bad += split_bad
     if not found:
@@ -138,7 +138,7 @@ def list_kaggle(input_dir: str) -> Listing:
     """``content/All_data/{train,val}/{image,seg}`` (the zip's root, or any level below)."""
     for root in (os.path.join(input_dir, "content", "All_data"),
                  os.path.join(input_dir, "All_data"), input_dir):
-        if any(os.path.isdir(os.path.join(root, s, "image")) for s in ("train", "val")):
+        if any(fileio.isdir(os.path.join(root, s, "image")) for s in ("train", "val")):
             return _split_dirs(root, ("train", "val"), "image", "seg",
                                "Kaggle content/All_data/{train,val}/{image,seg}")
     raise LayoutError(f"{input_dir}: not the Kaggle layout (expected "
@@ -159,19 +159,19 @@ def list_celebamask_hq(input_dir: str) -> Listing:
     mapping = os.path.join(input_dir, "CelebA-HQ-to-CelebA-mapping.txt")
     partition = os.path.join(input_dir, "list_eval_partition.txt")
     for path in (image_dir, anno_dir, mapping, partition):
-        if not os.path.exists(path):
+        if not fileio.exists(path):
             raise LayoutError(f"{path}: missing; the CelebAMask-HQ layout needs "
                               "CelebA-HQ-img/, CelebAMask-HQ-mask-anno/, "
                               "CelebA-HQ-to-CelebA-mapping.txt and CelebA's "
                               "list_eval_partition.txt in the input dir")
     split_of_file = {}
-    with open(partition) as f:
+    with fileio.open(partition) as f:
         for line in f:
             fields = line.split()
             if len(fields) == 2:
                 split_of_file[fields[0]] = ("train", "val", "test")[int(fields[1])]
     split_of_hq = {}
-    with open(mapping) as f:
+    with fileio.open(mapping) as f:
         for line in f:
             fields = line.split()
             if len(fields) == 3 and fields[0].isdigit():
@@ -180,9 +180,9 @@ def list_celebamask_hq(input_dir: str) -> Listing:
     part_id = {name: i + 1 for i, name in enumerate(CELEBAMASK_PARTS)}
     parts: dict[int, list] = {}
     pattern = re.compile(r"^(\d{5})_(.+)\.png$")
-    for sub in sorted(os.listdir(anno_dir)):
+    for sub in sorted(fileio.listdir(anno_dir)):
         sub_dir = os.path.join(anno_dir, sub)
-        for name in sorted(os.listdir(sub_dir)) if os.path.isdir(sub_dir) else ():
+        for name in sorted(fileio.listdir(sub_dir)) if fileio.isdir(sub_dir) else ():
             m = pattern.match(name)
             if m and m.group(2) in part_id:
                 parts.setdefault(int(m.group(1)), []).append(
@@ -232,9 +232,9 @@ def list_source(source: str, input_dir: str | None, num_examples: int = 0,
         return list_synthetic(num_examples, seed, base_size)
     if source not in FILE_SOURCES:
         raise LayoutError(f"unknown source {source!r}; one of {', '.join(SOURCES)}")
-    if not input_dir or not os.path.isdir(input_dir):
+    if not input_dir or not fileio.isdir(input_dir):
         raise LayoutError(f"{input_dir}: input dir does not exist")
-    if not os.listdir(input_dir):
+    if not fileio.listdir(input_dir):
         raise LayoutError(f"{input_dir}: input dir is empty")
     return FILE_SOURCES[source](input_dir)
 

@@ -8,6 +8,7 @@ and returns a model from [0, 1] RGB images to float32 logits at the input size.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from facepars.models import deeplabv3plus, lraspp, pspnet
 
@@ -16,6 +17,15 @@ MODELS = {
     "deeplabv3plus_efficientnetb0": deeplabv3plus.build,
     "lraspp_mobilenetv3": lraspp.build,
 }
+
+
+def to_model_input(images) -> tf.Tensor:
+    """uint8 pixels -> the [0, 1] float32 every facepars model takes (the seed's scaling).
+
+    The one place this scaling is written: training, evaluation, serving
+    graphs, TFLite calibration and ONNX parity all call it.
+    """
+    return tf.cast(images, tf.float32) / 255.0
 
 
 def build_model(name: str, num_classes: int, input_size: int = 256, weights=None,

@@ -1,0 +1,169 @@
+"""``prepare --runner=beam``: the same shards, written by Apache Beam workers.
+
+Beam only distributes the work. The driver lists the source and plans the
+shards exactly as the local runner does (facepars.data.shards.plan_job); each
+pending shard is then one element of a Beam pipeline, and a worker converts its
+pairs and writes it with the same ``write_shard`` the local pool uses: the same
+pairs, in the same order, through the same code, so the records and shards are
+the same bytes whichever runner made them. The driver reads the statistics the
+workers left beside their shards and writes the manifest, as locally.
+
+A shard is the unit of work because the record order inside a shard is part of
+the output: per-pair elements would have to be regrouped and re-sorted before
+writing, moving every encoded image through Beam's shuffle for nothing. At the
+default 512 pairs a shard (about 10 s of CPU), a million pairs make 2,000
+elements: enough to keep hundreds of workers busy.
+
+Failures are data, not retries: a bad pair under ``--on_error=fail`` is a fact
+about the input that no retry will change, so the worker records the error
+beside the shard (which it never renames into place) instead of raising into
+Beam's retry loop, and the driver reports it once the pipeline is done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging as std_logging
+import threading
+
+import tensorflow as tf
+from absl import logging
+
+from facepars import files
+from facepars.data import convert, shards
+from facepars.progress import Progress
+
+try:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
+                                                      StandardOptions)
+except ImportError as e:  # the optional facepars[beam] extra
+    raise shards.PrepareError("--runner=beam needs Apache Beam: pip install "
+                              "'facepars[beam]'") from e
+
+NAMESPACE = "facepars.prepare"
+
+
+def pipeline_options(options: str, workers: int) -> PipelineOptions:
+    """Beam options from ``k=v,k=v`` (the convention of ``tfds build --beam_pipeline_options``).
+
+    Without a runner, Beam's DirectRunner runs ``workers`` processes on this machine.
+    """
+    argv = [f"--{item.strip()}" for item in options.split(",") if item.strip()]
+    opts = PipelineOptions(argv)
+    unknown = [a for a in opts.get_all_options(retain_unknown_options=True)
+               if a not in opts.get_all_options()]
+    if unknown:
+        raise shards.PrepareError(f"--beam_pipeline_options: unknown option(s) "
+                                  f"{', '.join(sorted(unknown))}")
+    if "default_sdk_harness_log_level" not in opts.get_all_options(drop_default=True):
+        # Beam's workers log every bundle at INFO; keep facepars's progress readable.
+        opts = PipelineOptions(argv + ["--default_sdk_harness_log_level=WARNING"])
+    if opts.view_as(StandardOptions).runner is None:
+        opts.view_as(StandardOptions).runner = "DirectRunner"
+        direct = opts.view_as(DirectOptions)
+        direct.direct_num_workers = workers
+        direct.direct_running_mode = "multi_processing" if workers > 1 else "in_memory"
+    return opts
+
+
+def error_path(parts_dir: str, shard_file: str) -> str:
+    """Where a worker leaves the reason a shard could not be written."""
+    return files.join(parts_dir, shard_file + ".error.json")
+
+
+class _PairCounter:
+    """write_shard's progress hook on a worker: a Beam counter per pair."""
+
+    def __init__(self, counter):
+        self.counter = counter
+
+    def update(self, n: int = 1) -> None:
+        self.counter.inc(n)
+
+
+class WriteShard(beam.DoFn):
+    """Convert one planned shard's pairs and write the shard (or record why not)."""
+
+    def __init__(self, cfg: shards.PrepareConfig, spec: convert.ConvertSpec, parts_dir: str):
+        self.cfg, self.spec, self.parts_dir = cfg, spec, parts_dir
+        counter = beam.metrics.Metrics.counter
+        self.pairs = counter(NAMESPACE, "pairs_done")
+        self.bad = counter(NAMESPACE, "bad_files")
+        self.written = counter(NAMESPACE, "bytes_written")
+        self.failed = counter(NAMESPACE, "shards_failed")
+
+    def setup(self):
+        convert.keep_freed_memory()  # a worker process does nothing else
+
+    def process(self, shard: dict):
+        results = (convert.convert(ref, self.spec) for ref in shard["refs"])
+        try:
+            stats = shards.write_shard(shard, results, self.cfg, self.parts_dir,
+                                       self.spec.num_classes, _PairCounter(self.pairs))
+        except shards.PrepareError as e:
+            self.failed.inc()
+            self.bad.inc()
+            files.write_json_atomic(error_path(self.parts_dir, shard["file"]),
+                                     {"error": str(e)})
+            return
+        self.bad.inc(len(stats["skipped"]))
+        self.written.inc(tf.io.gfile.stat(files.join(self.cfg.output_dir,
+                                                      shard["file"])).length)
+        yield shard["file"]
+
+
+def _watch(job: shards.Job, stop: threading.Event, every: float = 10.0) -> None:
+    """Log shards done, with rate and time left, from the sidecars the workers write.
+
+    Works the same for every runner (Beam's own counters are only final on the
+    DirectRunner), at the cost of one listing of ``_parts/`` per line.
+    """
+    progress = Progress("prepare (beam)", len(job.pending), "shards", every=0.0)
+    wanted = {shards.sidecar_path(job.parts_dir, s["file"]) for s in job.pending}
+    while not stop.wait(every):
+        done = len(wanted.intersection(tf.io.gfile.glob(files.join(job.parts_dir, "*.json"))))
+        if done > progress.done:
+            progress.update(done - progress.done)
+
+
+def _log_counters(result) -> None:
+    query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(NAMESPACE))
+    totals = {c.key.metric.name: c.committed for c in query["counters"]}
+    logging.info("beam counters: %s", ", ".join(f"{k} {v}" for k, v in sorted(totals.items())))
+
+
+def write_shards(job: shards.Job) -> None:
+    """Write ``job.pending`` on the Beam runner the options name; fill ``job.stats``."""
+    if not job.pending:
+        return
+    cfg = job.cfg
+    options = pipeline_options(cfg.beam_pipeline_options, cfg.workers)
+    std_logging.getLogger("apache_beam").setLevel(std_logging.WARNING)
+    for shard in job.pending:  # from an earlier attempt whose input has since been fixed
+        if tf.io.gfile.exists(error_path(job.parts_dir, shard["file"])):
+            tf.io.gfile.remove(error_path(job.parts_dir, shard["file"]))
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(job, stop), daemon=True)
+    watcher.start()
+    try:
+        with beam.Pipeline(options=options) as pipeline:
+            _ = (pipeline
+                 | "Shards" >> beam.Create(job.pending, reshuffle=False)
+                 | "Spread" >> beam.Reshuffle()
+                 | "Write" >> beam.ParDo(WriteShard(cfg, job.spec, job.parts_dir)))
+        _log_counters(pipeline.result)
+    finally:
+        stop.set()
+        watcher.join()
+    for shard in job.pending:
+        sidecar = shards.sidecar_path(job.parts_dir, shard["file"])
+        error = error_path(job.parts_dir, shard["file"])
+        if tf.io.gfile.exists(error):
+            with tf.io.gfile.GFile(error) as f:
+                raise shards.PrepareError(json.load(f)["error"])
+        if not tf.io.gfile.exists(sidecar):
+            raise shards.PrepareError(f"{shard['file']}: the Beam job ended without "
+                                      "writing it; rerun with --resume")
+        with tf.io.gfile.GFile(sidecar) as f:
+            job.stats[shard["file"]] = json.load(f)

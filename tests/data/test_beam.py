@@ -1,0 +1,128 @@
+"""prepare --runner=beam against the local runner: same bytes, same failures, same resume.
+
+The Beam runs use the DirectRunner in multi-processing mode with 2 workers, so
+shards really are written by other processes than the one that plans them.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import fixtures
+from conftest import REPO
+from facepars.data import shards
+
+pytest.importorskip("apache_beam")
+from facepars.data import beam  # noqa: E402
+
+# What may differ between two runs of the same job: how and when it was started.
+UNSTABLE = ("command", "created")
+BEAM = {"runner": "beam", "workers": 2}
+
+
+def _config(root, out, **kw):
+    return shards.PrepareConfig(source="kaggle", input_dir=str(root), output_dir=str(out),
+                                image_size=32, shard_size=3, **kw)
+
+
+def _assert_same_data_set(a, b):
+    """Byte-identical shards and manifests equal but for the start time and command line."""
+    names = sorted(os.listdir(a))
+    assert names == sorted(os.listdir(b))
+    assert "_parts" not in names
+    for name in names:
+        if name.endswith(".tfrecord"):
+            assert open(os.path.join(a, name), "rb").read() == \
+                open(os.path.join(b, name), "rb").read(), name
+    ma, mb = (json.load(open(os.path.join(d, "manifest.json"))) for d in (a, b))
+    for key in UNSTABLE:
+        ma.pop(key), mb.pop(key)
+    assert ma == mb
+
+
+@pytest.fixture(scope="module")
+def kaggle(tmp_path_factory):
+    """A Kaggle-layout source with 16 pairs, one of them corrupt, and its local conversion."""
+    root = tmp_path_factory.mktemp("beam")
+    fixtures.write_kaggle(str(root / "kaggle"), splits=(("train", 12), ("val", 4)),
+                          size=(90, 70))
+    bad = root / "kaggle/content/All_data/train/image/0005_0001.jpg"
+    good = bad.read_bytes()
+    bad.write_bytes(b"\xff\xd8garbage")
+    local = _config(root / "kaggle", root / "local", on_error="skip", workers=2)
+    shards.run(local)
+    return {"root": root, "good": good, "local": local}
+
+
+def test_beam_writes_the_bytes_the_local_pool_writes(kaggle, tmp_path):
+    manifest = shards.run(_config(kaggle["root"] / "kaggle", tmp_path / "beam",
+                                  on_error="skip", **BEAM))
+    assert len(manifest["skipped"]) == 1 and "0005_0001.jpg" in manifest["skipped"][0]["error"]
+    assert manifest["splits"]["train"]["num_records"] == 11
+    assert len(manifest["splits"]["train"]["shards"]) == 4
+    _assert_same_data_set(kaggle["local"].output_dir, tmp_path / "beam")
+
+
+def test_beam_fails_naming_the_file_and_resumes_once_it_is_fixed(kaggle, tmp_path):
+    root = tmp_path / "kaggle"
+    shutil.copytree(kaggle["root"] / "kaggle", root)
+    cfg = _config(root, tmp_path / "beam", **BEAM)  # on_error="fail"
+    with pytest.raises(shards.PrepareError, match="0005_0001.jpg.*corrupt"):
+        shards.run(cfg)
+    out = tmp_path / "beam"
+    assert not (out / "manifest.json").exists()
+    # The other shards are in place; the one holding the bad pair never reached its name.
+    assert 0 < len(glob.glob(f"{out}/*.tfrecord")) < 6
+    assert len(glob.glob(f"{out}/_parts/*.error.json")) == 1
+
+    (root / "content/All_data/train/image/0005_0001.jpg").write_bytes(kaggle["good"])
+    manifest = shards.run(dataclasses.replace(cfg, resume=True))
+    assert manifest["skipped"] == [] and manifest["splits"]["train"]["num_records"] == 12
+    shards.run(_config(root, tmp_path / "local", workers=1))
+    _assert_same_data_set(tmp_path / "local", out)
+
+
+def test_a_killed_beam_job_resumes_to_the_same_data_set(tmp_path):
+    args = ["--source=synthetic", "--num_examples=60", "--synthetic_size=160",
+            "--image_size=48", "--shard_size=2", "--runner=beam", "--workers=2"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "facepars.prepare", *args,
+                             f"--output_dir={out}"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.time() + 180
+    while len(glob.glob(f"{out}/*.tfrecord")) < 3 and time.time() < deadline \
+            and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Beam workers
+    proc.wait()
+    done = len(glob.glob(f"{out}/*.tfrecord"))
+    assert 3 <= done < 30, f"the kill should land mid-run ({done} shards)"
+    assert not (out / "manifest.json").exists()
+
+    flags = {"source": "synthetic", "num_examples": 60, "synthetic_size": 160,
+             "image_size": 48, "shard_size": 2}
+    shards.run(shards.PrepareConfig(output_dir=str(out), resume=True, **flags, **BEAM))
+    shards.run(shards.PrepareConfig(output_dir=str(tmp_path / "local"), workers=1, **flags))
+    _assert_same_data_set(tmp_path / "local", out)
+
+
+def test_pipeline_options_parse_the_tfds_convention():
+    opts = beam.pipeline_options("runner=DataflowRunner,project=p,region=europe-west4,"
+                                 "temp_location=gs://b/tmp,num_workers=7", workers=2).get_all_options()
+    assert (opts["runner"], opts["project"], opts["region"], opts["num_workers"]) == \
+        ("DataflowRunner", "p", "europe-west4", 7)
+    direct = beam.pipeline_options("", workers=3).get_all_options()
+    assert (direct["runner"], direct["direct_num_workers"], direct["direct_running_mode"]) == \
+        ("DirectRunner", 3, "multi_processing")
+    with pytest.raises(shards.PrepareError, match="num_wokers"):
+        beam.pipeline_options("num_wokers=3", workers=2)
