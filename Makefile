@@ -18,7 +18,7 @@ $(VENV)/.installed-%: setup.cfg pyproject.toml
 	$(PY) -m pip install -e ".[$*]"
 	touch $@
 
-.PHONY: install demo test bench
+.PHONY: install demo test lint bench
 install: $(VENV)/.installed-$(TEST_EXTRAS)
 
 demo: $(VENV)/.installed-$(DEMO_EXTRAS)
@@ -26,6 +26,9 @@ demo: $(VENV)/.installed-$(DEMO_EXTRAS)
 
 test: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed-$(TEST_EXTRAS)
+	$(PY) -m ruff check .
 
 bench: install
 	for b in prepare input loss train; do $(PY) bench/$${b}_bench.py || exit 1; done

@@ -21,20 +21,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from common import WORK, make_source  # noqa: E402
-from facepars import schema  # noqa: E402
-from facepars.classes import SOURCE_TABLES, TAXONOMIES  # noqa: E402
-from facepars.data import pipeline  # noqa: E402
-from facepars.data.augment import AugmentConfig, Augmenter  # noqa: E402
+from facepars import schema
+from facepars.classes import SOURCE_TABLES, TAXONOMIES
+from facepars.data import pipeline
+from facepars.data.augment import AugmentConfig, Augmenter
+
+from common import WORK, make_source
 
 BATCH = 32
 

@@ -21,13 +21,12 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from facepars.losses import EPSILON, fused_loss  # noqa: E402
+from facepars.losses import EPSILON, fused_loss
 
 
 def _soft_scores(labels, logits, num_classes):

@@ -33,10 +33,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from facepars.classes import SOURCE_TABLES, TAXONOMIES
 
-from common import WORK, make_source  # noqa: E402
-from facepars.classes import SOURCE_TABLES, TAXONOMIES  # noqa: E402
+from common import WORK, make_source
 
 # facepars.data.shards (and with it TensorFlow) is imported inside functions:
 # worker processes re-import this script as __mp_main__, and should stay light.
@@ -102,7 +101,9 @@ def main():
     rounds, cpu = [], []
     for i in range(args.rounds):
         (one, one_cpu), (many, _) = (facepars_rate(root, w, args.pairs) for w in (1, args.workers))
-        beam = facepars_rate(root, args.workers, args.pairs, "beam")[0] if with_beam else float("nan")
+        beam = (
+            facepars_rate(root, args.workers, args.pairs, "beam")[0] if with_beam else float("nan")
+        )
         rounds.append((one, many, seed_rate(root, args.pairs), beam))
         cpu.append(one_cpu)
         print(f"round {i + 1}: 1 worker {one:.1f}, {args.workers} workers {many:.1f}, seed loop "

@@ -28,23 +28,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from facepars.losses import EPSILON  # noqa: E402
-from facepars import files, schema, task  # noqa: E402
-from facepars.configs import smoke  # noqa: E402
-from facepars.data import pipeline, shards  # noqa: E402
-from facepars.data.augment import NO_AUGMENTATION, AugmentConfig  # noqa: E402
-from facepars.models import build_model  # noqa: E402
+from facepars import files, schema, task
+from facepars.configs import smoke
+from facepars.data import pipeline, shards
+from facepars.data.augment import NO_AUGMENTATION, AugmentConfig
+from facepars.losses import EPSILON
+from facepars.models import build_model
 
 
 def seed_losses_and_metrics(num_classes):
@@ -183,14 +181,24 @@ def main():
     args = parser.parse_args()
     data = os.path.join(tempfile.gettempdir(), f"facepars_train_bench_{args.size}")
     if not tf.io.gfile.exists(files.join(data, schema.MANIFEST)):
-        shards.run(shards.PrepareConfig(output_dir=data, num_examples=400, image_size=args.size,
-                                        synthetic_size=args.size * 3 // 2, workers=2, overwrite=True))
+        shards.run(
+            shards.PrepareConfig(
+                output_dir=data,
+                num_examples=400,
+                image_size=args.size,
+                synthetic_size=args.size * 3 // 2,
+                workers=2,
+                overwrite=True,
+            )
+        )
     manifest = schema.Manifest.load(data)
 
     def make_network(policy="float32"):
         keras.mixed_precision.set_global_policy(policy)
         try:
-            return build_model(args.model, manifest.class_table.num_classes, args.size, width=args.width)
+            return build_model(
+                args.model, manifest.class_table.num_classes, args.size, width=args.width
+            )
         finally:
             keras.mixed_precision.set_global_policy("float32")
 
@@ -198,11 +206,18 @@ def main():
     trainers = {
         seed: seed_trainer(make_network(), manifest, args.batch),
         "facepars float32": facepars_trainer(make_network(), manifest, args.batch),
-        "facepars float32 + jit_compile": facepars_trainer(make_network(), manifest, args.batch, jit=True),
-        "facepars mixed_bfloat16": facepars_trainer(make_network("mixed_bfloat16"), manifest, args.batch),
+        "facepars float32 + jit_compile": facepars_trainer(
+            make_network(), manifest, args.batch, jit=True
+        ),
+        "facepars mixed_bfloat16": facepars_trainer(
+            make_network("mixed_bfloat16"), manifest, args.batch
+        ),
         "facepars float32 + augmentation": facepars_trainer(
-            make_network(), manifest, args.batch, augment=AugmentConfig()),
-        "network forward + backward alone": network_only_trainer(make_network(), manifest, args.batch),
+            make_network(), manifest, args.batch, augment=AugmentConfig()
+        ),
+        "network forward + backward alone": network_only_trainer(
+            make_network(), manifest, args.batch
+        ),
     }
     for model, data in trainers.values():  # trace and warm up
         model.fit(data(), steps_per_epoch=2, epochs=1, verbose=0)

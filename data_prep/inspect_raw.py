@@ -1,6 +1,7 @@
-"""Check what arrived: pairs per split, and a few raw masks drawn through the source's table.
+r"""Check what arrived: pairs per split, and a few raw masks drawn through the source's table.
 
-    python data_prep/inspect_raw.py --source=kaggle --input_dir=DIR [--taxonomy=seed8] [--out=raw.png]
+    python data_prep/inspect_raw.py --source=kaggle --input_dir=DIR \
+        [--taxonomy=seed8] [--out=raw.png]
 
 Prints the pair count per split and any pairing problems, and writes a picture of
 the first few photos with their masks remapped to the taxonomy (the same lookup
@@ -10,18 +11,15 @@ table prepare uses), so a wrong table or layout shows at a glance.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from facepars import visualize  # noqa: E402
-from facepars.classes import SOURCE_TABLES, TAXONOMIES  # noqa: E402
-from facepars.data import sources  # noqa: E402
-from facepars.data.images import geometry, resize_image, resize_mask  # noqa: E402
+from facepars import visualize
+from facepars.classes import SOURCE_TABLES, TAXONOMIES
+from facepars.data import sources
+from facepars.data.images import geometry, resize_image, resize_mask
 
 
 def main(argv=None):

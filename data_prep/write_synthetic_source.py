@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from facepars.classes import SOURCE_TABLES  # noqa: E402
-from facepars.data import synthetic  # noqa: E402
+from facepars.classes import SOURCE_TABLES
+from facepars.data import synthetic
 
 
 def synthetic_to_kaggle() -> np.ndarray:
     """Raw synthetic id -> Kaggle id, through the shared part names."""
     kaggle = {part: i for i, (_, part) in enumerate(SOURCE_TABLES["kaggle"].labels)}
-    return np.array([kaggle.get(part, 0) for _, part in SOURCE_TABLES["synthetic"].labels], np.uint8)
+    return np.array(
+        [kaggle.get(part, 0) for _, part in SOURCE_TABLES["synthetic"].labels], np.uint8
+    )
 
 
 def main():

@@ -1,12 +1,11 @@
 """facepars: train, evaluate and ship face-parsing models with TensorFlow."""
 
+import sys as _sys
+
 __version__ = "0.1.0"
 
+if _sys.argv[:1] == ["-m"]:
+    # ``python -m facepars.<command>``: runs before the command imports TensorFlow.
+    from facepars import cli as _cli
 
-def __getattr__(name):
-    # ``facepars.Predictor`` without importing TensorFlow for every ``import facepars``
-    # (prepare's worker processes import this package and must stay light).
-    if name == "Predictor":
-        from facepars.inference import Predictor
-        return Predictor
-    raise AttributeError(f"module 'facepars' has no attribute {name!r}")
+    _cli.quiet_tensorflow(_sys.argv)

@@ -18,7 +18,7 @@ from absl import logging
 from facepars import files, rundir, visualize
 from facepars.classes import ClassTable
 from facepars.metrics import scores_from_confusion
-from facepars.task import to_model_input
+from facepars.models import to_model_input
 
 
 class TrainingLog(keras.callbacks.Callback):
@@ -56,11 +56,18 @@ class TrainingLog(keras.callbacks.Callback):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         logs["images_per_second"] = steps * self.global_batch / seconds
         logs["step_time"] = seconds / max(steps, 1)
-        logging.info("epoch %d/%d: loss %.4f, mIoU(face) %.4f | val loss %.4f, val mIoU(face) "
-                     "%.4f | lr %.3g, %.1f images/s", epoch + 1, self.epochs, logs.get("loss", math.nan),
-                     logs.get("miou_face", math.nan), logs.get("val_loss", math.nan),
-                     logs.get("val_miou_face", math.nan), logs["learning_rate"],
-                     logs["images_per_second"])
+        logging.info(
+            "epoch %d/%d: loss %.4f, mIoU(face) %.4f | val loss %.4f, val mIoU(face) "
+            "%.4f | lr %.3g, %.1f images/s",
+            epoch + 1,
+            self.epochs,
+            logs.get("loss", math.nan),
+            logs.get("miou_face", math.nan),
+            logs.get("val_loss", math.nan),
+            logs.get("val_miou_face", math.nan),
+            logs["learning_rate"],
+            logs["images_per_second"],
+        )
 
 
 def _inner(optimizer):
@@ -206,6 +213,20 @@ class NetworkCheckpoints(keras.callbacks.Callback):
             files.write_json_atomic(rundir.path(self.model_dir, rundir.BEST_SCORES), record)
 
 
+class ResumeNotice(keras.callbacks.Callback):
+    """Say so when a run continues from its backup (place it after BackupAndRestore)."""
+
+    def __init__(self, steps_per_epoch: int):
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+
+    def on_train_begin(self, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step:
+            logging.info("resuming from the backup at epoch %d, step %d",
+                         step // self.steps_per_epoch + 1, step)
+
+
 class EpochHistory(keras.callbacks.Callback):
     """``history.csv``, one row per finished epoch, consistent with resumption.
 
@@ -256,8 +277,14 @@ class Summaries(keras.callbacks.Callback):
         super().__init__()
         self.table = table
         self.val_images, self.val_masks = val_images, val_masks
-        self.writers = {} if log_dir is None else {
-            s: tf.summary.create_file_writer(files.join(log_dir, s)) for s in ("train", "validation")}
+        self.writers = (
+            {}
+            if log_dir is None
+            else {
+                s: tf.summary.create_file_writer(files.join(log_dir, s))
+                for s in ("train", "validation")
+            }
+        )
         self._train_scores = None
         self._train_confusion = None
 
@@ -282,9 +309,18 @@ class Summaries(keras.callbacks.Callback):
             with ema_weights(self.model):
                 logits = self.model.network(to_model_input(self.val_images), training=False)
             predicted = np.argmax(logits, -1)
-            pictures = np.stack([np.concatenate([
-                visualize.overlay(img, truth, self.table), visualize.overlay(img, pred, self.table)], 1)
-                for img, truth, pred in zip(self.val_images, self.val_masks, predicted)])
+            pictures = np.stack(
+                [
+                    np.concatenate(
+                        [
+                            visualize.overlay(img, truth, self.table),
+                            visualize.overlay(img, pred, self.table),
+                        ],
+                        1,
+                    )
+                    for img, truth, pred in zip(self.val_images, self.val_masks, predicted)
+                ]
+            )
             with self.writers["validation"].as_default(step=epoch):
                 tf.summary.image("overlays/ground_truth|prediction", pictures,
                                  max_outputs=len(pictures))

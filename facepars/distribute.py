@@ -8,6 +8,8 @@ import os
 import tensorflow as tf
 from absl import flags
 
+from facepars.errors import FaceparsError
+
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
@@ -19,7 +21,7 @@ def define_strategy_flags() -> None:
     flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (for --strategy=tpu or auto).")
 
 
-class StrategyError(Exception):
+class StrategyError(FaceparsError):
     """The requested hardware is not there; the message says what was tried."""
 
 
@@ -99,8 +101,11 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
-                                             and "chief" not in resolver.cluster_spec().jobs)
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker"
+        and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().jobs
+    )
 
 
 def num_workers(strategy: tf.distribute.Strategy) -> int:

@@ -1,6 +1,6 @@
 r"""Per-class report of a trained model on a split: ``python -m facepars.evaluate``.
 
-    python -m facepars.evaluate --model=/tmp/run --data_dir=/tmp/syn --split=val \
+    python -m facepars.evaluate --model_path=/tmp/run --data_dir=/tmp/syn --split=val \
         --output_dir=/tmp/run/eval [--original_resolution --input_dir=RAW]
 
 ``--model`` is a training model_dir (its best.keras), a ``.keras`` file with the
@@ -14,16 +14,19 @@ literature. Writes ``SPLIT_report.json`` and ``SPLIT_confusion.png``.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import flags
 
-from facepars import classes, distribute, files, report, schema, visualize
+from facepars import classes, cli, distribute, files, report, schema, visualize
 from facepars.data import pipeline, sources
+from facepars.errors import ConfigError
 from facepars.inference import Predictor
-from facepars.metrics import ConfusionMatrixMetric, batch_confusion, scores_from_confusion
+from facepars.metrics import (
+    ConfusionMatrixMetric,
+    batch_confusion,
+    scores_from_confusion,
+)
 from facepars.progress import Progress
 
 FLAGS = flags.FLAGS
@@ -92,7 +95,7 @@ def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_siz
         predictor = Predictor.load(model)
     table = manifest.class_table
     if predictor.table != table:
-        raise ValueError(f"{model} predicts {predictor.table.name} classes, "
+        raise ConfigError(f"{model} predicts {predictor.table.name} classes, "
                          f"{data_dir} holds {table.name}")
     result = {"model": model, "data_dir": data_dir, "split": split,
               "records": manifest.num_records(split)}
@@ -110,15 +113,18 @@ def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_siz
         files.write_json_atomic(files.join(output_dir, f"{split}_report.json"), result)
         for name, matrix in pictures.items():
             suffix = "" if name == "network" else "_original"
-            with tf.io.gfile.GFile(files.join(output_dir, f"{split}_confusion{suffix}.png"), "wb") as f:
+            with tf.io.gfile.GFile(
+                files.join(output_dir, f"{split}_confusion{suffix}.png"), "wb"
+            ) as f:
                 f.write(visualize.confusion_png(matrix, table, f"{split} ({name} resolution)"))
         print(f"\nreport: {files.join(output_dir, f'{split}_report.json')}")
     return result
 
 
 def define_flags():
-    """Command-line flags, defined only when run as a program (so modules import together)."""
-    flags.DEFINE_string("model", None, "model_dir, .keras file or SavedModel directory.")
+    """The command line; see facepars.cli for the conventions all commands share."""
+    flags.DEFINE_string("model_path", None, "A training model_dir, .keras file, exported "
+                        "SavedModel directory, .tflite or .onnx file.")
     flags.DEFINE_string("data_dir", None, "Prepared data (manifest.json).")
     flags.DEFINE_string("split", "val", "Split to score.")
     flags.DEFINE_string("output_dir", None, "Where the JSON report and confusion PNG go.")
@@ -130,18 +136,9 @@ def define_flags():
 
 def main(argv):
     del argv
-    if not FLAGS.model or not FLAGS.data_dir:
-        raise app.UsageError("--model and --data_dir are required")
-    try:
-        run(FLAGS.model, FLAGS.data_dir, FLAGS.split, FLAGS.output_dir, FLAGS.batch_size,
-            FLAGS.strategy, FLAGS.tpu, FLAGS.original_resolution, FLAGS.input_dir)
-    except (schema.ManifestError, FileNotFoundError, KeyError, pipeline.CorruptShardError,
-            sources.LayoutError, distribute.StrategyError) as e:
-        print(f"evaluate failed: {e}", file=sys.stderr)
-        sys.exit(1)
-    logging.info("done")
+    run(FLAGS.model_path, FLAGS.data_dir, FLAGS.split, FLAGS.output_dir, FLAGS.batch_size,
+        FLAGS.strategy, FLAGS.tpu, FLAGS.original_resolution, FLAGS.input_dir)
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, required=("model_path", "data_dir"))

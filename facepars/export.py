@@ -1,6 +1,6 @@
 r"""Export a trained model for serving and mobile: ``python -m facepars.export``.
 
-    python -m facepars.export --model=/tmp/run --output_dir=/tmp/run/export \
+    python -m facepars.export --model_path=/tmp/run --output_dir=/tmp/run/export \
         --data_dir=/tmp/syn --tflite=float32,float16,int8
 
 Writes
@@ -36,10 +36,11 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
-from facepars import files, rundir, schema, serving
+from facepars import cli, files, rundir, schema, serving
 from facepars.data import pipeline
+from facepars.errors import FaceparsError
 from facepars.inference import SAVED_MODEL_TABLE, Predictor, tflite_logits_fn
 from facepars.models import to_model_input
 
@@ -47,6 +48,10 @@ FLAGS = flags.FLAGS
 
 THRESHOLDS = {"saved_model": 0.999, "tflite_float32": 0.995, "tflite_float16": 0.995,
               "onnx": 0.999, "onnx_batch1": 0.999}
+
+
+class ExportError(FaceparsError):
+    """An export that cannot be written; the message says why and what to do."""
 
 
 def serving_archive(network, info: dict) -> keras.export.ExportArchive:
@@ -109,12 +114,8 @@ def tflite_bytes(network, variant: str, calibration: np.ndarray | None) -> bytes
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
     elif variant != "float32":
-        raise ValueError(f"unknown TFLite variant {variant!r}: float32, float16 or int8")
+        raise ExportError(f"unknown TFLite variant {variant!r}: float32, float16 or int8")
     return converter.convert()
-
-
-class ExportError(Exception):
-    """An export that cannot be written; the message says why and what to do."""
 
 
 def _set_batch(model, dim) -> None:
@@ -142,9 +143,23 @@ def export_onnx(saved_model: str, output_dir: str, opset: int) -> dict[str, str]
         raise ExportError("--onnx needs the onnx extra: pip install 'facepars[onnx]'") from None
     with tempfile.TemporaryDirectory() as tmp:
         converted = os.path.join(tmp, "model.onnx")
-        proc = subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", saved_model,
-                               "--signature_def", "network", "--opset", str(opset),
-                               "--output", converted], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tf2onnx.convert",
+                "--saved-model",
+                saved_model,
+                "--signature_def",
+                "network",
+                "--opset",
+                str(opset),
+                "--output",
+                converted,
+            ],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             raise ExportError(f"tf2onnx could not convert {saved_model}:\n{proc.stderr[-2000:]}")
         model = onnx.load(converted)
@@ -188,7 +203,7 @@ def run(model: str, output_dir: str, data_dir: str | None, variants, parity_reco
         report["agreement"]["saved_model"] = float((np.argmax(served, -1) == reference).mean())
     for variant in variants:
         if variant == "int8" and calibration is None:
-            raise ValueError("int8 TFLite needs --data_dir for calibration records")
+            raise ExportError("int8 TFLite needs --data_dir for calibration records")
         blob = tflite_bytes(network, variant, calibration)
         target = files.join(output_dir, f"model_{variant}.tflite")
         with tf.io.gfile.GFile(target, "wb") as f:
@@ -196,7 +211,9 @@ def run(model: str, output_dir: str, data_dir: str | None, variants, parity_reco
         report["tflite"][variant] = {"path": target, "bytes": len(blob)}
         if images is not None:
             lite = Predictor(tflite_logits_fn(blob), info).network_logits(images)
-            report["agreement"][f"tflite_{variant}"] = float((np.argmax(lite, -1) == reference).mean())
+            report["agreement"][f"tflite_{variant}"] = float(
+                (np.argmax(lite, -1) == reference).mean()
+            )
     if onnx_opset is not None:
         report["onnx"] = export_onnx(saved, output_dir, onnx_opset)
         for name, path in report["onnx"].items():
@@ -210,8 +227,8 @@ def run(model: str, output_dir: str, data_dir: str | None, variants, parity_reco
 
 
 def define_flags():
-    """Command-line flags, defined only when run as a program (so modules import together)."""
-    flags.DEFINE_string("model", None, "Training model_dir (best.keras) or .keras file.")
+    """The command line; see facepars.cli for the conventions all commands share."""
+    flags.DEFINE_string("model_path", None, "A training model_dir (its best.keras) or .keras file.")
     flags.DEFINE_string("output_dir", None, "Export directory.")
     flags.DEFINE_string("data_dir", None, "Prepared data for int8 calibration and parity checks.")
     flags.DEFINE_list("tflite", ["float32", "float16", "int8"], "TFLite variants to write.")
@@ -223,10 +240,14 @@ def define_flags():
 
 def main(argv):
     del argv
-    if not FLAGS.model or not FLAGS.output_dir:
-        raise app.UsageError("--model and --output_dir are required")
-    report = run(FLAGS.model, FLAGS.output_dir, FLAGS.data_dir, FLAGS.tflite, FLAGS.parity_records,
-                 FLAGS.onnx_opset if FLAGS.onnx else None)
+    report = run(
+        FLAGS.model_path,
+        FLAGS.output_dir,
+        FLAGS.data_dir,
+        FLAGS.tflite,
+        FLAGS.parity_records,
+        FLAGS.onnx_opset if FLAGS.onnx else None,
+    )
     print(f"SavedModel: {report['saved_model']}")
     for variant, item in report["tflite"].items():
         print(f"TFLite {variant}: {item['path']} ({item['bytes'] / 1e6:.2f} MB)")
@@ -241,5 +262,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, required=("model_path", "output_dir"))

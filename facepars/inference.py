@@ -110,7 +110,9 @@ class Predictor:
         box = serving.content_box(height, width, self.image_size, self.resize)
         return serving.photo_logits(self.logits_fn(x), box, height, width)[0]
 
-    def predict_batch(self, photos: list[np.ndarray], probabilities: bool = False) -> list[Prediction]:
+    def predict_batch(
+        self, photos: list[np.ndarray], probabilities: bool = False
+    ) -> list[Prediction]:
         """Photos of any sizes, through the network as one batch."""
         prepared = [serving.network_input(tf.constant(p)[None], self.image_size, self.resize)
                     for p in photos]

@@ -63,7 +63,9 @@ def scores_from_confusion(confusion: np.ndarray, table: ClassTable) -> dict[str,
         for name, value in zip(table.names, values):
             out[f"{score}/{name}"] = float(value)
         for group, members in (("mean_face", face & present), ("mean_all", present)):
-            out[f"{score}/{group}"] = float(values[members].mean()) if members.any() else float("nan")
+            out[f"{score}/{group}"] = (
+                float(values[members].mean()) if members.any() else float("nan")
+            )
     out["pixel_accuracy"] = float(tp.sum() / cm.sum()) if cm.sum() else float("nan")
     return out
 

@@ -1,6 +1,6 @@
 r"""Parse faces in photos of any size: ``python -m facepars.predict``.
 
-    python -m facepars.predict --model=/tmp/run --output_dir=/tmp/out photos/ 'more/*.jpg'
+    python -m facepars.predict --model_path=/tmp/run --output_dir=/tmp/out photos/ 'more/*.jpg'
 
 Inputs are files, directories (searched recursively) and globs. EXIF orientation
 is applied; grey, RGBA, palette, CMYK and 16-bit images are accepted. For each
@@ -22,10 +22,10 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 from PIL import Image
 
-from facepars import visualize
+from facepars import cli, visualize
 from facepars.data import images as image_ops
 from facepars.data.images import BadInput
 from facepars.inference import Predictor
@@ -60,8 +60,11 @@ def write_outputs(output_dir: str, name: str, photo: np.ndarray, prediction, tab
     Image.fromarray(visualize.overlay(photo, prediction.labels, table)).save(stem + ".overlay.jpg",
                                                                              quality=90)
     if prediction.probabilities is not None:
-        np.savez_compressed(stem + ".probs.npz", probabilities=prediction.probabilities.astype(np.float16),
-                            classes=np.array(table.names))
+        np.savez_compressed(
+            stem + ".probs.npz",
+            probabilities=prediction.probabilities.astype(np.float16),
+            classes=np.array(table.names),
+        )
     counts = np.bincount(prediction.labels.ravel(), minlength=table.num_classes)
     return {n: float(c) / prediction.labels.size for n, c in zip(table.names, counts)}
 
@@ -95,18 +98,16 @@ def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
 
 
 def define_flags():
-    """Command-line flags, defined only when run as a program (so modules import together)."""
-    flags.DEFINE_string("model", None, "model_dir, .keras file or SavedModel directory.")
+    """The command line; see facepars.cli for the conventions all commands share."""
+    flags.DEFINE_string("model_path", None, "A training model_dir, .keras file, exported "
+                        "SavedModel directory, .tflite or .onnx file.")
     flags.DEFINE_string("output_dir", None, "Where the outputs go (nothing is written elsewhere).")
     flags.DEFINE_integer("batch_size", 8, "Photos per network call.")
     flags.DEFINE_bool("probabilities", False, "Also write per-class probability maps (.npz).")
 
 
 def main(argv):
-    inputs = argv[1:]
-    if not FLAGS.model or not FLAGS.output_dir or not inputs:
-        raise app.UsageError("usage: --model=M --output_dir=D PHOTO_OR_DIR_OR_GLOB ...")
-    summary, failures = run(FLAGS.model, inputs, FLAGS.output_dir, FLAGS.batch_size,
+    summary, failures = run(FLAGS.model_path, argv[1:], FLAGS.output_dir, FLAGS.batch_size,
                             FLAGS.probabilities)
     if summary:
         names = next(iter(summary.values())).keys()
@@ -121,5 +122,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, required=("model_path", "output_dir"),
+            positional="photos, directories or globs after the flags")

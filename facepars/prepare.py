@@ -12,49 +12,53 @@ in facepars.data.shards; ``--runner=beam`` runs the same conversion on Apache Be
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 
-from facepars import classes
+from facepars import classes, cli
 from facepars.data import sources
-from facepars.data.images import RESIZE_MODES, BadInput
+from facepars.data.images import RESIZE_MODES
 
 # TensorFlow is imported in main(), not here: worker processes re-import this
 # module (multiprocessing prepares them from __main__) and must stay light.
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("source", "synthetic", list(sources.SOURCES), "Source dataset layout.")
-flags.DEFINE_string("input_dir", None, "Root of the raw dataset (not used for synthetic).")
-flags.DEFINE_string("output_dir", None, "Where shards and manifest.json go (local or gs://...).")
-flags.DEFINE_enum("taxonomy", classes.DEFAULT_TAXONOMY, list(classes.TAXONOMIES),
-                  "Target class table.")
-flags.DEFINE_integer("image_size", 256, "Side of the square images and masks written.")
-flags.DEFINE_enum("resize", "stretch", list(RESIZE_MODES),
-                  "stretch: the seed's behaviour; pad: keep aspect, pad the mask with 255.")
-flags.DEFINE_enum("image_format", "jpeg", ["jpeg", "png"], "Encoding of the images.")
-flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality (1-100).", lower_bound=1, upper_bound=100)
-flags.DEFINE_integer("shard_size", 512, "Records per shard at most.", lower_bound=1)
-flags.DEFINE_integer("num_shards", 0, "At least this many shard files per split (e.g. a "
-                     "multiple of the training hosts); 0: as shard_size gives.", lower_bound=0)
-flags.DEFINE_integer("workers", os.cpu_count() or 1, "Conversion processes (1: in-process).",
-                     lower_bound=1)
-flags.DEFINE_enum("runner", "local", ["local", "beam"],
-                  "local: a process pool on this machine; beam: Apache Beam (the "
-                  "facepars[beam] extra), e.g. on Dataflow, Flink or Spark.")
-flags.DEFINE_string("beam_pipeline_options", "",
-                    "With --runner=beam: Beam options as k=v,k=v, e.g. 'runner=DataflowRunner,"
-                    "project=P,region=R,temp_location=gs://B/tmp'. Default: the DirectRunner "
-                    "with --workers processes.")
-flags.DEFINE_enum("on_error", "fail", ["fail", "skip"], "What a bad pair does to the run.")
-flags.DEFINE_bool("resume", False, "Finish an interrupted run in output_dir.")
-flags.DEFINE_bool("overwrite", False, "Delete facepars output already in output_dir first.")
-flags.DEFINE_float("val_fraction", 0.0, "Carve this seeded fraction of train into a val "
-                   "split (for sources that have none).", lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_integer("seed", 0, "Seed of the shard shuffle, the val carve and synthetic faces.")
-flags.DEFINE_integer("num_examples", 0, "Synthetic faces to generate (split 80/10/10).")
-flags.DEFINE_integer("synthetic_size", 320, "Typical long side of a synthetic photo.")
-flags.mark_flag_as_required("output_dir")
+
+
+def define_flags():
+    """The command line; see facepars.cli for the conventions all commands share."""
+    flags.DEFINE_enum("source", "synthetic", list(sources.SOURCES), "Source dataset layout.")
+    flags.DEFINE_string("input_dir", None, "Root of the raw dataset (not used for synthetic).")
+    flags.DEFINE_string("output_dir", None, "Where shards and manifest.json go (local or gs://...).")
+    flags.DEFINE_enum("taxonomy", classes.DEFAULT_TAXONOMY, list(classes.TAXONOMIES),
+                      "Target class table.")
+    flags.DEFINE_integer("image_size", 256, "Side of the square images and masks written.")
+    flags.DEFINE_enum("resize", "stretch", list(RESIZE_MODES),
+                      "stretch: the seed's behaviour; pad: keep aspect, pad the mask with 255.")
+    flags.DEFINE_enum("image_format", "jpeg", ["jpeg", "png"], "Encoding of the images.")
+    flags.DEFINE_integer(
+        "jpeg_quality", 95, "JPEG quality (1-100).", lower_bound=1, upper_bound=100
+    )
+    flags.DEFINE_integer("shard_size", 512, "Records per shard at most.", lower_bound=1)
+    flags.DEFINE_integer("num_shards", 0, "At least this many shard files per split (e.g. a "
+                         "multiple of the training hosts); 0: as shard_size gives.", lower_bound=0)
+    flags.DEFINE_integer("workers", os.cpu_count() or 1, "Conversion processes (1: in-process).",
+                         lower_bound=1)
+    flags.DEFINE_enum("runner", "local", ["local", "beam"],
+                      "local: a process pool on this machine; beam: Apache Beam (the "
+                      "facepars[beam] extra), e.g. on Dataflow, Flink or Spark.")
+    flags.DEFINE_string("beam_pipeline_options", "",
+                        "With --runner=beam: Beam options as k=v,k=v, e.g. 'runner=DataflowRunner,"
+                        "project=P,region=R,temp_location=gs://B/tmp'. Default: the DirectRunner "
+                        "with --workers processes.")
+    flags.DEFINE_enum("on_error", "fail", ["fail", "skip"], "What a bad pair does to the run.")
+    flags.DEFINE_bool("resume", False, "Finish an interrupted run in output_dir.")
+    flags.DEFINE_bool("overwrite", False, "Delete facepars output already in output_dir first.")
+    flags.DEFINE_float("val_fraction", 0.0, "Carve this seeded fraction of train into a val "
+                       "split (for sources that have none).", lower_bound=0.0, upper_bound=1.0)
+    flags.DEFINE_integer("seed", 0, "Seed of the shard shuffle, the val carve and synthetic faces.")
+    flags.DEFINE_integer("num_examples", 0, "Synthetic faces to generate (split 80/10/10).")
+    flags.DEFINE_integer("synthetic_size", 320, "Typical long side of a synthetic photo.")
 
 
 def main(argv):
@@ -64,13 +68,8 @@ def main(argv):
 
     fields = {f for f in shards.PrepareConfig.__dataclass_fields__}
     cfg = shards.PrepareConfig(**{k: FLAGS[k].value for k in fields})
-    try:
-        manifest = shards.run(cfg)
-    except (shards.PrepareError, BadInput, sources.LayoutError) as e:
-        print(f"prepare failed: {e}", file=sys.stderr)
-        sys.exit(1)
-    print(report.summary(manifest))
+    print(report.summary(shards.run(cfg)))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags, required=("output_dir",))

@@ -34,6 +34,8 @@ class Progress:
     def line(self) -> str:
         left = (self.total - self.done) / self.rate if self.rate > 0 else 0.0
         pct = 100.0 * self.done / max(self.total, 1)
-        return (f"{self.what}: {self.done}/{self.total} {self.unit} ({pct:.1f}%), "
-                f"{self.rate:.1f} {self.unit}/s, elapsed {_duration(time.monotonic() - self.start)}, "
-                f"left {_duration(left)}")
+        return (
+            f"{self.what}: {self.done}/{self.total} {self.unit} ({pct:.1f}%), "
+            f"{self.rate:.1f} {self.unit}/s, elapsed {_duration(time.monotonic() - self.start)}, "
+            f"left {_duration(left)}"
+        )

@@ -78,7 +78,10 @@ def score_table(scores: dict, table: ClassTable, pixels=None) -> str:
     lines = [f"{'class':<16}{'precision':>10}{'recall':>10}{'F1':>10}{'IoU':>10}"
              + (f"{'pixels':>14}" if pixels is not None else "")]
     lines.append("-" * len(lines[0]))
-    rows = [(n, n) for n in table.names] + [("mean (face)", "mean_face"), ("mean (all)", "mean_all")]
+    rows = [(n, n) for n in table.names] + [
+        ("mean (face)", "mean_face"),
+        ("mean (all)", "mean_all"),
+    ]
     for i, (label, key) in enumerate(rows):
         if key == "mean_face":
             lines.append("-" * len(lines[0]))

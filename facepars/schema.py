@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from facepars import files
 from facepars.classes import ClassTable
+from facepars.errors import FaceparsError
 
 IMAGE_ENCODED = "image/encoded"
 IMAGE_FORMAT = "image/format"
@@ -73,7 +74,7 @@ def parse_example(serialized: tf.Tensor, image_size: int) -> dict[str, tf.Tensor
     }
 
 
-class ManifestError(ValueError):
+class ManifestError(FaceparsError, ValueError):
     """A manifest that is missing, unreadable or of another format version."""
 
 
@@ -125,7 +126,7 @@ class Manifest:
 
     def split(self, name: str) -> dict:
         if name not in self.data["splits"]:
-            raise KeyError(f"{files.join(self.data_dir, MANIFEST)}: no split {name!r} "
+            raise ManifestError(f"{files.join(self.data_dir, MANIFEST)}: no split {name!r} "
                            f"(has {', '.join(self.splits)})")
         return self.data["splits"][name]
 

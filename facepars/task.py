@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from facepars.classes import ClassTable
 from facepars.data.augment import AugmentConfig, Augmenter
+from facepars.errors import ConfigError
 from facepars.losses import TERMS, fused_loss
 from facepars.metrics import ConfusionMatrixMetric
 from facepars.models import to_model_input
@@ -78,10 +79,14 @@ class FaceParser(keras.Model):
         replica = tf.cast(ctx.replica_id_in_sync_group if ctx else 0, tf.int64)
         step = tf.cast(self.optimizer.iterations, tf.int64)
         count = ctx.num_replicas_in_sync if ctx else 1
-        return tf.cast(tf.stack([tf.constant(self.seed, tf.int64), step * count + replica]), tf.int32)
+        return tf.cast(
+            tf.stack([tf.constant(self.seed, tf.int64), step * count + replica]), tf.int32
+        )
 
     def train_step(self, data):
-        images, masks = self.augmenter(to_model_input(data["image"]), data["mask"], self._step_seed())
+        images, masks = self.augmenter(
+            to_model_input(data["image"]), data["mask"], self._step_seed()
+        )
         with tf.GradientTape() as tape:
             logits = self.network(images, training=True)
             terms = self._loss(masks, logits)
@@ -158,7 +163,7 @@ def learning_rate(cfg: ml_collections.ConfigDict, steps_per_epoch: int, scale):
         return ScaledSchedule(keras.optimizers.schedules.CosineDecay(
             0.0 if warmup else lr, max(total - warmup, 1), alpha=0.0,
             warmup_target=lr if warmup else None, warmup_steps=warmup), scale)
-    raise ValueError(f"unknown schedule {sched.name!r}: plateau, poly or cosine")
+    raise ConfigError(f"unknown schedule {sched.name!r}: plateau, poly or cosine")
 
 
 def make_optimizer(cfg: ml_collections.ConfigDict, lr) -> keras.optimizers.Optimizer:
@@ -170,7 +175,7 @@ def make_optimizer(cfg: ml_collections.ConfigDict, lr) -> keras.optimizers.Optim
                                     weight_decay=o.weight_decay or None, **common)
     if o.name == "adamw":
         return keras.optimizers.AdamW(weight_decay=o.weight_decay, **common)
-    raise ValueError(f"unknown optimizer {o.name!r}: sgd or adamw")
+    raise ConfigError(f"unknown optimizer {o.name!r}: sgd or adamw")
 
 
 def lower_learning_rate(optimizer: keras.optimizers.Optimizer, lr, factor: float) -> float:
@@ -178,5 +183,7 @@ def lower_learning_rate(optimizer: keras.optimizers.Optimizer, lr, factor: float
     if isinstance(lr, ScaledSchedule):
         lr.scale.assign(lr.scale * factor)
     else:
-        optimizer.learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate)) * factor
+        optimizer.learning_rate = (
+            float(keras.ops.convert_to_numpy(optimizer.learning_rate)) * factor
+        )
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))

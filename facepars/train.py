@@ -22,19 +22,30 @@ import sys
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
-from facepars import callbacks, configs, distribute, files, report, rundir, schema, task
+from facepars import (
+    callbacks,
+    cli,
+    configs,
+    distribute,
+    files,
+    report,
+    rundir,
+    schema,
+    task,
+)
+from facepars.classes import IGNORE_LABEL
 from facepars.data import pipeline
 from facepars.data.augment import AugmentConfig
-from facepars.classes import IGNORE_LABEL
+from facepars.errors import FaceparsError
 from facepars.models import build_model, configure_batchnorm
 
 FLAGS = flags.FLAGS
 
 
-class SetupError(Exception):
+class SetupError(FaceparsError):
     """A run that cannot start; said before any step runs."""
 
 
@@ -49,9 +60,11 @@ def check_model_dir(model_dir: str, run_info: dict) -> None:
     earlier = files.read_json(path)
     changed = [k for k in COMPATIBLE_KEYS if earlier.get(k) != run_info.get(k)]
     if changed:
-        raise SetupError(f"{path}: model_dir holds a run with a different "
-                         + ", ".join(f"{k} ({earlier.get(k)} vs {run_info.get(k)})" for k in changed)
-                         + "; use a new --model_dir")
+        raise SetupError(
+            f"{path}: model_dir holds a run with a different "
+            + ", ".join(f"{k} ({earlier.get(k)} vs {run_info.get(k)})" for k in changed)
+            + "; use a new --model_dir"
+        )
 
 
 @contextlib.contextmanager
@@ -158,10 +171,13 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     train_ds = pipeline.distributed_dataset(strategy, manifest, cfg.train_split, True, train_cfg)
     val_cfg = pipeline.InputConfig(**input_cfg, repeat=True)  # Keras keeps one iterator
     val_ds = pipeline.distributed_dataset(strategy, manifest, cfg.val_split, False, val_cfg)
-    val_steps = pipeline.eval_steps(manifest, cfg.val_split, val_cfg, distribute.num_workers(strategy))
+    val_steps = pipeline.eval_steps(
+        manifest, cfg.val_split, val_cfg, distribute.num_workers(strategy)
+    )
 
-    guard = callbacks.NanGuard(cfg.nan_retries,
-                               lambda f: task.lower_learning_rate(optimizer, lr, f), cfg.nan_lr_factor)
+    guard = callbacks.NanGuard(
+        cfg.nan_retries, lambda f: task.lower_learning_rate(optimizer, lr, f), cfg.nan_lr_factor
+    )
     cbs = [callbacks.TrainingLog(cfg.batch_size, cfg.epochs), guard]
     if cfg.ema_momentum > 0:  # validation on the EMA weights; checkpoints swap them in
         cbs.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
@@ -184,7 +200,8 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     backup = rundir.path(model_dir, rundir.BACKUP)
     if distribute.num_workers(strategy) > 1:  # each worker restores its own copy
         backup = files.join(backup, f"worker-{strategy.cluster_resolver.task_id}")
-    cbs.append(keras.callbacks.BackupAndRestore(backup, save_freq=cfg.backup_every_steps or "epoch"))
+    cbs += [keras.callbacks.BackupAndRestore(backup, save_freq=cfg.backup_every_steps or "epoch"),
+            callbacks.ResumeNotice(steps_per_epoch)]
 
     with pipeline.naming_bad_shards(manifest, cfg.train_split), \
             pipeline.naming_bad_shards(manifest, cfg.val_split), naming_xla_failures():
@@ -210,7 +227,7 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
 
 
 def define_flags():
-    """Command-line flags, defined only when run as a program (so modules import together)."""
+    """The command line; see facepars.cli for the conventions all commands share."""
     config_flags.DEFINE_config_file("config", None, "Config name (facepars/configs) or file path.",
                                     lock_config=True)
     flags.DEFINE_string("data_dir", None, "Prepared data: the directory of manifest.json.")
@@ -224,15 +241,8 @@ def define_flags():
 
 def main(argv):
     del argv
-    if not FLAGS.data_dir or not FLAGS.model_dir:
-        raise app.UsageError("--data_dir and --model_dir are required")
-    try:
-        summary = run(FLAGS.config, FLAGS.data_dir, FLAGS.model_dir, FLAGS.strategy, FLAGS.tpu,
-                      FLAGS.precision, FLAGS.profile_steps, FLAGS.verify_data)
-    except (SetupError, distribute.StrategyError, pipeline.CorruptShardError,
-            schema.ManifestError) as e:
-        print(f"train failed: {e}", file=sys.stderr)
-        sys.exit(1)
+    summary = run(FLAGS.config, FLAGS.data_dir, FLAGS.model_dir, FLAGS.strategy, FLAGS.tpu,
+                  FLAGS.precision, FLAGS.profile_steps, FLAGS.verify_data)
     if summary["failure"]:
         print(f"train stopped: {summary['failure']}", file=sys.stderr)
         sys.exit(1)
@@ -251,5 +261,5 @@ def _resolve_config_names(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main, argv=_resolve_config_names(sys.argv))
+    cli.run(main, define_flags, required=("config", "data_dir", "model_dir"),
+            argv=_resolve_config_names(sys.argv))

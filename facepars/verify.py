@@ -13,25 +13,23 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from facepars import files, report, schema
+from facepars import cli, files, report
 from facepars.data.integrity import verify
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "Directory holding manifest.json and the shards.")
-flags.DEFINE_string("chart", None, "Where to write the class-distribution PNG.")
+
+
+def define_flags():
+    """The command line; see facepars.cli for the conventions all commands share."""
+    flags.DEFINE_string("data_dir", None, "Directory holding manifest.json and the shards.")
+    flags.DEFINE_string("chart", None, "Where to write the class-distribution PNG.")
 
 
 def main(argv):
     del argv
-    if not FLAGS.data_dir:
-        raise app.UsageError("--data_dir is required")
-    try:
-        manifest, problems = verify(FLAGS.data_dir)
-    except schema.ManifestError as e:
-        print(f"verify failed: {e}", file=sys.stderr)
-        sys.exit(1)
+    manifest, problems = verify(FLAGS.data_dir)
     print(report.summary(manifest.data))
     chart = FLAGS.chart or files.join(FLAGS.data_dir, "class_distribution.png")
     report.distribution_chart(manifest.data, chart)
@@ -48,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags, required=("data_dir",))

@@ -17,7 +17,9 @@ def colorize(labels: np.ndarray, table: ClassTable) -> np.ndarray:
     return palette[labels]
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, table: ClassTable, alpha: float = 0.5) -> np.ndarray:
+def overlay(
+    image: np.ndarray, labels: np.ndarray, table: ClassTable, alpha: float = 0.5
+) -> np.ndarray:
     """The photo blended with class colours; background pixels stay the photo."""
     colours = colorize(labels, table).astype(np.float32)
     blend = np.where((labels == 0)[..., None], 0.0, alpha)

@@ -23,7 +23,7 @@ rm -rf "$OUT/model"
   --config.steps_per_epoch="$STEPS" --data_dir="$OUT/data" --model_dir="$OUT/model"
 
 say "4/6 evaluate on the test split (network and original resolution)"
-"$PY" -m facepars.evaluate --model="$OUT/model" --data_dir="$OUT/data" --split=test \
+"$PY" -m facepars.evaluate --model_path="$OUT/model" --data_dir="$OUT/data" --split=test \
   --original_resolution --output_dir="$OUT/eval" --strategy=one_device
 
 say "5/6 predict on synthetic photos and one real photo (scikit-image's astronaut)"
@@ -31,10 +31,10 @@ say "5/6 predict on synthetic photos and one real photo (scikit-image's astronau
 mkdir -p "$OUT/photos"
 cp "$OUT"/photos_raw/content/All_data/train/image/0000[0-2].jpg "$OUT/photos/"
 "$PY" -c "import skimage.data, PIL.Image as I; I.fromarray(skimage.data.astronaut()).save('$OUT/photos/astronaut.jpg')"
-"$PY" -m facepars.predict --model="$OUT/model" --output_dir="$OUT/predictions" "$OUT/photos"
+"$PY" -m facepars.predict --model_path="$OUT/model" --output_dir="$OUT/predictions" "$OUT/photos"
 
 say "6/6 export: SavedModel and TFLite (float32, int8) with parity checks"
-"$PY" -m facepars.export --model="$OUT/model" --output_dir="$OUT/export" --data_dir="$OUT/data" \
+"$PY" -m facepars.export --model_path="$OUT/model" --output_dir="$OUT/export" --data_dir="$OUT/data" \
   --tflite=float32,int8
 
 say "done in $(( $(date +%s) - start ))s. Look at:"

@@ -60,6 +60,7 @@ def synthetic_data(tmp_path_factory):
 def trained_run(synthetic_data, tmp_path_factory):
     """A tiny model trained briefly on the synthetic set (for evaluate/predict/export)."""
     import keras
+
     from facepars import train
     from facepars.configs import smoke
     cfg = smoke.get_config()

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from facepars import classes
+
 from fixtures import SEED_MERGE
 
 

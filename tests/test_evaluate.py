@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix
 
-from conftest import read_split, run_cli
 from facepars import evaluate
 from facepars.classes import IGNORE_LABEL
 from facepars.models import load_model
+
+from conftest import read_split, run_cli
 
 
 def _direct_confusion(model_dir, data_dir, split):
@@ -35,9 +36,15 @@ def test_evaluate_equals_metrics_computed_from_the_predictions(trained_run, synt
 
 @pytest.mark.slow
 def test_evaluate_cli_at_original_resolution(trained_run, synthetic_data, tmp_path):
-    out = run_cli("facepars.evaluate", f"--model={trained_run}", f"--data_dir={synthetic_data}",
-                  "--split=val", f"--output_dir={tmp_path}", "--original_resolution",
-                  "--strategy=one_device")
+    out = run_cli(
+        "facepars.evaluate",
+        f"--model_path={trained_run}",
+        f"--data_dir={synthetic_data}",
+        "--split=val",
+        f"--output_dir={tmp_path}",
+        "--original_resolution",
+        "--strategy=one_device",
+    )
     assert "at original resolution" in out.stdout and "mean (face)" in out.stdout
     report = json.load(open(tmp_path / "val_report.json"))
     net = report["network_resolution"]["scores"]["pixel_accuracy"]

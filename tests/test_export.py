@@ -52,6 +52,7 @@ def test_a_model_trained_in_mixed_precision_exports_evaluates_and_predicts(
     the same parity thresholds as float32 models, and evaluate/predict load it.
     Before, the TFLite converter failed on the saved mixed policies."""
     import keras
+
     from facepars import evaluate, train
     from facepars.configs import smoke
     from facepars.inference import Predictor

@@ -10,8 +10,13 @@ import pytest
 import fixtures
 from conftest import REPO
 
-SCRIPTS = sorted(glob.glob(os.path.join(REPO, "tpu", "*.sh")) + glob.glob(os.path.join(REPO, "data_prep", "*.sh")))
-ENV = dict(os.environ, PROJECT="proj", BUCKET="gs://bucket/fp", RUN="r1", WORKERS="h1:1,h2:2", INDEX="1")
+SCRIPTS = sorted(
+    glob.glob(os.path.join(REPO, "tpu", "*.sh"))
+    + glob.glob(os.path.join(REPO, "data_prep", "*.sh"))
+)
+ENV = dict(
+    os.environ, PROJECT="proj", BUCKET="gs://bucket/fp", RUN="r1", WORKERS="h1:1,h2:2", INDEX="1"
+)
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=os.path.basename)
@@ -32,6 +37,17 @@ def test_dry_run_prints_the_commands(script, expected):
     assert expected in out.replace("\\", "")
 
 
+@pytest.mark.parametrize("accelerator,image", [("v4-8", "tpu-ubuntu2204-base"),
+                                               ("v5litepod-8", "v2-alpha-tpuv5-lite"),
+                                               ("v6e-8", "v2-alpha-tpuv6e")])
+def test_create_uses_the_base_image_and_installs_the_tpu_extra(accelerator, image):
+    """The VM image carries no TensorFlow of its own: the tpu extra's is the only one."""
+    out = subprocess.run(["bash", os.path.join(REPO, "tpu/create.sh"), "--dry-run"],
+                         env=dict(ENV, ACCELERATOR_TYPE=accelerator), capture_output=True,
+                         text=True, check=True).stdout.replace("\\", "")
+    assert f"--version={image}" in out and "pip install -e '.[tpu]'" in out
+
+
 def test_dataflow_dry_run_builds_the_worker_image_and_submits_prepare():
     out = subprocess.run(["bash", os.path.join(REPO, "data_prep/dataflow.sh"), "lapa",
                           "gs://b/raw/lapa", "gs://b/lapa256", "--dry-run", "--image_size=256"],
@@ -41,7 +57,9 @@ def test_dataflow_dry_run_builds_the_worker_image_and_submits_prepare():
     assert "--config=data_prep/dataflow_image.yaml" in out
     assert ("facepars.prepare --source=lapa --input_dir=gs://b/raw/lapa "
             "--output_dir=gs://b/lapa256 --runner=beam") in out
-    assert "runner=DataflowRunner,project=proj," in out and out.rstrip().endswith("--image_size=256")
+    assert "runner=DataflowRunner,project=proj," in out and out.rstrip().endswith(
+        "--image_size=256"
+    )
     image = "us-central1-docker.pkg.dev/proj/facepars/prepare-worker:"
     assert f"sdk_container_image={image}" in out and f"_IMAGE={image}" in out
     usage = subprocess.run(["bash", os.path.join(REPO, "data_prep/dataflow.sh")],

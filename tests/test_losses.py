@@ -24,7 +24,9 @@ def _reference(labels, logits, class_weights=None):
     cw = tf.ones([C]) if class_weights is None else tf.constant(class_weights, tf.float32)
     valid = labels != IGNORE_LABEL
     y = tf.one_hot(np.where(valid, labels, 0), C) * valid[..., None]
-    cce_per_pixel = keras.losses.CategoricalCrossentropy(from_logits=True, reduction=None)(y, logits)
+    cce_per_pixel = keras.losses.CategoricalCrossentropy(from_logits=True, reduction=None)(
+        y, logits
+    )
     w = tf.gather(cw, np.where(valid, labels, 0)) * valid
     cce = tf.reduce_sum(cce_per_pixel * w) / valid.sum()
     p = tf.nn.softmax(logits) * valid[..., None]
@@ -64,7 +66,9 @@ def test_fused_loss_equals_the_sum_of_independent_references(ignore_fraction, cl
 def test_term_weights_scale_the_total():
     labels, logits = _batch(2)
     out = fused_loss(labels, logits, weights=(2.0, 0.0, 0.5))
-    np.testing.assert_allclose(out["loss"], 2 * out["cross_entropy"] + 0.5 * out["jaccard"], rtol=1e-6)
+    np.testing.assert_allclose(
+        out["loss"], 2 * out["cross_entropy"] + 0.5 * out["jaccard"], rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16])

@@ -2,7 +2,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from sklearn.metrics import confusion_matrix, jaccard_score, precision_recall_fscore_support
+from sklearn.metrics import (
+    confusion_matrix,
+    jaccard_score,
+    precision_recall_fscore_support,
+)
 
 from facepars.classes import IGNORE_LABEL, ClassTable
 from facepars.metrics import ConfusionMatrixMetric
@@ -43,7 +47,9 @@ def test_scores_equal_scikit_learn():
     scores = metric.scores()
     present = sorted(set(y) | set(p))
     assert 3 in present and 5 not in present  # 3 is predicted, never labelled
-    precision, recall, f1, _ = precision_recall_fscore_support(y, p, labels=present, zero_division=0)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y, p, labels=present, zero_division=0
+    )
     iou = jaccard_score(y, p, labels=present, average=None, zero_division=0)
     names = [TABLE.names[c] for c in present]
     for key, ref in (("precision", precision), ("recall", recall), ("f1", f1), ("iou", iou)):

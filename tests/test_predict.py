@@ -5,8 +5,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from facepars.inference import Predictor
+
 from conftest import run_cli
-import facepars
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def photos(tmp_path):
 @pytest.mark.slow
 def test_predict_cli_on_real_and_awkward_photos(trained_run, photos, tmp_path):
     out_dir = tmp_path / "out"
-    proc = run_cli("facepars.predict", f"--model={trained_run}", f"--output_dir={out_dir}",
+    proc = run_cli("facepars.predict", f"--model_path={trained_run}", f"--output_dir={out_dir}",
                    "--probabilities", str(photos), check=False)
     assert proc.returncode == 1
     assert "corrupt.jpg" in proc.stderr and "5 photos parsed" in proc.stdout
@@ -51,7 +52,7 @@ def test_predict_cli_on_real_and_awkward_photos(trained_run, photos, tmp_path):
 
 
 def test_predictor_api_returns_arrays_at_the_photo_size(trained_run):
-    predictor = facepars.Predictor.load(trained_run)
+    predictor = Predictor.load(trained_run)
     photo = skimage.data.astronaut()[:333, :201]
     prediction = predictor.predict(photo, probabilities=True)
     assert prediction.labels.shape == (333, 201) and prediction.labels.dtype == np.uint8

@@ -13,13 +13,14 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import fixtures
-from conftest import REPO, read_split, run_cli
 from facepars import schema
 from facepars.classes import IGNORE_LABEL
 from facepars.data import integrity, shards
 from facepars.data.images import BadInput
 from facepars.data.sources import LayoutError
+
+import fixtures
+from conftest import REPO, read_split, run_cli
 
 SIZE = 64
 
@@ -82,7 +83,9 @@ def test_lapa_layout_with_lapa11_and_padding(tmp_path):
     seen = set()
     for split in manifest.splits:
         for source_id, (image, mask) in read_split(out, split).items():
-            raw = np.asarray(Image.open(f"{tmp_path}/lapa/{split}/labels/{source_id.split('/')[1]}.png"))
+            raw = np.asarray(
+                Image.open(f"{tmp_path}/lapa/{split}/labels/{source_id.split('/')[1]}.png")
+            )
             # 260x200 portrait, padded left and right with the ignore label.
             content = mask[:, 7:57]
             assert (mask[:, :7] == IGNORE_LABEL).all() and (mask[:, 57:] == IGNORE_LABEL).all()
@@ -101,7 +104,11 @@ def test_celebamask_hq_layout_merges_parts_in_order_and_follows_the_partition(tm
             f"--output_dir={out}", f"--image_size={SIZE}", "--workers=1")
     manifest = schema.Manifest.load(out)
     # Partition (0,0,0,1,2) by index: 0,1,2,5 train; 3 val; 4 test.
-    assert {s: manifest.num_records(s) for s in manifest.splits} == {"train": 4, "val": 1, "test": 1}
+    assert {s: manifest.num_records(s) for s in manifest.splits} == {
+        "train": 4,
+        "val": 1,
+        "test": 1,
+    }
     celeba_to_seed8 = {"skin": 1, "nose": 4, "eye_g": 7, "l_eye": 3, "r_eye": 3, "l_brow": 2,
                        "r_brow": 2, "l_ear": 6, "r_ear": 6, "mouth": 5, "u_lip": 5, "l_lip": 5}
     seen = set()

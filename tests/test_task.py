@@ -8,11 +8,10 @@ import pytest
 import tensorflow as tf
 
 from facepars import task
-from facepars.classes import TAXONOMIES
+from facepars.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.configs import smoke
 from facepars.data import synthetic
 from facepars.data.augment import AugmentConfig
-from facepars.classes import SOURCE_TABLES
 from facepars.models import MODELS, build_model
 
 TABLE = TAXONOMIES["seed8"].table

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,11 +15,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, run_cli
 from facepars import callbacks, distribute, train
 from facepars.configs import smoke
 from facepars.data import augment, shards
 from facepars.models import build_model
+
+from conftest import REPO, run_cli
 
 # The bound asserted on the learning run, from measured runs (see BUILD_NOTES.md):
 # 6 epochs x 25 steps of the smoke config at 96 px reached val face-class mIoU
@@ -79,9 +81,10 @@ def test_train_run_mirrored_equals_one_device(face_data, tmp_path):
     (measured), where a missing gradient scale or unsynchronised batch norm
     differs by 100 % and more.
     """
-    from conftest import read_split
     from facepars.classes import IGNORE_LABEL
     from facepars.models import load_model
+
+    from conftest import read_split
     sys.path.insert(0, os.path.join(REPO, "tests"))
     from mirrored_run import config
     proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "mirrored_run.py"),
@@ -187,7 +190,9 @@ def test_learning_tensorboard_and_checkpoints(face_data, tmp_path):
     summary = train.run(_cfg(epochs=6, steps_per_epoch=25, overlay_images=3), face_data,
                         model_dir, "one_device")
     best = json.load(open(os.path.join(model_dir, "best.json")))
-    print(f"learning: best val face-class mIoU {best['val_miou_face']:.3f} at epoch {best['epoch']}")
+    print(
+        f"learning: best val face-class mIoU {best['val_miou_face']:.3f} at epoch {best['epoch']}"
+    )
     assert best["val_miou_face"] > LEARNING_BOUND, best
     assert summary["steps"] == 150
     for name in ("best.keras", "last.keras", "config.json", "history.csv"):
@@ -259,7 +264,9 @@ def test_kill_and_resume_through_the_cli(face_data, tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = model_dir / "history.csv"
     deadline = time.time() + 300
-    while time.time() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 2):
+    while time.time() < deadline and (
+        not history.exists() or len(history.read_text().splitlines()) < 2
+    ):
         time.sleep(0.1)
     time.sleep(1.0)  # into the second epoch
     proc.send_signal(signal.SIGKILL)
@@ -269,6 +276,10 @@ def test_kill_and_resume_through_the_cli(face_data, tmp_path):
     assert (model_dir / "backup").exists()
     out = run_cli("facepars.train", *args)
     assert "after 32 steps" in out.stdout  # 4 epochs x 8 steps, as if never killed
+    resumed = re.search(r"resuming from the backup at epoch (\d+), step (\d+)", out.stderr)
+    assert resumed, out.stderr[-2000:]
+    epoch, step = int(resumed.group(1)), int(resumed.group(2))
+    assert step == (epoch - 1) * 8 and epoch in (done, done + 1), (epoch, step, done)
     epochs = [int(row["epoch"]) for row in csv.DictReader(open(history))]
     assert epochs == [0, 1, 2, 3], epochs
     assert not (model_dir / "backup").exists() or not os.listdir(model_dir / "backup")
@@ -286,8 +297,12 @@ def test_multi_worker_mirrored_two_processes_agree(face_data, tmp_path):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs, logs = [], []
     for index in range(2):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO,
-                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        env = dict(
+            os.environ,
+            TF_CPP_MIN_LOG_LEVEL="2",
+            PYTHONPATH=REPO,
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        )
         args = _train_args(face_data, tmp_path / "run", "--config.epochs=1",
                            "--config.steps_per_epoch=3", "--verify_data=false")
         args[3] = "--strategy=multi_worker"
@@ -298,7 +313,9 @@ def test_multi_worker_mirrored_two_processes_agree(face_data, tmp_path):
                                       env=env, stdout=logs[-1][0], stderr=logs[-1][1]))
     for p in procs:
         p.wait(timeout=400)
-    outputs = [(open(tmp_path / f"out{i}").read(), open(tmp_path / f"err{i}").read()) for i in (0, 1)]
+    outputs = [
+        (open(tmp_path / f"out{i}").read(), open(tmp_path / f"err{i}").read()) for i in (0, 1)
+    ]
     for p, (out, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
     checksums = [next(l for l in out.splitlines() if l.startswith("final weights checksum"))

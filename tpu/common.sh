@@ -5,7 +5,16 @@
 : "${ZONE:=us-central2-b}"                 # v4; for v5e e.g. us-west4-a
 : "${TPU_NAME:=facepars-tpu}"
 : "${ACCELERATOR_TYPE:=v4-8}"              # or v5litepod-8
-: "${RUNTIME_VERSION:=tpu-vm-tf-2.18.0-pjrt}"  # a TF TPU VM image; see BUILD_NOTES.md
+# The TPU VM image: the framework-free base image for the accelerator, because
+# create.sh installs TensorFlow itself (the tpu extra, TF >= 2.20 from the libtpu
+# index) and Google's newest TF images (tpu-vm-tf-*) trail that. See tpu/README.md.
+case "$ACCELERATOR_TYPE" in
+  v5litepod*|v5e*) _base_image=v2-alpha-tpuv5-lite ;;
+  v5p*) _base_image=v2-alpha-tpuv5 ;;
+  v6e*) _base_image=v2-alpha-tpuv6e ;;
+  *) _base_image=tpu-ubuntu2204-base ;;
+esac
+: "${RUNTIME_VERSION:=$_base_image}"
 : "${BUCKET:=gs://my-bucket/facepars}"
 : "${CONFIG:=pspnet_resnet50}"
 : "${RUN:=$(date +%Y%m%d-%H%M%S)}"

@@ -35,8 +35,11 @@ from facepars.progress import Progress
 
 try:
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
-                                                      StandardOptions)
+    from apache_beam.options.pipeline_options import (
+        DirectOptions,
+        PipelineOptions,
+        StandardOptions,
+    )
 except ImportError as e:  # the optional facepars[beam] extra
     raise shards.PrepareError("--runner=beam needs Apache Beam: pip install "
                               "'facepars[beam]'") from e

@@ -60,7 +60,9 @@ def convert(ref, spec: ConvertSpec) -> Converted | Failed:
     try:
         image, raw = ref.load(at_least=(spec.image_size, spec.image_size))
         check_ids(raw, spec, ref.label_file)
-        image = images.resize_image(image, images.geometry(*image.shape[:2], spec.image_size, spec.resize))
+        image = images.resize_image(
+            image, images.geometry(*image.shape[:2], spec.image_size, spec.resize)
+        )
         label = images.resize_mask(raw, images.geometry(*raw.shape, spec.image_size, spec.resize),
                                    lut=spec.lut)
         pixels = np.bincount(label.ravel(), minlength=256)[:spec.num_classes]

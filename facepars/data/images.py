@@ -15,11 +15,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facepars.classes import IGNORE_LABEL
 from facepars.data import fileio
+from facepars.errors import FaceparsError
 
 RESIZE_MODES = ("stretch", "pad")
 
 
-class BadInput(Exception):
+class BadInput(FaceparsError):
     """A file that cannot be used; the message names the file and the problem."""
 
     def __init__(self, path: str, problem: str):

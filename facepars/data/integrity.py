@@ -23,7 +23,9 @@ def verify_shard(shard: schema.Shard, image_size: int, num_classes: int,
 
     def check(serialized):
         record = schema.parse_example(serialized, image_size)
-        labels = tf.where(record["mask"] == IGNORE_LABEL, tf.zeros_like(record["mask"]), record["mask"])
+        labels = tf.where(
+            record["mask"] == IGNORE_LABEL, tf.zeros_like(record["mask"]), record["mask"]
+        )
         return record["source_id"], tf.reduce_max(labels)
 
     records = tf.data.TFRecordDataset(shard.path).map(check, num_parallel_calls=tf.data.AUTOTUNE,

@@ -36,6 +36,7 @@ from absl import logging
 from facepars import schema
 from facepars.classes import IGNORE_LABEL
 from facepars.data import integrity
+from facepars.errors import ConfigError, FaceparsError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -119,7 +120,7 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
     segments = pipeline_segments(shards, num_pipelines, pipeline_id, cfg.take)
     share = sum(s.count for s in segments)
     if training and share < batch:
-        raise ValueError(f"{split}: input pipeline {pipeline_id} of {num_pipelines} gets "
+        raise ConfigError(f"{split}: input pipeline {pipeline_id} of {num_pipelines} gets "
                          f"{share} records, fewer than its batch of {batch}")
     if num_pipelines > 1:
         logging.info("%s: input pipeline %d of %d reads %d records from %d file segment(s)",
@@ -143,7 +144,9 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
         return example
 
     if cfg.cache:
-        records = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic).cache()
+        records = records.map(
+            parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic
+        ).cache()
     repeat = training if cfg.repeat is None else cfg.repeat
     if training:  # shuffle inside an epoch, then repeat: no record twice in one epoch
         records = records.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
@@ -153,7 +156,9 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
         records = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
 
     if not training:
-        replicas_here = (input_context.num_replicas_in_sync // num_pipelines) if input_context else 1
+        replicas_here = (
+            (input_context.num_replicas_in_sync // num_pipelines) if input_context else 1
+        )
         per_round = batch * replicas_here
         rounds = eval_steps(manifest, split, cfg, num_pipelines)
         records = records.concatenate(_padding(rounds * per_round - share, size, with_ids))
@@ -194,7 +199,7 @@ def naming_bad_shards(manifest: schema.Manifest, split: str):
         raise
 
 
-class CorruptShardError(Exception):
+class CorruptShardError(FaceparsError):
     """A shard that cannot be read; the message names it."""
 
 
@@ -203,7 +208,7 @@ def distributed_dataset(strategy: tf.distribute.Strategy, manifest: schema.Manif
     """One pipeline per worker, each batch going to one replica (the global batch split
     by ``input_context.get_per_replica_batch_size``)."""
     if cfg.global_batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"global batch {cfg.global_batch_size} does not split over "
+        raise ConfigError(f"global batch {cfg.global_batch_size} does not split over "
                          f"{strategy.num_replicas_in_sync} replicas")
     return strategy.distribute_datasets_from_function(
         lambda ctx: make_dataset(manifest, split, training, cfg, ctx, with_ids))

@@ -37,6 +37,7 @@ from absl import logging
 import facepars
 from facepars import classes, files, schema
 from facepars.data import convert, sources
+from facepars.errors import FaceparsError
 from facepars.progress import Progress
 
 
@@ -76,7 +77,7 @@ PARTS_DIR = "_parts"
 _SHARD_RE = re.compile(r"^[a-z]+-\d{5}-of-\d{5}\.tfrecord$")
 
 
-class PrepareError(Exception):
+class PrepareError(FaceparsError):
     """A run that cannot go on; the message says why and what to do."""
 
 
@@ -125,11 +126,15 @@ def prepare_output_dir(output_dir: str, resume: bool, overwrite: bool) -> None:
         for name in ours:
             path = files.join(output_dir, name.rstrip("/"))
             (tf.io.gfile.rmtree if tf.io.gfile.isdir(path) else tf.io.gfile.remove)(path)
-        logging.info("--overwrite: removed %d earlier output entries from %s", len(ours), output_dir)
+        logging.info(
+            "--overwrite: removed %d earlier output entries from %s", len(ours), output_dir
+        )
     elif not resume:
-        raise PrepareError(f"{output_dir}: already holds facepars output ({', '.join(sorted(ours)[:3])}"
-                           f"{', ...' if len(ours) > 3 else ''}); pass --resume to finish "
-                           "that run or --overwrite to replace it")
+        raise PrepareError(
+            f"{output_dir}: already holds facepars output ({', '.join(sorted(ours)[:3])}"
+            f"{', ...' if len(ours) > 3 else ''}); pass --resume to finish "
+            "that run or --overwrite to replace it"
+        )
 
 
 def check_resume(output_dir: str, parts_dir: str, expected: dict) -> dict | None:
@@ -180,7 +185,9 @@ def write_shard(shard: dict, results, cfg: PrepareConfig, parts_dir: str,
                     tf.io.gfile.remove(tmp)
                     raise PrepareError(f"{r.error} (pair {r.source_id}; --on_error=skip "
                                        "converts the rest and lists it)")
-                skipped.append({"split": shard["split"], "source_id": r.source_id, "error": r.error})
+                skipped.append(
+                    {"split": shard["split"], "source_id": r.source_id, "error": r.error}
+                )
                 logging.warning("skipped %s", r.error)
                 continue
             writer.write(schema.make_example(r.source_id, r.image, cfg.image_format, r.mask,
@@ -289,7 +296,9 @@ def plan_job(cfg: PrepareConfig) -> Job | dict:
     stats, pending = {}, []
     for shard in plan:
         sidecar = sidecar_path(parts_dir, shard["file"])
-        if tf.io.gfile.exists(files.join(cfg.output_dir, shard["file"])) and tf.io.gfile.exists(sidecar):
+        if tf.io.gfile.exists(files.join(cfg.output_dir, shard["file"])) and tf.io.gfile.exists(
+            sidecar
+        ):
             with tf.io.gfile.GFile(sidecar) as f:
                 stats[shard["file"]] = json.load(f)
         else:
@@ -334,7 +343,9 @@ def finish(job: Job) -> dict:
 def run(cfg: PrepareConfig) -> dict:
     """The whole conversion on the configured runner; returns the manifest written."""
     if cfg.runner == "beam":
-        from facepars.data import beam  # the facepars[beam] extra; checked before listing
+        from facepars.data import (
+            beam,  # the facepars[beam] extra; checked before listing
+        )
         write = beam.write_shards
     else:
         ctx = start_worker_server() if cfg.workers > 1 else None

@@ -18,11 +18,12 @@ import numpy as np
 from facepars.classes import CELEBAMASK_PARTS, SOURCE_TABLES
 from facepars.data import fileio, synthetic
 from facepars.data.images import BadInput, read_image, read_mask
+from facepars.errors import FaceparsError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-class LayoutError(Exception):
+class LayoutError(FaceparsError):
     """The input directory is not in the layout the chosen source publishes."""
 
 
@@ -114,10 +115,14 @@ def _pair_dirs(image_dir: str, mask_dir: str, prefix: str) -> tuple[list, list]:
     images, masks = _files(image_dir), _files(mask_dir, (".png", ".bmp"))
     pairs = [FilePair(f"{prefix}{stem}", images[stem], masks[stem])
              for stem in sorted(images.keys() & masks.keys())]
-    bad = [BadInput(images[s], "image without mask (expected "
-                    f"{os.path.join(mask_dir, s)}.png)") for s in sorted(images.keys() - masks.keys())]
-    bad += [BadInput(masks[s], "mask without image (expected "
-                     f"{os.path.join(image_dir, s)}.jpg)") for s in sorted(masks.keys() - images.keys())]
+    bad = [
+        BadInput(images[s], f"image without mask (expected {os.path.join(mask_dir, s)}.png)")
+        for s in sorted(images.keys() - masks.keys())
+    ]
+    bad += [
+        BadInput(masks[s], f"mask without image (expected {os.path.join(image_dir, s)}.jpg)")
+        for s in sorted(masks.keys() - images.keys())
+    ]
     return pairs, bad
 
 
@@ -190,8 +195,13 @@ def list_celebamask_hq(input_dir: str) -> Listing:
     images = {int(stem): path for stem, path in _files(image_dir).items() if stem.isdigit()}
 
     found: dict[str, list] = {}
-    bad = [BadInput(images[n], "image without part masks (expected "
-                    f"{anno_dir}/{n // 2000}/{n:05d}_skin.png ...)") for n in sorted(images.keys() - parts.keys())]
+    bad = [
+        BadInput(
+            images[n],
+            f"image without part masks (expected {anno_dir}/{n // 2000}/{n:05d}_skin.png ...)",
+        )
+        for n in sorted(images.keys() - parts.keys())
+    ]
     bad += [BadInput(parts[n][0][1], f"part masks without image {image_dir}/{n}.jpg")
             for n in sorted(parts.keys() - images.keys())]
     for n in sorted(images.keys() & parts.keys()):
@@ -210,7 +220,11 @@ def list_synthetic(num_examples: int, seed: int, base_size: int) -> Listing:
     """Synthetic faces split 80/10/10 by index, each at its own photo size."""
     found, start = {}, 0
     for i, (split, fraction) in enumerate(SYNTHETIC_SPLITS):
-        end = num_examples if i == len(SYNTHETIC_SPLITS) - 1 else start + round(num_examples * fraction)
+        end = (
+            num_examples
+            if i == len(SYNTHETIC_SPLITS) - 1
+            else start + round(num_examples * fraction)
+        )
         found[split] = [SyntheticPair(f"synthetic/{seed}/{n}", seed, n,
                                       *synthetic.size_for(seed, n, base_size))
                         for n in range(start, end)]

@@ -68,11 +68,15 @@ def render(seed: int, index: int, height: int, width: int) -> tuple[np.ndarray, 
 
     eye_y, eye_dx = rng.uniform(-0.25, -0.1), rng.uniform(0.26, 0.34)
     if rng.random() < 0.3:
-        lens = _ellipse(u, v, -eye_dx, eye_y, 0.23, 0.17) | _ellipse(u, v, eye_dx, eye_y, 0.23, 0.17)
+        lens = _ellipse(u, v, -eye_dx, eye_y, 0.23, 0.17) | _ellipse(
+            u, v, eye_dx, eye_y, 0.23, 0.17
+        )
         bridge = (np.abs(u) < eye_dx - 0.2) & (np.abs(v - eye_y + 0.05) < 0.025)
         frame = rng.uniform(0, 80, 3)
         image[lens] = 0.6 * image[lens] + 0.4 * frame
-        rim = lens & ~(_ellipse(u, v, -eye_dx, eye_y, 0.19, 0.13) | _ellipse(u, v, eye_dx, eye_y, 0.19, 0.13))
+        rim = lens & ~(
+            _ellipse(u, v, -eye_dx, eye_y, 0.19, 0.13) | _ellipse(u, v, eye_dx, eye_y, 0.19, 0.13)
+        )
         image[rim | bridge] = frame
         mask[lens | bridge] = synthetic_id("glasses")
     iris = rng.uniform(20, 120, 3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from facepars.errors import ConfigError
 from facepars.models import deeplabv3plus, lraspp, pspnet
 
 MODELS = {
@@ -31,7 +32,7 @@ def to_model_input(images) -> tf.Tensor:
 def build_model(name: str, num_classes: int, input_size: int = 256, weights=None,
                 width: float = 1.0) -> keras.Model:
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; registered: {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}; registered: {', '.join(MODELS)}")
     return MODELS[name](num_classes, input_size=input_size, weights=weights, width=width)
 
 

@@ -12,7 +12,16 @@ from __future__ import annotations
 import keras
 import numpy as np
 from keras import layers
+
+# Private module paths, on purpose: the public constructors
+# (keras.applications.ResNet50, EfficientNetB0) fix the width and always build
+# every stage, while facepars needs the same graphs narrower (tests, demos) and
+# ResNet-50 cut after conv3 (PSPNet). The builders below those constructors take
+# both; tests/models/test_models.py loads the public applications' weights by
+# layer name into them, which breaks loudly if Keras renames either.
 from keras.src.applications import efficientnet, resnet
+
+from facepars.errors import ConfigError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
@@ -20,7 +29,7 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225])
 
 def _check_weights(weights, width: float, name: str) -> None:
     if weights is not None and width != 1.0:
-        raise ValueError(f"{name}: pretrained weights need width=1.0, got width={width}")
+        raise ConfigError(f"{name}: pretrained weights need width=1.0, got width={width}")
 
 
 def _load_public(constructor, weights, input_size: int, name: str, **kwargs) -> keras.Model:
@@ -30,7 +39,7 @@ def _load_public(constructor, weights, input_size: int, name: str, **kwargs) -> 
                            input_shape=(input_size, input_size, 3), **kwargs)
     except Exception as e:  # get_file raises plain Exception on network failure
         if weights == "imagenet":
-            raise RuntimeError(
+            raise ConfigError(
                 f"{name}: could not download ImageNet weights ({e}). Without internet "
                 "access use weights=None (random initialisation) or the path of a "
                 "weights file for keras.applications.") from e
@@ -62,7 +71,9 @@ def resnet50(image, width: float = 1.0, weights=None, input_size: int = 256) -> 
     _check_weights(weights, width, "resnet50")
     # Caffe-style ImageNet input: 0..255 minus the mean. The RGB->BGR swap the
     # weights expect is folded into the first convolution when they are loaded.
-    x = layers.Rescaling(255.0, offset=(-255.0 * IMAGENET_MEAN).tolist(), name="resnet_preprocess")(image)
+    x = layers.Rescaling(255.0, offset=(-255.0 * IMAGENET_MEAN).tolist(), name="resnet_preprocess")(
+        image
+    )
 
     def stack_fn(x):
         x = resnet.stack_residual_blocks_v1(x, int(64 * width), 3, stride1=1, name="conv2")
@@ -105,7 +116,9 @@ def efficientnetb0(image, width: float = 1.0, weights=None, input_size: int = 25
 def mobilenetv3large(image, width: float = 1.0, weights=None, input_size: int = 256) -> dict:
     """MobileNetV3-Large features at stride 8 (block 5) and 16 (block 11) for LR-ASPP."""
     if weights is not None and width not in (0.75, 1.0):
-        raise ValueError(f"mobilenetv3large: pretrained weights need width 0.75 or 1.0, got {width}")
+        raise ConfigError(
+            f"mobilenetv3large: pretrained weights need width 0.75 or 1.0, got {width}"
+        )
     x = layers.Rescaling(255.0, name="mobilenet_preprocess")(image)  # the model expects 0..255
     net = keras.applications.MobileNetV3Large(input_tensor=x, alpha=width, include_top=False,
                                               weights=None, include_preprocessing=True)

@@ -6,7 +6,13 @@ import keras
 from keras import layers
 
 from facepars.models import backbones
-from facepars.models.layers import conv_bn_relu, image_input, logits_at_input_size, resize_to, scaled
+from facepars.models.layers import (
+    conv_bn_relu,
+    image_input,
+    logits_at_input_size,
+    resize_to,
+    scaled,
+)
 
 RATES = (6, 12, 18)  # dilations of the three atrous branches at output stride 16
 
@@ -35,4 +41,6 @@ def build(num_classes: int, input_size: int = 256, weights=None, width: float = 
     x = conv_bn_relu(x, scaled(256, width), 3, name="decoder_conv1")
     x = conv_bn_relu(x, scaled(256, width), 3, name="decoder_conv2")
     x = layers.Conv2D(num_classes, 1, name="decoder_classifier")(x)
-    return keras.Model(image, logits_at_input_size(x, input_size), name="deeplabv3plus_efficientnetb0")
+    return keras.Model(
+        image, logits_at_input_size(x, input_size), name="deeplabv3plus_efficientnetb0"
+    )

@@ -12,7 +12,13 @@ import keras
 from keras import layers
 
 from facepars.models import backbones
-from facepars.models.layers import conv_bn_relu, image_input, logits_at_input_size, resize_to, scaled
+from facepars.models.layers import (
+    conv_bn_relu,
+    image_input,
+    logits_at_input_size,
+    resize_to,
+    scaled,
+)
 
 
 def build(num_classes: int, input_size: int = 256, weights=None, width: float = 1.0) -> keras.Model:

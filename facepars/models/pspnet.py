@@ -6,7 +6,13 @@ import keras
 from keras import layers
 
 from facepars.models import backbones
-from facepars.models.layers import conv_bn_relu, image_input, logits_at_input_size, resize_to, scaled
+from facepars.models.layers import (
+    conv_bn_relu,
+    image_input,
+    logits_at_input_size,
+    resize_to,
+    scaled,
+)
 
 BINS = (1, 2, 3, 6)  # the global bin and three finer ones, as in the paper
 

@@ -3,8 +3,7 @@ import pytest
 import tensorflow as tf
 
 from facepars.classes import IGNORE_LABEL, TAXONOMIES
-from facepars.data import synthetic
-from facepars.data import augment
+from facepars.data import augment, synthetic
 from facepars.data.augment import NO_AUGMENTATION, AugmentConfig, Augmenter
 
 TABLE = TAXONOMIES["lapa11"].table
@@ -55,8 +54,12 @@ def test_geometry_keeps_image_and_mask_aligned(seed, fill):
     perm = TABLE.flip_permutation()
     inside = out_masks != fill
     expected = np.where(inside[..., None], palette[np.where(inside, out_masks, 0)], 0.0)
-    swapped = palette[np.where(inside, np.concatenate([perm, np.arange(len(perm), 256)])[out_masks], 0)]
-    ok = (np.abs(out_images - expected).max(-1) < 1e-4) | (np.abs(out_images - swapped).max(-1) < 1e-4)
+    swapped = palette[
+        np.where(inside, np.concatenate([perm, np.arange(len(perm), 256)])[out_masks], 0)
+    ]
+    ok = (np.abs(out_images - expected).max(-1) < 1e-4) | (
+        np.abs(out_images - swapped).max(-1) < 1e-4
+    )
     # The photo's own edge is a boundary too: where the bilinear image blends with
     # the outside, a transformed all-ones image drops below 1.
     ones, _ = aug(tf.ones_like(images), tf.constant(masks), tf.constant([seed, 7]))

@@ -16,9 +16,10 @@ import time
 
 import pytest
 
+from facepars.data import shards
+
 import fixtures
 from conftest import REPO
-from facepars.data import shards
 
 pytest.importorskip("apache_beam")
 from facepars.data import beam  # noqa: E402
@@ -117,8 +118,11 @@ def test_a_killed_beam_job_resumes_to_the_same_data_set(tmp_path):
 
 
 def test_pipeline_options_parse_the_tfds_convention():
-    opts = beam.pipeline_options("runner=DataflowRunner,project=p,region=europe-west4,"
-                                 "temp_location=gs://b/tmp,num_workers=7", workers=2).get_all_options()
+    opts = beam.pipeline_options(
+        "runner=DataflowRunner,project=p,region=europe-west4,"
+        "temp_location=gs://b/tmp,num_workers=7",
+        workers=2,
+    ).get_all_options()
     assert (opts["runner"], opts["project"], opts["region"], opts["num_workers"]) == \
         ("DataflowRunner", "p", "europe-west4", 7)
     direct = beam.pipeline_options("", workers=3).get_all_options()

@@ -147,5 +147,7 @@ def test_corrupted_shard_is_named(synthetic_data, tmp_path):
     open(shard, "wb").write(bytes(raw))
     with pytest.raises(pipeline.CorruptShardError, match="train-00003-of-00008.tfrecord"):
         with pipeline.naming_bad_shards(manifest, "train"):
-            for _ in pipeline.make_dataset(manifest, "train", False, InputConfig(global_batch_size=4)):
+            for _ in pipeline.make_dataset(
+                manifest, "train", False, InputConfig(global_batch_size=4)
+            ):
                 pass

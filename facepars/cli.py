@@ -1,0 +1,105 @@
+"""What every ``python -m facepars.<command>`` shares (the README's "Command lines").
+
+* A command defines its flags in ``define_flags()``, never at import, so that
+  the modules import together (tests, notebooks) without clashing flag names;
+  ``cli.run(main, define_flags, required=...)`` at the bottom of the module
+  defines, parses and checks them.
+* A missing required flag, an unknown flag or a bad value: one line on stderr,
+  ``<command>: <problem>``, and exit code 2.
+* An error the user can act on (facepars.errors.FaceparsError, a missing file):
+  one line, ``<command> failed: <message>``, and exit code 1. Anything else is a
+  bug and keeps its traceback.
+* TensorFlow's C++ start-up lines, its Python warnings and Keras's are hidden;
+  ``--verbosity=1`` (or more) shows them again.
+
+No TensorFlow import here: ``quiet_tensorflow`` must run before TensorFlow loads,
+so the package's ``__init__`` calls it for ``python -m facepars.<command>``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+from absl import app, flags
+
+from facepars.errors import FaceparsError
+
+FLAGS = flags.FLAGS
+
+USAGE_EXIT, FAILURE_EXIT = 2, 1
+
+
+def _verbosity(argv: list[str]) -> int:
+    """``--verbosity``/``-v`` as absl will parse it, read before absl does."""
+    value = 0
+    for i, arg in enumerate(argv):
+        for prefix in ("--verbosity=", "-v="):
+            if arg.startswith(prefix):
+                value = arg[len(prefix):]
+        if arg in ("--verbosity", "-v") and i + 1 < len(argv):
+            value = argv[i + 1]
+    try:
+        return int(value)
+    except ValueError:
+        return 0
+
+
+def quiet_tensorflow(argv: list[str]) -> None:
+    """Hide TensorFlow's C++ start-up logging unless the user asked for more.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL`` (errors only) before TensorFlow is imported;
+    a value the user set in the environment wins.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _verbosity(argv) > 0 else "2")
+
+
+def _command(main) -> str:
+    return main.__module__.rsplit(".", 1)[-1] if main.__module__ != "__main__" else \
+        os.path.splitext(os.path.basename(sys.argv[0]))[0]
+
+
+def fail(command: str, message: str, code: int = FAILURE_EXIT):
+    print(f"{command}: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def run(main, define_flags, required: tuple[str, ...] = (), argv: list[str] | None = None,
+        positional: str | None = None) -> None:
+    """Define, parse and check the flags, then run ``main(argv)`` under the conventions above.
+
+    ``positional`` names the positional arguments a command needs (predict's
+    photos); without it, positional arguments are refused.
+    """
+    command = _command(main)
+    define_flags()
+
+    def parse(args):
+        try:
+            return FLAGS(args)
+        except flags.Error as e:
+            fail(command, f"{e} (see --helpshort)", USAGE_EXIT)
+
+    def checked_main(args):
+        if _verbosity(sys.argv) <= 0:
+            warnings.filterwarnings("ignore")
+            import logging
+            logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        missing = [f"--{name}" for name in required if FLAGS[name].value in (None, "")]
+        if missing:
+            names = (
+                ", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1 else missing[0]
+            )
+            fail(command, f"{names} {'is' if len(missing) == 1 else 'are'} required "
+                          "(see --helpshort)", USAGE_EXIT)
+        if len(args) > 1 and positional is None:
+            fail(command, f"unexpected argument {args[1]!r} (flags are --name=value)", USAGE_EXIT)
+        if positional is not None and len(args) < 2:
+            fail(command, f"give {positional}", USAGE_EXIT)
+        try:
+            return main(args)
+        except (FaceparsError, FileNotFoundError) as e:
+            fail(f"{command} failed", str(e))
+
+    app.run(checked_main, argv=argv, flags_parser=parse)
