@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Get a raw dataset onto disk, in the layout facepars.prepare reads (DESIGN.md).
+# Get a raw dataset onto disk, in the layout facepars.prepare reads (docs/data.md).
 #   data_prep/fetch.sh kaggle|celebamask_hq|lapa DEST [--dry-run]
 # kaggle needs the Kaggle CLI (pip install kaggle) and ~/.kaggle/kaggle.json;
 # CelebAMask-HQ and LaPa are on Google Drive: gdown (pip install gdown) fetches

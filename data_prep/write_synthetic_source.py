@@ -4,7 +4,7 @@
 
 Gives a raw set to try ``facepars.prepare --source=kaggle`` on, and photos for
 ``facepars.predict``, on a machine without the real datasets. Masks use the
-Kaggle set's 18 ids (DESIGN.md).
+Kaggle set's 18 ids (docs/data.md).
 """
 
 from __future__ import annotations

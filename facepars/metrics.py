@@ -4,7 +4,7 @@ Batch-averaged scores (what the seed's segmentation_models metrics logged) weigh
 a batch with three eye pixels like one with three thousand. Here every batch adds
 to one (C, C) confusion matrix of pixel counts; precision, recall, F1 (= Dice) and
 IoU (= Jaccard) per class, their means and pixel accuracy all come from it at the
-end (DESIGN.md, "Loss and metrics").
+end (docs/training.md, "Metrics").
 
 The matrix is an int64 Keras metric variable with ``aggregation="sum"``: each
 replica adds its own pixels and reading the result sums the replicas, so it is

@@ -4,7 +4,7 @@ r"""Convert raw image/mask pairs into remapped, resized, sharded TFRecords.
         --output_dir=gs://bucket/faces256
     python -m facepars.prepare --source=synthetic --num_examples=2000 --output_dir=/tmp/syn
 
-Sources and their layouts are in DESIGN.md; the writing and its safety rules are
+Sources and their layouts are in docs/data.md; the writing and its safety rules are
 in facepars.data.shards; ``--runner=beam`` runs the same conversion on Apache Beam
 (facepars.data.beam, data_prep/README.md). Exit code 1 with a message naming the file on bad input.
 """

@@ -3,7 +3,7 @@
 Faces come from the synthetic renderer, relabelled into the source's raw ids.
 Every fixture mask also carries a band with a block of every raw id of its
 source, so every entry of every table is exercised on its way to a record.
-The raw-id tables here are written out from DESIGN.md on purpose, independent
+The raw-id tables here are written out from docs/data.md on purpose, independent
 of facepars.classes, so the tests check the package against the published facts.
 """
 
@@ -33,7 +33,7 @@ CELEBA_OF_SYNTHETIC = dict(skin="skin", nose="nose", glasses="eye_g", l_eye="l_e
                            r_ear="r_ear", inner_mouth="mouth", u_lip="u_lip",
                            l_lip="l_lip", hair="hair")
 
-# DESIGN.md's seed merge, raw Kaggle id -> seed8 id.
+# docs/data.md's seed merge, raw Kaggle id -> seed8 id.
 SEED_MERGE = {0: 0, 1: 1, 2: 2, 3: 2, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 0,
               11: 1, 12: 1, 13: 6, 14: 6, 15: 0, 16: 7, 17: 0}
 SYNTHETIC_PARTS = ["background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "nose",

@@ -1,4 +1,4 @@
-"""Defaults shared by every experiment: the seed's recipe (DESIGN.md)."""
+"""Defaults shared by every experiment: the seed's recipe (docs/training.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Readers for the source datasets' published layouts (see DESIGN.md).
+"""Readers for the source datasets' published layouts (docs/data.md).
 
 A reader walks a layout and returns, per split, a list of pair references: small
 picklable objects that a worker process turns into ``(image, raw mask)`` with

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from facepars.errors import ConfigError
 from facepars.losses import fused_loss
 from facepars.models import MODELS, backbones, build_model, load_model
 
@@ -84,7 +85,7 @@ def test_failed_imagenet_download_says_what_to_do(monkeypatch):
         raise Exception("URL fetch failure: Temporary failure in name resolution")
     monkeypatch.setattr("keras.src.utils.file_utils.get_file", offline)
     monkeypatch.setattr("keras.src.applications.mobilenet_v3.file_utils.get_file", offline)
-    with pytest.raises(RuntimeError, match="weights=None"):
+    with pytest.raises(ConfigError, match="weights=None"):
         build_model("lraspp_mobilenetv3", 3, 64, weights="imagenet")
 
 
