@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # The demo needs TensorFlow (and scikit-image for its photo); the tests also
 # exercise every optional extra.
 DEMO_EXTRAS := $(EXTRA),test
-TEST_EXTRAS := $(EXTRA),test,beam,onnx
+TEST_EXTRAS := $(EXTRA),test,beam,onnx,detect
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -7,6 +7,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from facepars.classes import translate_ids
 from facepars.data import synthetic
 
 WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_work")
@@ -20,7 +21,7 @@ def make_source(root: str, pairs: int) -> str:
         return root
     os.makedirs(image_dir, exist_ok=True)
     os.makedirs(seg_dir, exist_ok=True)
-    synthetic_to_kaggle = np.array([0, 1, 2, 3, 4, 5, 6, 9, 7, 8, 10, 13, 14, 16, 0], np.uint8)
+    synthetic_to_kaggle = translate_ids("synthetic", "kaggle")
     rng = np.random.default_rng(0)
     for i in range(pairs):
         long_side = int(rng.uniform(1000, 1500))

@@ -12,19 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 
-import numpy as np
 from PIL import Image
 
-from facepars.classes import SOURCE_TABLES
+from facepars.classes import translate_ids
 from facepars.data import synthetic
-
-
-def synthetic_to_kaggle() -> np.ndarray:
-    """Raw synthetic id -> Kaggle id, through the shared part names."""
-    kaggle = {part: i for i, (_, part) in enumerate(SOURCE_TABLES["kaggle"].labels)}
-    return np.array(
-        [kaggle.get(part, 0) for _, part in SOURCE_TABLES["synthetic"].labels], np.uint8
-    )
 
 
 def main():
@@ -34,7 +25,7 @@ def main():
     parser.add_argument("--size", type=int, default=480, help="typical long side")
     parser.add_argument("--seed", type=int, default=123)
     args = parser.parse_args()
-    lut = synthetic_to_kaggle()
+    lut = translate_ids("synthetic", "kaggle")
     for split, count in (("train", args.count - args.count // 5), ("val", args.count // 5)):
         for d in ("image", "seg"):
             os.makedirs(os.path.join(args.out_dir, "content/All_data", split, d), exist_ok=True)

@@ -225,6 +225,17 @@ CELEBAMASK_PARTS = tuple(n for n, _ in SOURCE_TABLES["celebamask_hq"].labels[1:]
 """CelebAMask-HQ part-file suffixes in paint order."""
 
 
+def translate_ids(source: str, target: str) -> np.ndarray:
+    """uint8 lookup: a raw id of ``source`` -> the raw id of ``target`` with the same part.
+
+    Parts ``target`` does not label map to its id 0. Used to write one source's
+    masks in another's layout (synthetic faces as a Kaggle-layout set).
+    """
+    target_ids = {part: i for i, (_, part) in enumerate(SOURCE_TABLES[target].labels)}
+    return np.array([target_ids.get(part, 0) for _, part in SOURCE_TABLES[source].labels],
+                    np.uint8)
+
+
 def synthetic_id(part: str) -> int:
     """Raw id of a part in the synthetic source's table."""
     return [p for _, p in SOURCE_TABLES["synthetic"].labels].index(part)

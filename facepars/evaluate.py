@@ -18,13 +18,14 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from facepars import classes, cli, distribute, files, report, schema, visualize
+from facepars import classes, cli, distribute, files, schema, visualize
 from facepars.data import pipeline, sources
 from facepars.errors import ConfigError
 from facepars.inference import Predictor
 from facepars.metrics import (
     ConfusionMatrixMetric,
     batch_confusion,
+    score_table,
     scores_from_confusion,
 )
 from facepars.progress import Progress
@@ -56,12 +57,9 @@ def network_resolution(predictor: Predictor, manifest: schema.Manifest, split: s
 def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: str,
                         input_dir: str | None) -> np.ndarray:
     """Confusion matrix at each source photo's own size, against its own mask."""
-    settings = manifest.data["settings"]
-    listing, _ = sources.list_source(settings["source"], input_dir, settings["num_examples"],
-                                     settings["seed"], settings["synthetic_size"])
+    listing, _ = sources.list_source(input_dir=input_dir, **manifest.source_listing)
     pairs = {p.source_id: p for split_pairs in listing.values() for p in split_pairs}
-    lut, _ = classes.SOURCE_TABLES[settings["source"]].lookup_table(
-        classes.TAXONOMIES[manifest.class_table.name])
+    lut = manifest.source_lookup
     ids = [i.decode() for b in pipeline.make_dataset(
         manifest, split, False, pipeline.InputConfig(global_batch_size=1), with_ids=True)
         for i in b["source_id"].numpy() if i]
@@ -82,7 +80,7 @@ def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: 
 def describe(confusion: np.ndarray, table: classes.ClassTable, title: str) -> dict:
     scores = scores_from_confusion(confusion, table)
     pixels = confusion.sum(1)
-    print(f"\n{title}\n" + report.score_table(scores, table, pixels))
+    print(f"\n{title}\n" + score_table(scores, table, pixels))
     return {"scores": scores, "confusion": confusion.tolist(),
             "pixels": {n: int(p) for n, p in zip(table.names, pixels)}}
 

@@ -173,13 +173,6 @@ def export_onnx(saved_model: str, output_dir: str, opset: int) -> dict[str, str]
     return paths
 
 
-def records(data_dir: str, split: str, count: int) -> tuple[np.ndarray, np.ndarray]:
-    manifest = schema.Manifest.load(data_dir)
-    batch = next(iter(pipeline.make_dataset(manifest, split, False, pipeline.InputConfig(
-        global_batch_size=min(count, manifest.num_records(split)), take=count))))
-    return batch["image"].numpy(), batch["mask"].numpy()
-
-
 def run(model: str, output_dir: str, data_dir: str | None, variants, parity_records: int = 64,
         onnx_opset: int | None = None) -> dict:
     """Write the exports; with ``data_dir``, check each against Keras on validation records.
@@ -195,8 +188,9 @@ def run(model: str, output_dir: str, data_dir: str | None, variants, parity_reco
 
     images = calibration = reference = None
     if data_dir:
-        images, _ = records(data_dir, "val", parity_records)
-        calibration, _ = records(data_dir, "train", 100)
+        manifest = schema.Manifest.load(data_dir)
+        images, _ = pipeline.first_records(manifest, "val", parity_records)
+        calibration, _ = pipeline.first_records(manifest, "train", 100)
         reference = np.argmax(Predictor(lambda x: network(x, training=False), info)
                               .network_logits(images), -1)
         served = Predictor.load(saved).network_logits(images)

@@ -15,7 +15,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from facepars import files, rundir, serving
+from facepars import alignment, files, rundir, serving
+from facepars.errors import ConfigError
 from facepars.models import to_model_input
 
 # Where an exported SavedModel keeps its class table: files that libraries add
@@ -27,6 +28,7 @@ SAVED_MODEL_TABLE = os.path.join("assets.extra", rundir.CLASS_TABLE)
 class Prediction:
     labels: np.ndarray                       # uint8 (H, W) class ids
     probabilities: np.ndarray | None = None  # float32 (H, W, C)
+    faces: list | None = None                # detection.Face per parsed face (predict_faces)
 
 
 def tflite_logits_fn(model: bytes):
@@ -126,3 +128,49 @@ class Predictor:
 
     def predict(self, photo: np.ndarray, probabilities: bool = False) -> Prediction:
         return self.predict_batch([photo], probabilities)[0]
+
+    @property
+    def framing(self) -> np.ndarray | None:
+        """Where the training crops put the five face points (network pixels), if known."""
+        framing = self.info.get("framing")
+        return None if framing is None else np.asarray(framing["points"], np.float64)
+
+    def predict_faces(self, photo: np.ndarray, faces: list, probabilities: bool = False
+                      ) -> Prediction:
+        """Parse each face aligned as the training crops were, and merge them on the photo.
+
+        Each face's five points are mapped onto the model's framing by a
+        similarity transform; the crop is parsed, its probabilities are warped
+        back (bilinear), and every photo pixel takes the labels of the face most
+        sure it is not background there. Pixels no face covers are background.
+        """
+        framing = self.framing
+        if framing is None:
+            raise ConfigError("this model records no face framing (trained on data prepared "
+                              "by an older facepars): prepare and train again, or parse "
+                              "whole photos (--faces=whole)")
+        height, width = photo.shape[:2]
+        num_classes = self.table.num_classes
+        best = np.zeros((height, width), np.float32)  # the winning face's non-background mass
+        labels = np.zeros((height, width), np.uint8)
+        probs = np.zeros((height, width, num_classes), np.float32) if probabilities else None
+        if probs is not None:
+            probs[..., 0] = 1.0
+        matrices = [alignment.similarity(f.landmarks, framing) for f in faces]
+        if matrices:
+            crops = np.stack([alignment.warp_to_crop(photo, m, self.image_size)
+                              for m in matrices])
+            face_probs = tf.nn.softmax(self.network_logits(crops)).numpy()
+        for matrix, face_prob in zip(matrices, face_probs if matrices else []):
+            warped = alignment.warp_to_photo(face_prob, matrix, height, width)
+            if warped is None:
+                continue
+            (y0, y1, x0, x1), values, coverage = warped
+            values = values / np.maximum(coverage, 1e-6)[..., None]  # undo the border blend
+            mass = np.where(coverage > 0.5, 1.0 - values[..., 0], 0.0)
+            wins = mass > best[y0:y1, x0:x1]
+            best[y0:y1, x0:x1][wins] = mass[wins]
+            labels[y0:y1, x0:x1][wins] = values.argmax(-1)[wins]
+            if probs is not None:
+                probs[y0:y1, x0:x1][wins] = values[wins]
+        return Prediction(labels, probs, list(faces))

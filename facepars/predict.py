@@ -10,8 +10,16 @@ photo, under ``--output_dir`` with the input's relative name:
   NAME.overlay.jpg   the photo blended with the class colours
   NAME.probs.npz     per-class probabilities (with --probabilities)
 
-and ``summary.json`` with each photo's per-class pixel fractions. A file that
-cannot be read is reported by name and skipped; the exit code is 1 if any was.
+and ``summary.json`` with each photo's per-class pixel fractions and the faces
+parsed. A file that cannot be read is reported by name and skipped; the exit
+code is 1 if any was.
+
+``--faces=detect`` (the default when the detect extra is installed) finds every
+face (MTCNN, score and size thresholds), warps each to where the model's
+training crops put faces, parses it and puts its labels back on the photo
+(facepars.inference.Predictor.predict_faces); the overlay draws the boxes. A
+photo without a face found says so and stays background. ``--faces=whole``
+resizes the whole photo into the network, as for face crops.
 """
 
 from __future__ import annotations
@@ -25,9 +33,10 @@ import numpy as np
 from absl import flags, logging
 from PIL import Image
 
-from facepars import cli, visualize
+from facepars import cli, detection, visualize
 from facepars.data import images as image_ops
 from facepars.data.images import BadInput
+from facepars.errors import ConfigError
 from facepars.inference import Predictor
 from facepars.progress import Progress
 
@@ -57,8 +66,10 @@ def write_outputs(output_dir: str, name: str, photo: np.ndarray, prediction, tab
     os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
     with open(stem + ".labels.png", "wb") as f:
         f.write(image_ops.encode_mask(prediction.labels, table.palette()))
-    Image.fromarray(visualize.overlay(photo, prediction.labels, table)).save(stem + ".overlay.jpg",
-                                                                             quality=90)
+    picture = visualize.overlay(photo, prediction.labels, table)
+    if prediction.faces:
+        picture = visualize.draw_boxes(picture, [f.box for f in prediction.faces])
+    Image.fromarray(picture).save(stem + ".overlay.jpg", quality=90)
     if prediction.probabilities is not None:
         np.savez_compressed(
             stem + ".probs.npz",
@@ -66,13 +77,42 @@ def write_outputs(output_dir: str, name: str, photo: np.ndarray, prediction, tab
             classes=np.array(table.names),
         )
     counts = np.bincount(prediction.labels.ravel(), minlength=table.num_classes)
-    return {n: float(c) / prediction.labels.size for n, c in zip(table.names, counts)}
+    record = {"classes": {n: float(c) / prediction.labels.size
+                          for n, c in zip(table.names, counts)}}
+    if prediction.faces is not None:
+        record["faces"] = [f.to_json() for f in prediction.faces]
+    return record
+
+
+def find_faces(detector, photo: np.ndarray, min_score: float, min_size: float) -> list:
+    """The detector's faces above the score and box-width thresholds."""
+    return [f for f in detector(photo) if f.score >= min_score and f.width >= min_size]
+
+
+def choose_mode(faces: str, predictor: Predictor):
+    """(mode, detector) for --faces: detect when a detector and the model's framing exist."""
+    if faces == "whole":
+        return "whole", None
+    detector = detection.default_detector()
+    if faces == "detect":
+        if detector is None:
+            raise ConfigError("--faces=detect needs the detect extra: "
+                              "pip install 'facepars[detect]'")
+        if predictor.framing is None:
+            raise ConfigError(f"{predictor.info.get('model')}: the model records no face "
+                              "framing (data prepared by an older facepars); use --faces=whole")
+    if detector is None or predictor.framing is None:
+        return "whole", None
+    return "detect", detector
 
 
 def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
-        probabilities: bool = False) -> tuple[dict, list[str]]:
+        probabilities: bool = False, faces: str = "auto", min_score: float = 0.9,
+        min_face: float = 20.0) -> tuple[dict, list[str]]:
     """Returns the per-photo summary and the list of failures ("path: problem")."""
     predictor = Predictor.load(model)
+    mode, detector = choose_mode(faces, predictor)
+    logging.info("parsing %s", "each detected face, aligned" if detector else "whole photos")
     photos = collect(inputs)
     os.makedirs(output_dir, exist_ok=True)
     summary, failures = {}, []
@@ -88,12 +128,21 @@ def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
                 progress.update()
         if not batch:
             continue
-        for (name, photo), prediction in zip(batch, predictor.predict_batch(
-                [p for _, p in batch], probabilities)):
+        if detector is None:
+            predictions = predictor.predict_batch([p for _, p in batch], probabilities)
+        else:
+            predictions = []
+            for name, photo in batch:
+                found = find_faces(detector, photo, min_score, min_face)
+                if not found:
+                    logging.warning("%s: no face found; left as background", name)
+                predictions.append(predictor.predict_faces(photo, found, probabilities))
+        for (name, photo), prediction in zip(batch, predictions):
             summary[name] = write_outputs(output_dir, name, photo, prediction, predictor.table)
             progress.update()
     with open(os.path.join(output_dir, "summary.json"), "w") as f:
-        json.dump({"model": model, "photos": summary, "failures": failures}, f, indent=1)
+        json.dump({"model": model, "faces": mode, "photos": summary, "failures": failures},
+                  f, indent=1)
     return summary, failures
 
 
@@ -104,16 +153,24 @@ def define_flags():
     flags.DEFINE_string("output_dir", None, "Where the outputs go (nothing is written elsewhere).")
     flags.DEFINE_integer("batch_size", 8, "Photos per network call.")
     flags.DEFINE_bool("probabilities", False, "Also write per-class probability maps (.npz).")
+    flags.DEFINE_enum("faces", "auto", ["auto", "detect", "whole"],
+                      "detect: find each face and parse it aligned as in training; whole: the "
+                      "whole photo into the network; auto: detect if the detect extra is "
+                      "installed.")
+    flags.DEFINE_float("min_score", 0.9, "Detector confidence a face needs (--faces=detect).")
+    flags.DEFINE_float("min_face", 20.0, "Smallest face box width in pixels (--faces=detect).")
 
 
 def main(argv):
     summary, failures = run(FLAGS.model_path, argv[1:], FLAGS.output_dir, FLAGS.batch_size,
-                            FLAGS.probabilities)
+                            FLAGS.probabilities, FLAGS.faces, FLAGS.min_score, FLAGS.min_face)
     if summary:
-        names = next(iter(summary.values())).keys()
-        print(f"{'photo':<40}" + "".join(f"{n[:9]:>10}" for n in names))
-        for photo, fractions in summary.items():
-            print(f"{photo[:40]:<40}" + "".join(f"{fractions[n]:>10.3f}" for n in names))
+        names = next(iter(summary.values()))["classes"].keys()
+        print(f"{'photo':<34}{'faces':>6}" + "".join(f"{n[:9]:>10}" for n in names))
+        for photo, record in summary.items():
+            faces = str(len(record["faces"])) if "faces" in record else "-"
+            print(f"{photo[:34]:<34}{faces:>6}"
+                  + "".join(f"{record['classes'][n]:>10.3f}" for n in names))
     print(f"\n{len(summary)} photos parsed into {FLAGS.output_dir}, {len(failures)} failed")
     for failure in failures:
         print(f"  failed: {failure}", file=sys.stderr)

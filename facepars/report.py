@@ -71,24 +71,3 @@ def distribution_chart(manifest: dict, path: str) -> None:
     plt.close(fig)
     with tf.io.gfile.GFile(path, "wb") as f:
         f.write(buf.getvalue())
-
-
-def score_table(scores: dict, table: ClassTable, pixels=None) -> str:
-    """Per-class precision, recall, F1, IoU (and pixels), both means, pixel accuracy."""
-    lines = [f"{'class':<16}{'precision':>10}{'recall':>10}{'F1':>10}{'IoU':>10}"
-             + (f"{'pixels':>14}" if pixels is not None else "")]
-    lines.append("-" * len(lines[0]))
-    rows = [(n, n) for n in table.names] + [
-        ("mean (face)", "mean_face"),
-        ("mean (all)", "mean_all"),
-    ]
-    for i, (label, key) in enumerate(rows):
-        if key == "mean_face":
-            lines.append("-" * len(lines[0]))
-        row = f"{label:<16}" + "".join(f"{scores[f'{s}/{key}']:>10.4f}"
-                                       for s in ("precision", "recall", "f1", "iou"))
-        if pixels is not None and i < table.num_classes:
-            row += f"{int(pixels[i]):>14d}"
-        lines.append(row)
-    lines.append(f"pixel accuracy {scores['pixel_accuracy']:.4f}")
-    return "\n".join(lines)

@@ -35,7 +35,7 @@ TENSORBOARD = "tensorboard"
 
 # Beside every exported model: the class table and the input geometry it expects.
 CLASS_TABLE = "class_table.json"
-SERVING_KEYS = ("class_table", "image_size", "resize", "model")
+SERVING_KEYS = ("class_table", "image_size", "resize", "model", "framing")
 
 
 def path(model_dir: str, name: str) -> str:
@@ -69,7 +69,7 @@ def load(model: str):
 
 def serving_info(info: dict) -> dict:
     """What an exported model carries about itself (class_table.json)."""
-    return {k: info[k] for k in SERVING_KEYS}
+    return {k: info.get(k) for k in SERVING_KEYS}  # framing: None for older runs
 
 
 def class_table(info: dict) -> ClassTable:

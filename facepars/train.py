@@ -20,7 +20,6 @@ import math
 import sys
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 from ml_collections import config_flags
@@ -31,7 +30,8 @@ from facepars import (
     configs,
     distribute,
     files,
-    report,
+    metrics,
+    optimization,
     rundir,
     schema,
     task,
@@ -104,35 +104,25 @@ def warn_about_sharding(manifest: schema.Manifest, splits, num_pipelines: int) -
                             split, files, num_pipelines, num_pipelines)
 
 
-def overlay_examples(manifest: schema.Manifest, split: str, count: int):
-    """The first ``count`` records of the split: the same pictures every epoch."""
-    if count <= 0:
-        return np.zeros((0,)), np.zeros((0,))
-    ds = pipeline.make_dataset(manifest, split, False, pipeline.InputConfig(
-        global_batch_size=count, take=count))
-    batch = next(iter(ds))
-    return batch["image"].numpy(), batch["mask"].numpy()
-
-
-def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=None,
-        precision: str = "auto", profile_steps: str = "", verify_data: bool = True) -> dict:
-    """One training run; returns a summary (best scores, steps, weights checksum)."""
+def start(precision: str, strategy_name: str, tpu, cfg):
+    """The strategy and the precision policy, checked against each other before any work."""
     strategy = distribute.make_strategy(strategy_name, tpu)
     keras.utils.set_random_seed(cfg.seed)  # the same initial weights on every run and worker
     policy = distribute.choose_precision(precision, strategy)
     distribute.check_precision(policy, strategy)
     distribute.check_jit(cfg.jit_compile, strategy)
     keras.mixed_precision.set_global_policy(policy)
-    chief = distribute.is_chief(strategy)
     logging.info("strategy: %s; precision %s", distribute.describe(strategy), policy)
+    return strategy, policy
 
-    manifest = schema.Manifest.load(data_dir)
-    table = manifest.class_table
-    preflight(manifest, (cfg.train_split, cfg.val_split), verify_data)
-    steps_per_epoch = cfg.steps_per_epoch or manifest.num_records(cfg.train_split) // cfg.batch_size
+
+def check_data(cfg, manifest: schema.Manifest, strategy, verify: bool) -> int:
+    """Refuse data the run cannot use, in one line each; returns the steps per epoch."""
+    preflight(manifest, (cfg.train_split, cfg.val_split), verify)
+    records = manifest.num_records(cfg.train_split)
+    steps_per_epoch = cfg.steps_per_epoch or records // cfg.batch_size
     if steps_per_epoch < 1:
-        raise SetupError(f"{manifest.num_records(cfg.train_split)} training records do not fill "
-                         f"one batch of {cfg.batch_size}")
+        raise SetupError(f"{records} training records do not fill one batch of {cfg.batch_size}")
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
         nearest = max(replicas, cfg.batch_size // replicas * replicas)
@@ -141,16 +131,12 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
                          f"of {replicas}")
     warn_about_sharding(manifest, (cfg.train_split, cfg.val_split),
                         distribute.num_workers(strategy))
-    run_info = {"model": cfg.model, "width": cfg.width, "num_classes": table.num_classes,
-                "image_size": manifest.image_size, "resize": manifest.resize,
-                "class_table": table.to_json(), "data_dir": data_dir, "precision": policy,
-                "strategy": type(strategy).__name__, "replicas": replicas,
-                "steps_per_epoch": steps_per_epoch, "config": cfg.to_dict()}
-    check_model_dir(model_dir, run_info)
-    if chief:
-        tf.io.gfile.makedirs(model_dir)
-        files.write_json_atomic(rundir.path(model_dir, rundir.CONFIG), run_info)
+    return steps_per_epoch
 
+
+def build_task(cfg, manifest: schema.Manifest, strategy, steps_per_epoch: int):
+    """The network inside FaceParser, compiled with its optimizer, under the strategy."""
+    table = manifest.class_table
     fill = IGNORE_LABEL if manifest.resize == "pad" else 0
     with strategy.scope():
         network = build_model(cfg.model, table.num_classes, manifest.image_size,
@@ -158,12 +144,16 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
         configure_batchnorm(network, cfg.bn_momentum, cfg.sync_batchnorm)
         parser = task.FaceParser(network, table, cfg.loss, AugmentConfig(**cfg.augment.to_dict()),
                                  fill_label=fill, seed=cfg.seed)
-        lr = task.learning_rate(cfg, steps_per_epoch, parser.learning_rate_scale)
-        optimizer = task.make_optimizer(cfg, lr)
+        lr = optimization.learning_rate(cfg, steps_per_epoch, parser.learning_rate_scale)
+        optimizer = optimization.make_optimizer(cfg, lr)
         parser.compile(optimizer=optimizer, jit_compile=cfg.jit_compile,
                        steps_per_execution=cfg.steps_per_execution)
         parser(tf.zeros((1, manifest.image_size, manifest.image_size, 3)))  # build
+    return parser, lr
 
+
+def datasets(cfg, manifest: schema.Manifest, strategy):
+    """Training and validation input, distributed; and the validation steps per pass."""
     input_cfg = dict(global_batch_size=cfg.batch_size, shuffle_buffer=cfg.input.shuffle_buffer,
                      cache=cfg.input.cache, seed=cfg.seed)
     train_cfg = pipeline.InputConfig(**input_cfg, take=cfg.input.take or None,
@@ -171,13 +161,20 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     train_ds = pipeline.distributed_dataset(strategy, manifest, cfg.train_split, True, train_cfg)
     val_cfg = pipeline.InputConfig(**input_cfg, repeat=True)  # Keras keeps one iterator
     val_ds = pipeline.distributed_dataset(strategy, manifest, cfg.val_split, False, val_cfg)
-    val_steps = pipeline.eval_steps(
-        manifest, cfg.val_split, val_cfg, distribute.num_workers(strategy)
-    )
+    val_steps = pipeline.eval_steps(manifest, cfg.val_split, val_cfg,
+                                    distribute.num_workers(strategy))
+    return train_ds, val_ds, val_steps
 
+
+def make_callbacks(cfg, manifest: schema.Manifest, model_dir: str, strategy, parser, lr,
+                   steps_per_epoch: int, profile_steps: str):
+    """What the run shows (logs, TensorBoard) and what keeps it safe (NaN guard,
+    checkpoints, backups), in the order they must run; returns them and the guard."""
+    chief = distribute.is_chief(strategy)
+    optimizer = parser.optimizer
     guard = callbacks.NanGuard(
-        cfg.nan_retries, lambda f: task.lower_learning_rate(optimizer, lr, f), cfg.nan_lr_factor
-    )
+        cfg.nan_retries, lambda f: optimization.lower_learning_rate(optimizer, lr, f),
+        cfg.nan_lr_factor)
     cbs = [callbacks.TrainingLog(cfg.batch_size, cfg.epochs), guard]
     if cfg.ema_momentum > 0:  # validation on the EMA weights; checkpoints swap them in
         cbs.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
@@ -187,14 +184,15 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
             min_lr=cfg.schedule.min_learning_rate))
     if cfg.early_stopping_patience:
         cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=cfg.early_stopping_patience))
-    images, masks = overlay_examples(manifest, cfg.val_split, cfg.overlay_images if chief else 0)
-    cbs.append(callbacks.Summaries(rundir.path(model_dir, rundir.TENSORBOARD) if chief else None,
-                                   table, images, masks))
+    images, masks = pipeline.first_records(manifest, cfg.val_split,
+                                           cfg.overlay_images if chief else 0)
+    tensorboard = rundir.path(model_dir, rundir.TENSORBOARD)
+    cbs.append(callbacks.Summaries(tensorboard if chief else None, manifest.class_table,
+                                   images, masks))
     if chief:
         profile = tuple(int(s) for s in profile_steps.split(",")) if profile_steps else 0
         cbs += [callbacks.NetworkCheckpoints(model_dir),
-                keras.callbacks.TensorBoard(rundir.path(model_dir, rundir.TENSORBOARD),
-                                            write_graph=False, profile_batch=profile),
+                keras.callbacks.TensorBoard(tensorboard, write_graph=False, profile_batch=profile),
                 callbacks.EpochHistory(rundir.path(model_dir, rundir.HISTORY))]
     # Last: a backup marks an epoch done only once everything above has recorded it.
     backup = rundir.path(model_dir, rundir.BACKUP)
@@ -202,24 +200,52 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
         backup = files.join(backup, f"worker-{strategy.cluster_resolver.task_id}")
     cbs += [keras.callbacks.BackupAndRestore(backup, save_freq=cfg.backup_every_steps or "epoch"),
             callbacks.ResumeNotice(steps_per_epoch)]
+    return cbs, guard
 
+
+def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=None,
+        precision: str = "auto", profile_steps: str = "", verify_data: bool = True) -> dict:
+    """One training run; returns a summary (best scores, steps, weights checksum)."""
+    strategy, policy = start(precision, strategy_name, tpu, cfg)
+    manifest = schema.Manifest.load(data_dir)
+    table = manifest.class_table
+    steps_per_epoch = check_data(cfg, manifest, strategy, verify_data)
+    run_info = {"model": cfg.model, "width": cfg.width, "num_classes": table.num_classes,
+                "image_size": manifest.image_size, "resize": manifest.resize,
+                "class_table": table.to_json(), "framing": manifest.framing,
+                "data_dir": data_dir, "precision": policy,
+                "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+                "steps_per_epoch": steps_per_epoch, "config": cfg.to_dict()}
+    check_model_dir(model_dir, run_info)
+    if distribute.is_chief(strategy):
+        tf.io.gfile.makedirs(model_dir)
+        files.write_json_atomic(rundir.path(model_dir, rundir.CONFIG), run_info)
+
+    parser, lr = build_task(cfg, manifest, strategy, steps_per_epoch)
+    train_ds, val_ds, val_steps = datasets(cfg, manifest, strategy)
+    cbs, guard = make_callbacks(cfg, manifest, model_dir, strategy, parser, lr,
+                                steps_per_epoch, profile_steps)
     with pipeline.naming_bad_shards(manifest, cfg.train_split), \
             pipeline.naming_bad_shards(manifest, cfg.val_split), naming_xla_failures():
         history = parser.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
                              validation_data=val_ds, validation_steps=val_steps, callbacks=cbs,
-                             shuffle=False,
-                             verbose=1 if sys.stdout.isatty() else 2)
+                             shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+    return summarize(parser, history, guard)
 
-    summary = {"steps": int(optimizer.iterations.numpy()),
+
+def summarize(parser, history, guard) -> dict:
+    """The run's summary; prints the last validation scores and the weights checksum."""
+    summary = {"steps": int(parser.optimizer.iterations.numpy()),
                "epochs_run": len(history.epoch), "nan_restores": guard.restores,
-               "failure": guard.failure, "weights_checksum": callbacks.weights_checksum(network)}
+               "failure": guard.failure,
+               "weights_checksum": callbacks.weights_checksum(parser.network)}
     if history.epoch:
         summary["last"] = {k: float(v[-1]) for k, v in history.history.items()}
     val_scores = parser.confusion.scores() if history.epoch else None
     if val_scores:
         summary["val_scores"] = val_scores
         summary["val_confusion"] = parser.confusion.confusion.numpy().tolist()
-        print("\nvalidation, last epoch:\n" + report.score_table(val_scores, table))
+        print("\nvalidation, last epoch:\n" + metrics.score_table(val_scores, parser.class_table))
     logging.info("finished: %d steps, weights checksum %s", summary["steps"],
                  summary["weights_checksum"])
     print(f"final weights checksum: {summary['weights_checksum']} after {summary['steps']} steps")

@@ -47,7 +47,7 @@ def test_predict_cli_on_real_and_awkward_photos(trained_run, photos, tmp_path):
         assert probs.shape == (h, w, 8)
     summary = json.load(open(out_dir / "summary.json"))
     assert len(summary["photos"]) == 5 and "corrupt.jpg" in summary["failures"][0]
-    assert all(abs(sum(v.values()) - 1) < 1e-6 for v in summary["photos"].values())
+    assert all(abs(sum(v["classes"].values()) - 1) < 1e-6 for v in summary["photos"].values())
     assert not (photos / "astronaut.labels.png").exists()  # nothing written beside the inputs
 
 

@@ -7,8 +7,10 @@ any such file; ``--config.batch_size=64`` style flags override single fields.
 from __future__ import annotations
 
 import os
+import pkgutil
 
-NAMES = ("pspnet_resnet50", "deeplabv3plus_efficientnetb0", "lraspp_mobilenetv3", "smoke")
+# Every module here but the shared defaults is a config: adding a file adds a name.
+NAMES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "common"))
 
 
 def path_of(name_or_path: str) -> str:

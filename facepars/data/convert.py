@@ -13,7 +13,7 @@ import platform
 
 import numpy as np
 
-from facepars.data import images
+from facepars.data import framing, images
 from facepars.data.images import BadInput
 
 
@@ -27,6 +27,7 @@ class ConvertSpec:
     resize: str
     image_format: str
     jpeg_quality: int
+    framing: framing.FramingClasses | None = None  # what the face points are measured from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Converted:
     image: bytes
     mask: bytes
     class_pixels: np.ndarray  # int64 (num_classes,), ignore label excluded
+    points: np.ndarray | None = None  # (5, 2) face points measured from the mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,9 +68,10 @@ def convert(ref, spec: ConvertSpec) -> Converted | Failed:
         label = images.resize_mask(raw, images.geometry(*raw.shape, spec.image_size, spec.resize),
                                    lut=spec.lut)
         pixels = np.bincount(label.ravel(), minlength=256)[:spec.num_classes]
+        points = framing.points_from_mask(label, spec.framing) if spec.framing else None
         return Converted(ref.source_id,
                          images.encode_image(image, spec.image_format, spec.jpeg_quality),
-                         images.encode_mask(label), pixels.astype(np.int64))
+                         images.encode_mask(label), pixels.astype(np.int64), points)
     except BadInput as e:
         return Failed(ref.source_id, str(e))
 

@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import math
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -126,16 +127,7 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
         logging.info("%s: input pipeline %d of %d reads %d records from %d file segment(s)",
                      split, pipeline_id, num_pipelines, share, len(segments))
 
-    files = tf.data.Dataset.from_tensor_slices((  # typed: a pipeline may have no segment
-        tf.constant([s.path for s in segments], tf.string),
-        tf.constant([s.skip for s in segments], tf.int64),
-        tf.constant([s.count for s in segments], tf.int64)))
-    if training:  # the pipeline's own segments only: hosts cannot disagree
-        files = files.shuffle(len(segments), seed=cfg.seed, reshuffle_each_iteration=True)
-    records = files.interleave(
-        lambda path, skip, count: tf.data.TFRecordDataset(path).skip(skip).take(count),
-        cycle_length=max(1, min(cfg.cycle_length, len(segments))),
-        num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    records = _read_segments(segments, training, cfg, deterministic)
 
     def parse(serialized):
         example = schema.parse_example(serialized, size)
@@ -143,34 +135,73 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
             example.pop("source_id")
         return example
 
-    if cfg.cache:
-        records = records.map(
-            parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic
-        ).cache()
     repeat = training if cfg.repeat is None else cfg.repeat
-    if training:  # shuffle inside an epoch, then repeat: no record twice in one epoch
-        records = records.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
-        if repeat:
-            records = records.repeat()
-    if not cfg.cache:
-        records = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-
+    examples = _decode(records, parse, training, repeat, cfg, deterministic)
     if not training:
-        replicas_here = (
-            (input_context.num_replicas_in_sync // num_pipelines) if input_context else 1
-        )
-        per_round = batch * replicas_here
+        replicas_here = input_context.num_replicas_in_sync // num_pipelines if input_context else 1
         rounds = eval_steps(manifest, split, cfg, num_pipelines)
-        records = records.concatenate(_padding(rounds * per_round - share, size, with_ids))
-
-    records = records.batch(batch, drop_remainder=True, num_parallel_calls=AUTOTUNE,
-                            deterministic=deterministic)
+        examples = examples.concatenate(
+            _padding(rounds * batch * replicas_here - share, size, with_ids))
+    batches = examples.batch(batch, drop_remainder=True, num_parallel_calls=AUTOTUNE,
+                             deterministic=deterministic)
     if repeat and not training:  # whole padded passes, each exactly eval_steps long
-        records = records.repeat()
+        batches = batches.repeat()
     options = tf.data.Options()
     options.deterministic = deterministic
     options.experimental_optimization.map_parallelization = True
-    return records.with_options(options).prefetch(AUTOTUNE)
+    return batches.with_options(options).prefetch(AUTOTUNE)
+
+
+def _read_segments(segments: list[Segment], training: bool, cfg: InputConfig,
+                   deterministic: bool) -> tf.data.Dataset:
+    """The serialized records of this pipeline's file segments, files interleaved.
+
+    Training shuffles the order of the pipeline's own segments only, so hosts
+    cannot disagree about who reads what, even without a seed.
+    """
+    files = tf.data.Dataset.from_tensor_slices((  # typed: a pipeline may have no segment
+        tf.constant([s.path for s in segments], tf.string),
+        tf.constant([s.skip for s in segments], tf.int64),
+        tf.constant([s.count for s in segments], tf.int64)))
+    if training:
+        files = files.shuffle(len(segments), seed=cfg.seed, reshuffle_each_iteration=True)
+    return files.interleave(
+        lambda path, skip, count: tf.data.TFRecordDataset(path).skip(skip).take(count),
+        cycle_length=max(1, min(cfg.cycle_length, len(segments))),
+        num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+
+def _decode(records: tf.data.Dataset, parse, training: bool, repeat: bool, cfg: InputConfig,
+            deterministic: bool) -> tf.data.Dataset:
+    """Parsed examples; shuffled within an epoch, then repeated, when training.
+
+    With ``cache`` the decoded examples are kept (decode once, shuffle every
+    epoch); without, records are shuffled as bytes and decoded after, which
+    keeps the shuffle buffer small. Shuffle before repeat: no record twice in
+    one epoch.
+    """
+    def decode(ds):
+        return ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+    if cfg.cache:
+        records = decode(records).cache()
+    if training:
+        records = records.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
+        if repeat:
+            records = records.repeat()
+    return records if cfg.cache else decode(records)
+
+
+def first_records(manifest: schema.Manifest, split: str, count: int):
+    """The first ``count`` records of a split (file order), as numpy uint8 images and masks:
+    the same examples on every call (TensorBoard overlays, export parity, calibration)."""
+    count = min(count, manifest.num_records(split))
+    if count <= 0:
+        size = manifest.image_size
+        return np.zeros((0, size, size, 3), np.uint8), np.zeros((0, size, size), np.uint8)
+    batch = next(iter(make_dataset(manifest, split, False,
+                                   InputConfig(global_batch_size=count, take=count))))
+    return batch["image"].numpy(), batch["mask"].numpy()
 
 
 def eval_steps(manifest: schema.Manifest, split: str, cfg: InputConfig,

@@ -36,7 +36,7 @@ from absl import logging
 
 import facepars
 from facepars import classes, files, schema
-from facepars.data import convert, sources
+from facepars.data import convert, framing, sources
 from facepars.errors import FaceparsError
 from facepars.progress import Progress
 
@@ -74,6 +74,9 @@ class PrepareConfig:
 
 
 PARTS_DIR = "_parts"
+# The settings facepars.data.sources.list_source takes (with the input directory).
+SOURCE_LISTING = ("source", "num_examples", "seed", "synthetic_size")
+TRAIN_SPLIT = "train"  # the split the framing is measured on
 _SHARD_RE = re.compile(r"^[a-z]+-\d{5}-of-\d{5}\.tfrecord$")
 
 
@@ -174,7 +177,7 @@ def write_shard(shard: dict, results, cfg: PrepareConfig, parts_dir: str,
     tmp = files.join(parts_dir, f"{shard['file']}.{uuid.uuid4().hex[:12]}.tmp")
     pixels = np.zeros(num_classes, np.int64)
     images = np.zeros(num_classes, np.int64)
-    skipped, count = [], 0
+    skipped, points, count = [], [], 0
     with tf.io.TFRecordWriter(tmp) as writer:
         for _ in shard["refs"]:
             r = next(results)
@@ -194,10 +197,12 @@ def write_shard(shard: dict, results, cfg: PrepareConfig, parts_dir: str,
                                              cfg.image_size, cfg.image_size))
             pixels += r.class_pixels
             images += r.class_pixels > 0
+            if r.points is not None:
+                points.append(np.round(r.points, 2).tolist())
             count += 1
     stats = {"file": shard["file"], "split": shard["split"], "num_records": count,
              "sha256": files.file_sha256(tmp), "class_pixels": pixels.tolist(),
-             "class_images": images.tolist(), "skipped": skipped}
+             "class_images": images.tolist(), "skipped": skipped, "face_points": points}
     files.write_json_atomic(sidecar_path(parts_dir, shard["file"]), stats)
     tf.io.gfile.rename(tmp, final, overwrite=True)
     return stats
@@ -209,7 +214,7 @@ def sidecar_path(parts_dir: str, shard_file: str) -> str:
 
 
 def build_manifest(shard_stats: list[dict], listing_skips: list[dict], settings: dict,
-                   table: classes.ClassTable, input_dir: str | None) -> dict:
+                   table: classes.ClassTable, lookup, input_dir: str | None) -> dict:
     splits: dict[str, dict] = {}
     for s in shard_stats:
         split = splits.setdefault(s["split"], {"num_records": 0, "shards": [],
@@ -228,6 +233,13 @@ def build_manifest(shard_stats: list[dict], listing_skips: list[dict], settings:
         "resize": settings["resize"],
         "image_format": settings["image_format"],
         "settings": settings,
+        # What evaluating at original resolution needs to find and label the
+        # source photos again (schema.Manifest.source_listing, .source_lookup).
+        "source_listing": {k: settings[k] for k in SOURCE_LISTING},
+        "source_lookup": [int(v) for v in lookup],
+        # Where faces sit in the training crops (facepars.data.framing).
+        "framing": framing.framing([p for s in shard_stats if s["split"] == TRAIN_SPLIT
+                                    for p in s["face_points"]]),
         "splits": splits,
         "skipped": listing_skips + [k for s in shard_stats for k in s["skipped"]],
         "command": sys.argv,
@@ -274,7 +286,8 @@ def plan_job(cfg: PrepareConfig) -> Job | dict:
     taxonomy = classes.TAXONOMIES[cfg.taxonomy]
     lut, valid = classes.SOURCE_TABLES[cfg.source].lookup_table(taxonomy)
     spec = convert.ConvertSpec(cfg.source, lut, valid, taxonomy.table.num_classes,
-                               cfg.image_size, cfg.resize, cfg.image_format, cfg.jpeg_quality)
+                               cfg.image_size, cfg.resize, cfg.image_format, cfg.jpeg_quality,
+                               framing.FramingClasses.of(taxonomy.table))
     pairs, bad = sources.list_source(cfg.source, cfg.input_dir, cfg.num_examples,
                                      cfg.seed, cfg.synthetic_size)
     if bad and cfg.on_error == "fail":
@@ -334,7 +347,7 @@ def write_locally(job: Job, ctx) -> None:
 def finish(job: Job) -> dict:
     """Write the manifest from every shard's statistics; the data set is complete after this."""
     manifest = build_manifest([job.stats[s["file"]] for s in job.plan], job.listing_skips,
-                              job.settings, job.table, job.cfg.input_dir)
+                              job.settings, job.table, job.spec.lut, job.cfg.input_dir)
     files.write_json_atomic(files.join(job.cfg.output_dir, schema.MANIFEST), manifest)
     tf.io.gfile.rmtree(job.parts_dir)
     return manifest

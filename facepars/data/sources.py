@@ -238,12 +238,12 @@ assert set(SOURCES) == set(SOURCE_TABLES)
 
 
 def list_source(source: str, input_dir: str | None, num_examples: int = 0,
-                seed: int = 0, base_size: int = 256) -> Listing:
+                seed: int = 0, synthetic_size: int = 256) -> Listing:
     """Pairs per split for ``source``; raises LayoutError for a missing or alien layout."""
     if source == "synthetic":
         if num_examples <= 0:
             raise LayoutError("--source=synthetic needs --num_examples > 0")
-        return list_synthetic(num_examples, seed, base_size)
+        return list_synthetic(num_examples, seed, synthetic_size)
     if source not in FILE_SOURCES:
         raise LayoutError(f"unknown source {source!r}; one of {', '.join(SOURCES)}")
     if not input_dir or not fileio.isdir(input_dir):

@@ -32,6 +32,13 @@ def size_for(seed: int, index: int, base: int) -> tuple[int, int]:
 
 def render(seed: int, index: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(image uint8 (H,W,3), mask uint8 (H,W))`` in the synthetic source's ids."""
+    image, mask, _ = render_with_landmarks(seed, index, height, width)
+    return image, mask
+
+
+def render_with_landmarks(seed: int, index: int, height: int, width: int):
+    """``render`` and the face's exact five points (5, 2), x, y in pixels, in
+    facepars.alignment.POINTS order: eye centres, nose tip, mouth corners."""
     rng = np.random.default_rng([seed, index])
     image = _background(rng, height, width)
     mask = np.zeros((height, width), np.uint8)
@@ -104,7 +111,62 @@ def render(seed: int, index: int, height: int, width: int) -> tuple[np.ndarray, 
         region = _ellipse(u, v, ox, oy, rng.uniform(0.2, 0.5), rng.uniform(0.15, 0.4))
         paint(region, "occluder", rng.uniform(0, 255, 3))
 
-    return _camera(rng, image, u, v), mask
+    # The five points in the face frame, then in pixels (the inverse of u, v above).
+    fu = np.array([-eye_dx, eye_dx, 0.0, -mouth_w, mouth_w])
+    fv = np.array([eye_y, eye_y, 0.34, mouth_y, mouth_y])  # nose tip: 0.12 + 0.22
+    landmarks = np.stack([cx + scale * (fu * np.cos(angle) - fv * np.sin(angle)),
+                          cy + scale * (fu * np.sin(angle) + fv * np.cos(angle))], 1)
+    return _camera(rng, image, u, v), mask, landmarks
+
+
+def compose(seed: int, index: int, height: int, width: int, num_faces: int,
+            face_width: tuple[float, float] = (0.15, 0.4)):
+    """Several synthetic faces on one canvas: a group photo with exact masks and landmarks.
+
+    Each face is rendered on its own (with its rotation), possibly mirrored, and
+    pasted where its mask is labelled, at a size that makes the face (skin and
+    ears) ``face_width`` of the canvas width, at a place overlapping no earlier
+    face. Returns ``(image, mask, [landmarks (5, 2)], [crop (image, mask)])``, the
+    crops being the faces as rendered (what a model trained on single faces sees).
+    """
+    rng = np.random.default_rng([seed, index, 2])
+    canvas = _background(rng, height, width)
+    mask = np.zeros((height, width), np.uint8)
+    taken = np.zeros((height, width), bool)
+    all_landmarks, crops = [], []
+    for face in range(num_faces):
+        fraction = rng.uniform(*face_width)
+        # The skin-and-ears width is 1.52 * scale, scale ~0.29 of the render's side.
+        side = max(24, int(fraction * width / (1.52 * 0.29)))
+        if side >= min(height, width):
+            continue
+        image, face_mask, landmarks = render_with_landmarks(seed, index * 1000 + face, side, side)
+        if rng.random() < 0.5:  # mirrored: left and right parts and points swap
+            image, face_mask = image[:, ::-1], _mirror_ids(face_mask[:, ::-1])
+            landmarks = landmarks[[1, 0, 2, 4, 3]] * [-1, 1] + [side - 1, 0]
+        for _ in range(20):
+            top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+            region = face_mask > 0
+            if not (taken[top:top + side, left:left + side] & region).any():
+                break
+        else:
+            continue
+        window = (slice(top, top + side), slice(left, left + side))
+        canvas[window][region] = image[region]
+        mask[window][region] = face_mask[region]
+        taken[window] |= region
+        all_landmarks.append(landmarks + [left, top])
+        crops.append((image, face_mask))
+    return np.clip(canvas, 0, 255).astype(np.uint8), mask, all_landmarks, crops
+
+
+def _mirror_ids(mask: np.ndarray) -> np.ndarray:
+    """Swap the synthetic source's left and right part ids (a mirrored face)."""
+    swap = np.arange(256, dtype=np.uint8)
+    for left, right in (("l_brow", "r_brow"), ("l_eye", "r_eye"), ("l_ear", "r_ear")):
+        a, b = synthetic_id(left), synthetic_id(right)
+        swap[a], swap[b] = b, a
+    return swap[mask]
 
 
 def _ellipse(u, v, cu, cv, ru, rv):

@@ -1,0 +1,85 @@
+"""Where faces sit in the training crops: five points measured from the masks.
+
+A model learns faces at the positions, sizes and angles its training crops show
+them. To parse a face found in a larger photo, prediction warps it to the same
+place (facepars.alignment). For sources without landmarks that place is measured
+here, from the label masks prepare writes: per record the five points (eye
+centres, nose tip, mouth corners; facepars.alignment.POINTS), then per point
+the median over the training split, recorded in the manifest as ``framing``.
+
+The points a mask gives: the centroid of each eye (a merged "eyes" class is
+split at the gap between the two blobs), the mean of the nose's lowest rows
+(its tip), and the leftmost and rightmost mouth pixels. A record missing any of
+those parts (occluded, cut off) gives no points.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from facepars.classes import ClassTable
+
+# Class names per taxonomy style: merged (seed8) or left/right (lapa11).
+_EYES = (("eyes",), ("left_eye", "right_eye"))
+_MOUTH = ("mouth", "upper_lip", "lower_lip", "inner_mouth")
+_MIN_PIXELS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class FramingClasses:
+    """The class ids of a table that the five points are measured from."""
+
+    eyes: tuple[int, ...]   # one merged class, or (left, right)
+    nose: int
+    mouth: tuple[int, ...]
+
+    @classmethod
+    def of(cls, table: ClassTable) -> "FramingClasses | None":
+        """None for a table without eyes, nose or mouth classes."""
+        ids = {n: i for i, n in enumerate(table.names)}
+        eyes = next((tuple(ids[n] for n in names) for names in _EYES
+                     if all(n in ids for n in names)), None)
+        mouth = tuple(ids[n] for n in _MOUTH if n in ids)
+        if eyes is None or "nose" not in ids or not mouth:
+            return None
+        return cls(eyes, ids["nose"], mouth)
+
+
+def points_from_mask(mask: np.ndarray, classes: FramingClasses) -> np.ndarray | None:
+    """(5, 2) x, y of the five points in ``mask``'s pixels, or None if a part is missing."""
+    def pixels(ids):
+        ys, xs = np.nonzero(np.isin(mask, ids))
+        return xs.astype(np.float64), ys.astype(np.float64)
+
+    if len(classes.eyes) == 2:
+        eyes = [pixels([c]) for c in classes.eyes]
+    else:
+        xs, ys = pixels(list(classes.eyes))
+        if len(xs) < 2 * _MIN_PIXELS:
+            return None
+        order = np.sort(xs)
+        split = order[np.argmax(np.diff(order))] + 0.5  # the widest gap between columns
+        eyes = [(xs[xs < split], ys[xs < split]), (xs[xs > split], ys[xs > split])]
+    nose_x, nose_y = pixels([classes.nose])
+    mouth_x, mouth_y = pixels(list(classes.mouth))
+    if min(len(x) for x, _ in eyes) < _MIN_PIXELS or len(nose_x) < _MIN_PIXELS \
+            or len(mouth_x) < _MIN_PIXELS:
+        return None
+    tip = nose_y >= np.percentile(nose_y, 85)
+    left, right = mouth_x == mouth_x.min(), mouth_x == mouth_x.max()
+    return np.array([[eyes[0][0].mean(), eyes[0][1].mean()],
+                     [eyes[1][0].mean(), eyes[1][1].mean()],
+                     [nose_x[tip].mean(), nose_y[tip].mean()],
+                     [mouth_x[left].mean(), mouth_y[left].mean()],
+                     [mouth_x[right].mean(), mouth_y[right].mean()]])
+
+
+def framing(points: list) -> dict | None:
+    """The manifest's ``framing`` from per-record points: the per-point median."""
+    measured = [p for p in points if p is not None]
+    if not measured:
+        return None
+    median = np.median(np.asarray(measured, np.float64), axis=0)
+    return {"mode": "measured", "points": np.round(median, 2).tolist(), "records": len(measured)}

@@ -1,0 +1,84 @@
+"""Finding faces in photos: a small interface, and MTCNN behind it.
+
+A detector is any callable ``photo (H, W, 3) uint8 -> list[Face]``. facepars
+ships one, MTCNN (the ``detect`` extra: the ``mtcnn`` package, MIT, its weights
+inside the wheel, running on the TensorFlow facepars already has). To use
+another (RetinaFace, a company's own), wrap it in a function returning
+``Face`` objects and pass it to ``Predictor.predict_faces``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from facepars.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Face:
+    """One detected face, in photo pixels."""
+
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1
+    landmarks: np.ndarray                   # (5, 2) x, y in facepars.alignment.POINTS order
+    score: float = 1.0
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    def to_json(self) -> dict:
+        return {"box": [round(float(v), 1) for v in self.box],
+                "landmarks": np.round(self.landmarks, 1).tolist(), "score": round(self.score, 4)}
+
+
+Detector = Callable[[np.ndarray], list[Face]]
+
+# mtcnn's keypoint names, in facepars's landmark order (its "left" is the image's left).
+_MTCNN_POINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+class MTCNNDetector:
+    """MTCNN (Zhang et al. 2016) through the ``mtcnn`` package; CPU by default.
+
+    It finds frontal and moderately turned faces down to about 20 px; strong
+    profiles are often missed (a missed face stays background).
+    """
+
+    def __init__(self, device: str = "CPU:0"):
+        try:
+            from mtcnn import MTCNN
+        except ImportError:
+            raise ConfigError("face detection needs the detect extra: "
+                              "pip install 'facepars[detect]'") from None
+        self._mtcnn = MTCNN(device=device)
+
+    def __call__(self, photo: np.ndarray) -> list[Face]:
+        if min(photo.shape[:2]) < 12:  # below MTCNN's smallest window
+            return []
+        faces = []
+        for found in self._mtcnn.detect_faces(np.ascontiguousarray(photo[..., :3])):
+            x, y, w, h = (float(v) for v in found["box"])
+            points = np.array([found["keypoints"][k] for k in _MTCNN_POINTS], np.float64)
+            faces.append(Face((x, y, x + w, y + h), points, float(found["confidence"])))
+        return faces
+
+
+def default_detector() -> Detector | None:
+    """MTCNN when the detect extra is installed, else None."""
+    try:
+        return MTCNNDetector()
+    except ConfigError:
+        return None
+
+
+def from_landmarks(landmarks: np.ndarray, score: float = 1.0) -> Face:
+    """A Face from known five points (a source's own landmarks, a synthetic face's)."""
+    landmarks = np.asarray(landmarks, np.float64)
+    eye_distance = np.linalg.norm(landmarks[1] - landmarks[0])
+    centre = landmarks.mean(0)
+    half = 1.6 * eye_distance
+    box = (centre[0] - half, centre[1] - 1.1 * half, centre[0] + half, centre[1] + 0.9 * half)
+    return Face(box, landmarks, score)
