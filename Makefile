@@ -7,9 +7,9 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo_output
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-# The demo needs TensorFlow (and scikit-image for its photo); the tests also
+# The demo needs TensorFlow, scikit-image (its photo) and the face detector; the tests also
 # exercise every optional extra.
-DEMO_EXTRAS := $(EXTRA),test
+DEMO_EXTRAS := $(EXTRA),test,detect
 TEST_EXTRAS := $(EXTRA),test,beam,onnx,detect
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml

@@ -58,3 +58,53 @@ def test_predictor_api_returns_arrays_at_the_photo_size(trained_run):
     assert prediction.labels.shape == (333, 201) and prediction.labels.dtype == np.uint8
     np.testing.assert_allclose(prediction.probabilities.sum(-1), 1.0, atol=1e-4)
     np.testing.assert_array_equal(prediction.probabilities.argmax(-1), prediction.labels)
+
+
+def _group_photo():
+    """Scikit-image's astronaut three times on one canvas: as is, mirrored and
+    smaller, rotated; returns the photo and where each face was pasted."""
+    astronaut = Image.fromarray(skimage.data.astronaut()[20:250, 130:320])
+    canvas = Image.new("RGB", (900, 560), (120, 150, 170))
+    copies = [(astronaut, (30, 40)),
+              (astronaut.transpose(Image.FLIP_LEFT_RIGHT).resize((133, 161)), (330, 300)),
+              (astronaut.rotate(15, expand=True, fillcolor=(120, 150, 170)), (560, 60))]
+    placed = []
+    for picture, (x, y) in copies:
+        canvas.paste(picture, (x, y))
+        placed.append((x, y, x + picture.width, y + picture.height))
+    return np.asarray(canvas), placed
+
+
+@pytest.mark.slow
+def test_predict_detects_every_face_of_a_group_photo(trained_run, tmp_path):
+    """Detected faces are parsed where they are; a photo without a face and a 4 px
+    photo are reported, not crashed on; --faces=whole keeps the old behaviour."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    group, placed = _group_photo()
+    Image.fromarray(group).save(photos / "group.png")
+    Image.fromarray(np.full((300, 400, 3), 128, np.uint8)).save(photos / "wall.png")
+    Image.fromarray(np.full((4, 4, 3), 128, np.uint8)).save(photos / "tiny.png")
+    out = tmp_path / "out"
+    proc = run_cli("facepars.predict", f"--model_path={trained_run}", f"--output_dir={out}",
+                   "--faces=detect", str(photos))
+    summary = json.load(open(out / "summary.json"))
+    assert summary["faces"] == "detect"
+    faces = summary["photos"]["group.png"]["faces"]
+    assert len(faces) == 3, faces
+    for x0, y0, x1, y1 in placed:  # one box inside each pasted copy
+        assert sum(x0 - 5 <= f["box"][0] and f["box"][2] <= x1 + 5 and y0 - 5 <= f["box"][1]
+                   and f["box"][3] <= y1 + 5 for f in faces) == 1, (x0, y0, faces)
+    labels = np.asarray(Image.open(out / "group.labels.png"))
+    inside = np.zeros(labels.shape, bool)
+    for f in faces:
+        x0, y0, x1, y1 = (int(v) for v in f["box"])
+        inside[max(y0 - 40, 0):y1 + 40, max(x0 - 40, 0):x1 + 40] = True
+    assert (labels[~inside] == 0).all()  # nothing is parsed away from the faces
+    for name in ("wall.png", "tiny.png"):
+        assert summary["photos"][name]["faces"] == []
+        assert f"{name}: no face found" in proc.stderr
+    whole = run_cli("facepars.predict", f"--model_path={trained_run}",
+                    f"--output_dir={tmp_path / 'whole'}", "--faces=whole", str(photos / "tiny.png"))
+    assert "1 photos parsed" in whole.stdout
+    assert "faces" not in json.load(open(tmp_path / "whole" / "summary.json"))["photos"]["tiny.png"]

@@ -67,10 +67,17 @@ def points_from_mask(mask: np.ndarray, classes: FramingClasses) -> np.ndarray | 
     if min(len(x) for x, _ in eyes) < _MIN_PIXELS or len(nose_x) < _MIN_PIXELS \
             or len(mouth_x) < _MIN_PIXELS:
         return None
-    tip = nose_y >= np.percentile(nose_y, 85)
-    left, right = mouth_x == mouth_x.min(), mouth_x == mouth_x.max()
-    return np.array([[eyes[0][0].mean(), eyes[0][1].mean()],
-                     [eyes[1][0].mean(), eyes[1][1].mean()],
+    left_eye = np.array([eyes[0][0].mean(), eyes[0][1].mean()])
+    right_eye = np.array([eyes[1][0].mean(), eyes[1][1].mean()])
+    # The tip: the nose's far end along the face's own downward axis (eyes to
+    # mouth), so a tilted head gives the tip, not the lowest image row.
+    down = np.array([mouth_x.mean(), mouth_y.mean()]) - (left_eye + right_eye) / 2
+    reach = nose_x * down[0] + nose_y * down[1]
+    tip = reach >= np.percentile(reach, 97)
+    # The corners: the mouth's ends along the eye line, likewise.
+    across = mouth_x * (right_eye - left_eye)[0] + mouth_y * (right_eye - left_eye)[1]
+    left, right = across <= np.percentile(across, 2), across >= np.percentile(across, 98)
+    return np.array([left_eye, right_eye,
                      [nose_x[tip].mean(), nose_y[tip].mean()],
                      [mouth_x[left].mean(), mouth_y[left].mean()],
                      [mouth_x[right].mean(), mouth_y[right].mean()]])
