@@ -7,17 +7,29 @@ degrees of freedom) fitted by least squares maps a face's five points onto the
 *framing* of the model's training data, five points in network-input pixels
 that the manifest records (facepars.data.framing measures it from the masks).
 
-Warping is done with TensorFlow's projective-transform kernel on the host
-(bilinear for pixels and probabilities, never nearest on labels); it runs
-around the network, never inside a training step.
+Coordinates are pixels with pixel centres at whole numbers. Warping at
+prediction time uses TensorFlow's projective-transform kernel on the host
+(bilinear for pixels and probabilities, never nearest on labels), around the
+network, never inside a training step; TensorFlow is imported only there, so
+prepare's conversion workers, which align training crops with Pillow
+(facepars.data.images.warp), can use the rest of this module.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 POINTS = ("left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right")
+
+# FaRL's five-point template on a 512 x 512 canvas: faces a little above centre,
+# with room for hair and ears (what `prepare --align=landmarks` aligns to).
+TEMPLATE_512 = np.array([[196.0, 226.0], [316.0, 226.0], [256.0, 286.0],
+                         [220.0, 360.4], [292.0, 360.4]])
+
+
+def template(size: int) -> np.ndarray:
+    """The five-point template scaled to a size x size crop."""
+    return (TEMPLATE_512 + 0.5) * size / 512 - 0.5
 
 
 def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -51,9 +63,10 @@ def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
-def _sample(values: tf.Tensor, output_to_input: np.ndarray, height: int, width: int
-            ) -> tf.Tensor:
+def _sample(values, output_to_input: np.ndarray, height: int, width: int):
     """values (B, h, w, C) float sampled at output_to_input(output pixel), bilinear, 0 outside."""
+    import tensorflow as tf  # see the module docstring
+
     m = output_to_input
     transform = tf.constant([[m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2], 0.0, 0.0]],
                             tf.float32)
@@ -75,9 +88,16 @@ def footprint(matrix: np.ndarray, size: int, height: int, width: int, margin: in
     return (y0, y1, x0, x1) if x1 > x0 and y1 > y0 else None
 
 
-def _shifted(matrix: np.ndarray, dx: float, dy: float, factor: float = 1.0) -> np.ndarray:
+def shifted(matrix: np.ndarray, dx: float, dy: float, factor: float = 1.0) -> np.ndarray:
     """``matrix`` for a photo window starting at (dx, dy), downsampled by ``factor``."""
     return np.hstack([matrix[:, :2] * factor, (matrix[:, :2] @ [dx, dy] + matrix[:, 2])[:, None]])
+
+
+def reduction(matrix: np.ndarray) -> int:
+    """The whole factor to area-average a photo by before sampling it at ``matrix``'s
+    scale, so that bilinear sampling does not alias (1: none)."""
+    scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    return max(1, int(1.0 / scale)) if scale < 0.5 else 1
 
 
 def warp_to_crop(photo: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
@@ -90,14 +110,15 @@ def warp_to_crop(photo: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray
     window = footprint(matrix, size, *photo.shape[:2])
     if window is None:
         return np.zeros((size, size, 3), np.uint8)
+    import tensorflow as tf  # see the module docstring
+
     y0, y1, x0, x1 = window
     part = tf.constant(photo[y0:y1, x0:x1][None], tf.float32)
-    scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
-    factor = max(1, int(1.0 / scale)) if scale < 0.5 else 1
+    factor = reduction(matrix)
     if factor > 1:
         part = tf.nn.avg_pool2d(part, factor, factor, "VALID")
     # Window pixel j (downsampled) is photo pixel x0 + factor * j + (factor - 1) / 2.
-    local = _shifted(matrix, x0 + (factor - 1) / 2, y0 + (factor - 1) / 2, factor)
+    local = shifted(matrix, x0 + (factor - 1) / 2, y0 + (factor - 1) / 2, factor)
     crop = _sample(part, invert(local), size, size)[0]
     return np.clip(np.round(crop.numpy()), 0, 255).astype(np.uint8)
 
@@ -115,6 +136,6 @@ def warp_to_photo(values: np.ndarray, matrix: np.ndarray, height: int, width: in
         return None
     y0, y1, x0, x1 = window
     ones = np.ones(values.shape[:2] + (1,), np.float32)
-    both = tf.constant(np.concatenate([np.asarray(values, np.float32), ones], -1)[None])
-    back = _sample(both, _shifted(matrix, x0, y0), y1 - y0, x1 - x0)[0].numpy()
+    both = np.concatenate([np.asarray(values, np.float32), ones], -1)[None]
+    back = _sample(both, shifted(matrix, x0, y0), y1 - y0, x1 - x0)[0].numpy()
     return window, back[..., :-1], back[..., -1]

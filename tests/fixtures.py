@@ -43,11 +43,25 @@ SYNTHETIC_PARTS = ["background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "
 
 def face(index: int, height: int, width: int, glasses: bool = True):
     """A synthetic face (image, mask in synthetic part names' ids) with glasses."""
+    return face_with_landmarks(index, height, width, glasses)[:2]
+
+
+def face_with_landmarks(index: int, height: int, width: int, glasses: bool = True):
+    """``face`` and its exact five points."""
     for attempt in range(50):
-        image, mask = synthetic.render(1000 + index, attempt, height, width)
+        image, mask, points = synthetic.render_with_landmarks(1000 + index, attempt, height, width)
         if not glasses or (mask == SYNTHETIC_PARTS.index("glasses")).any():
-            return image, mask
+            return image, mask, points
     raise AssertionError("no face with glasses in 50 tries")
+
+
+def write_lapa_landmarks(path, five):
+    """A LaPa landmark file: 106 points, the five alignment uses at their indices."""
+    points = np.zeros((106, 2))
+    points[[104, 105, 54, 84, 90]] = five
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("106\n" + "\n".join(f"{x:.3f} {y:.3f}" for x, y in points) + "\n")
 
 
 def relabel(mask: np.ndarray, ids: dict, num_ids: int) -> np.ndarray:
@@ -79,11 +93,14 @@ def write_kaggle(root, splits=(("train", 4), ("val", 2)), size=(300, 220)):
     return f"{root}/content/All_data"
 
 
-def write_lapa(root, splits=(("train", 3), ("val", 2), ("test", 2)), size=(260, 200)):
+def write_lapa(root, splits=(("train", 3), ("val", 2), ("test", 2)), size=(260, 200),
+               landmarks=False):
     n = 0
     for split, count in splits:
         for i in range(count):
-            image, mask = face(n, *size)
+            image, mask, five = face_with_landmarks(n, *size)
+            if landmarks:
+                write_lapa_landmarks(f"{root}/{split}/landmarks/lapa_{n}.txt", five)
             _save(image, f"{root}/{split}/images/lapa_{n}.jpg")
             _save(relabel(mask, LAPA_IDS, LAPA_NUM_IDS), f"{root}/{split}/labels/lapa_{n}.png")
             n += 1

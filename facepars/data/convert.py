@@ -13,6 +13,8 @@ import platform
 
 import numpy as np
 
+from facepars import alignment
+from facepars.classes import IGNORE_LABEL
 from facepars.data import framing, images
 from facepars.data.images import BadInput
 
@@ -28,6 +30,7 @@ class ConvertSpec:
     image_format: str
     jpeg_quality: int
     framing: framing.FramingClasses | None = None  # what the face points are measured from
+    align: str = "none"  # "landmarks": warp each face's five points onto the template
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,13 +63,14 @@ def check_ids(raw: np.ndarray, spec: ConvertSpec, label_file: str) -> None:
 def convert(ref, spec: ConvertSpec) -> Converted | Failed:
     """Convert one pair reference (see facepars.data.sources) or say why not."""
     try:
-        image, raw = ref.load(at_least=(spec.image_size, spec.image_size))
-        check_ids(raw, spec, ref.label_file)
-        image = images.resize_image(
-            image, images.geometry(*image.shape[:2], spec.image_size, spec.resize)
-        )
-        label = images.resize_mask(raw, images.geometry(*raw.shape, spec.image_size, spec.resize),
-                                   lut=spec.lut)
+        if spec.align == "landmarks":
+            image, label = _aligned(ref, spec)
+        else:
+            image, raw = ref.load(at_least=(spec.image_size, spec.image_size))
+            check_ids(raw, spec, ref.label_file)
+            size, mode = spec.image_size, spec.resize
+            image = images.resize_image(image, images.geometry(*image.shape[:2], size, mode))
+            label = images.resize_mask(raw, images.geometry(*raw.shape, size, mode), lut=spec.lut)
         pixels = np.bincount(label.ravel(), minlength=256)[:spec.num_classes]
         points = framing.points_from_mask(label, spec.framing) if spec.framing else None
         return Converted(ref.source_id,
@@ -74,6 +78,25 @@ def convert(ref, spec: ConvertSpec) -> Converted | Failed:
                          images.encode_mask(label), pixels.astype(np.int64), points)
     except BadInput as e:
         return Failed(ref.source_id, str(e))
+
+
+def _aligned(ref, spec: ConvertSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The crop that puts the face's five points on the template (--align=landmarks).
+
+    The whole photo is decoded (a reduced JPEG decode could lose a small face);
+    outside the photo the image is black and the mask the ignore label.
+    """
+    points = ref.five_points()
+    if points is None:
+        raise BadInput(ref.image, "no five-point landmarks for --align=landmarks (LaPa: "
+                                  "landmarks/NAME.txt beside images/)")
+    image, raw = ref.load()
+    check_ids(raw, spec, ref.label_file)
+    if raw.shape != image.shape[:2]:
+        raise BadInput(ref.label_file, "--align=landmarks needs masks at the photo's size")
+    matrix = alignment.similarity(points, alignment.template(spec.image_size))
+    return (images.warp(image, matrix, spec.image_size, nearest=False, fill=(0, 0, 0)),
+            images.warp(spec.lut[raw], matrix, spec.image_size, nearest=True, fill=IGNORE_LABEL))
 
 
 # glibc's mallopt parameters (malloc.h) and the largest mmap threshold it accepts.

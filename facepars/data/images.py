@@ -157,6 +157,30 @@ def resize_mask(mask: np.ndarray, geo: Geometry, lut: np.ndarray | None = None) 
     return out
 
 
+def warp(array: np.ndarray, matrix: np.ndarray, size: int, nearest: bool, fill) -> np.ndarray:
+    """The size x size crop ``matrix`` (2x3, source -> crop pixels, centres at whole
+    numbers) frames: bilinear for images, nearest for masks, ``fill`` outside.
+
+    A face much larger than the crop is first reduced by a whole factor (box
+    average), as the antialiased resize of the unaligned path would; masks never
+    are (averaging ids invents labels).
+    """
+    from facepars.alignment import invert, reduction, shifted
+
+    img = Image.fromarray(array)
+    factor = 1 if nearest else reduction(matrix)
+    if factor > 1:
+        img = img.reduce(factor)
+        matrix = shifted(matrix, (factor - 1) / 2, (factor - 1) / 2, factor)
+    # Pillow's pixel centres sit at +0.5: conjugate the crop -> source map by that shift.
+    back = invert(matrix)
+    data = [back[0, 0], back[0, 1], back[0, 2] + 0.5 - 0.5 * (back[0, 0] + back[0, 1]),
+            back[1, 0], back[1, 1], back[1, 2] + 0.5 - 0.5 * (back[1, 0] + back[1, 1])]
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
+    return np.asarray(img.transform((size, size), Image.Transform.AFFINE, data,
+                                    resample=resample, fillcolor=fill))
+
+
 def encode_image(image: np.ndarray, fmt: str, quality: int = 95) -> bytes:
     buf = io.BytesIO()
     if fmt == "jpeg":

@@ -35,7 +35,7 @@ import tensorflow as tf
 from absl import logging
 
 import facepars
-from facepars import classes, files, schema
+from facepars import alignment, classes, files, schema
 from facepars.data import convert, framing, sources
 from facepars.errors import FaceparsError
 from facepars.progress import Progress
@@ -51,6 +51,7 @@ class PrepareConfig:
     taxonomy: str = classes.DEFAULT_TAXONOMY
     image_size: int = 256
     resize: str = "stretch"
+    align: str = "none"           # "landmarks": crops aligned on the source's five points
     image_format: str = "jpeg"
     jpeg_quality: int = 95
     shard_size: int = 512
@@ -237,9 +238,13 @@ def build_manifest(shard_stats: list[dict], listing_skips: list[dict], settings:
         # source photos again (schema.Manifest.source_listing, .source_lookup).
         "source_listing": {k: settings[k] for k in SOURCE_LISTING},
         "source_lookup": [int(v) for v in lookup],
-        # Where faces sit in the training crops (facepars.data.framing).
-        "framing": framing.framing([p for s in shard_stats if s["split"] == TRAIN_SPLIT
-                                    for p in s["face_points"]]),
+        # Where faces sit in the training crops: the template they were aligned
+        # to, or measured from the masks (facepars.data.framing).
+        "framing": ({"mode": "landmarks",
+                     "points": alignment.template(settings["image_size"]).round(2).tolist()}
+                    if settings["align"] == "landmarks" else
+                    framing.framing([p for s in shard_stats if s["split"] == TRAIN_SPLIT
+                                     for p in s["face_points"]])),
         "splits": splits,
         "skipped": listing_skips + [k for s in shard_stats for k in s["skipped"]],
         "command": sys.argv,
@@ -285,9 +290,13 @@ def plan_job(cfg: PrepareConfig) -> Job | dict:
     """
     taxonomy = classes.TAXONOMIES[cfg.taxonomy]
     lut, valid = classes.SOURCE_TABLES[cfg.source].lookup_table(taxonomy)
+    if cfg.align == "landmarks" and cfg.source not in sources.SOURCES_WITH_LANDMARKS:
+        raise PrepareError(f"--align=landmarks: {cfg.source} ships no face landmarks (sources "
+                           f"with them: {', '.join(sources.SOURCES_WITH_LANDMARKS)}); use "
+                           "--align=none, which measures where its faces sit")
     spec = convert.ConvertSpec(cfg.source, lut, valid, taxonomy.table.num_classes,
                                cfg.image_size, cfg.resize, cfg.image_format, cfg.jpeg_quality,
-                               framing.FramingClasses.of(taxonomy.table))
+                               framing.FramingClasses.of(taxonomy.table), cfg.align)
     pairs, bad = sources.list_source(cfg.source, cfg.input_dir, cfg.num_examples,
                                      cfg.seed, cfg.synthetic_size)
     if bad and cfg.on_error == "fail":

@@ -27,13 +27,40 @@ class LayoutError(FaceparsError):
     """The input directory is not in the layout the chosen source publishes."""
 
 
+# LaPa's 106-point annotation: the indices of the five points alignment uses
+# (eye centres, nose tip, mouth corners; facepars.alignment.POINTS).
+LAPA_FIVE = (104, 105, 54, 84, 90)
+SOURCES_WITH_LANDMARKS = ("lapa", "synthetic")
+
+
+def read_lapa_landmarks(path: str) -> np.ndarray:
+    """The five points of a LaPa ``landmarks/NAME.txt`` (a count, then "x y" lines)."""
+    try:
+        with fileio.open(path) as f:
+            lines = f.read().split("\n")
+        count = int(lines[0])
+        points = np.array([[float(v) for v in line.split()[:2]]
+                           for line in lines[1:count + 1]], np.float64)
+    except FileNotFoundError:
+        raise BadInput(path, "landmark file not found") from None
+    except (ValueError, IndexError) as e:
+        raise BadInput(path, f"not a LaPa landmark file ({e})") from None
+    if points.shape != (106, 2):
+        raise BadInput(path, f"{len(points)} landmarks, expected 106")
+    return points[list(LAPA_FIVE)]
+
+
 @dataclasses.dataclass(frozen=True)
 class FilePair:
-    """An image and a mask file of ids (Kaggle, LaPa)."""
+    """An image and a mask file of ids (Kaggle, LaPa), and LaPa's landmark file."""
 
     source_id: str
     image: str
     mask: str
+    landmarks_file: str | None = None
+
+    def five_points(self) -> np.ndarray | None:
+        return None if self.landmarks_file is None else read_lapa_landmarks(self.landmarks_file)
 
     @property
     def label_file(self) -> str:
@@ -63,6 +90,9 @@ class PartsPair:
     @property
     def label_file(self) -> str:
         return os.path.dirname(self.parts[0][1]) + f"/{int(self.source_id):05d}_*.png"
+
+    def five_points(self) -> None:
+        return None  # CelebAMask-HQ ships no landmarks (its photos are aligned already)
 
     def load(self, at_least=None) -> tuple[np.ndarray, np.ndarray]:
         image, (h, w) = read_image(self.image, at_least=at_least)
@@ -100,6 +130,10 @@ class SyntheticPair:
         del at_least  # drawn at its own size
         return synthetic.render(self.seed, self.index, self.height, self.width)
 
+    def five_points(self) -> np.ndarray:
+        """Exact, from the drawing (drawn again: a face costs a few milliseconds)."""
+        return synthetic.render_with_landmarks(self.seed, self.index, self.height, self.width)[2]
+
 
 Listing = tuple[dict[str, list], list[BadInput]]
 
@@ -111,9 +145,12 @@ def _files(directory: str, extensions=IMAGE_EXTENSIONS) -> dict[str, str]:
             if n.lower().endswith(extensions) and not n.startswith(".")}
 
 
-def _pair_dirs(image_dir: str, mask_dir: str, prefix: str) -> tuple[list, list]:
+def _pair_dirs(image_dir: str, mask_dir: str, prefix: str,
+               landmark_dir: str | None = None) -> tuple[list, list]:
     images, masks = _files(image_dir), _files(mask_dir, (".png", ".bmp"))
-    pairs = [FilePair(f"{prefix}{stem}", images[stem], masks[stem])
+    landmarks = _files(landmark_dir, (".txt",)) if landmark_dir and fileio.isdir(landmark_dir) \
+        else {}
+    pairs = [FilePair(f"{prefix}{stem}", images[stem], masks[stem], landmarks.get(stem))
              for stem in sorted(images.keys() & masks.keys())]
     bad = [
         BadInput(images[s], f"image without mask (expected {os.path.join(mask_dir, s)}.png)")
@@ -126,12 +163,14 @@ def _pair_dirs(image_dir: str, mask_dir: str, prefix: str) -> tuple[list, list]:
     return pairs, bad
 
 
-def _split_dirs(root: str, splits, image_sub: str, mask_sub: str, layout: str) -> Listing:
+def _split_dirs(root: str, splits, image_sub: str, mask_sub: str, layout: str,
+                landmark_sub: str | None = None) -> Listing:
     found, bad = {}, []
     for split in splits:
         image_dir, mask_dir = (os.path.join(root, split, s) for s in (image_sub, mask_sub))
+        landmark_dir = os.path.join(root, split, landmark_sub) if landmark_sub else None
         if fileio.isdir(image_dir) and fileio.isdir(mask_dir):
-            found[split], split_bad = _pair_dirs(image_dir, mask_dir, f"{split}/")
+            found[split], split_bad = _pair_dirs(image_dir, mask_dir, f"{split}/", landmark_dir)
             bad += split_bad
     if not found:
         raise LayoutError(f"{root}: no split in the {layout} layout "
@@ -151,9 +190,9 @@ def list_kaggle(input_dir: str) -> Listing:
 
 
 def list_lapa(input_dir: str) -> Listing:
-    """``{train,val,test}/{images,labels}``."""
+    """``{train,val,test}/{images,labels}``, and ``.../landmarks/NAME.txt`` (106 points)."""
     return _split_dirs(input_dir, ("train", "val", "test"), "images", "labels",
-                       "LaPa {train,val,test}/{images,labels}")
+                       "LaPa {train,val,test}/{images,labels}", landmark_sub="landmarks")
 
 
 def list_celebamask_hq(input_dir: str) -> Listing:

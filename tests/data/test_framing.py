@@ -1,9 +1,13 @@
 """Face points measured from masks, against the synthetic faces' exact landmarks."""
 
 import numpy as np
+import pytest
 
-from facepars.classes import SOURCE_TABLES, TAXONOMIES, synthetic_id
+from facepars.classes import SOURCE_TABLES, TAXONOMIES, ClassTable, synthetic_id
 from facepars.data import framing, shards, synthetic
+
+import fixtures
+from conftest import read_split
 
 
 def _labels(mask, taxonomy):
@@ -51,3 +55,55 @@ def test_prepare_records_the_median_framing(tmp_path):
     assert left_eye[1] < nose[1] < mouth_left[1]
     # The synthetic faces sit around the centre of their photos.
     assert np.abs(points.mean(0) - 32).max() < 8
+
+
+def _framing_error(manifest, out):
+    """Per record, the five points measured from its mask against the manifest's framing."""
+
+    table = ClassTable.from_json(manifest["class_table"])
+    classes = framing.FramingClasses.of(table)
+    target = np.array(manifest["framing"]["points"])
+    errors = []
+    for split in manifest["splits"]:
+        for _, mask in read_split(out, split).values():
+            points = framing.points_from_mask(mask, classes)
+            if points is not None:
+                errors.append(np.linalg.norm(points - target, axis=1).max())
+    return np.array(errors)
+
+
+def test_align_landmarks_puts_every_face_on_the_template(tmp_path):
+    """Synthetic faces (exact points) and a LaPa layout with landmark files: every
+    written mask's measured points sit on the template, which the manifest records.
+    Without alignment the same faces scatter (rotations up to 25 degrees)."""
+    common = dict(image_size=64, synthetic_size=96, shard_size=8)
+    aligned = shards.run(shards.PrepareConfig(output_dir=str(tmp_path / "a"), num_examples=30,
+                                              align="landmarks", **common))
+    assert aligned["framing"]["mode"] == "landmarks"
+    errors = _framing_error(aligned, str(tmp_path / "a"))
+    # What remains is the template's proportions against the drawn faces' (the least-
+    # squares fit's residual, up to 4 px at the nose at 64 px) plus a pixel of measuring.
+    assert len(errors) >= 15 and np.median(errors) < 3.5 and errors.max() < 5, errors
+    loose = shards.run(shards.PrepareConfig(output_dir=str(tmp_path / "n"), num_examples=30,
+                                            **common))
+    assert np.median(_framing_error(loose, str(tmp_path / "n"))) > 2.5 * np.median(errors)
+
+    fixtures.write_lapa(str(tmp_path / "lapa"), size=(180, 150), landmarks=True)
+    lapa = shards.run(shards.PrepareConfig(source="lapa", input_dir=str(tmp_path / "lapa"),
+                                           output_dir=str(tmp_path / "l"), image_size=64,
+                                           align="landmarks", taxonomy="lapa11"))
+    errors = _framing_error(lapa, str(tmp_path / "l"))
+    assert len(errors) >= 5 and np.median(errors) < 3.5, errors
+
+
+def test_align_landmarks_refuses_sources_without_them(tmp_path):
+
+    import fixtures
+    fixtures.write_kaggle(str(tmp_path / "kaggle"), size=(90, 70))
+    with pytest.raises(shards.PrepareError, match="kaggle ships no face landmarks"):
+        shards.run(shards.PrepareConfig(source="kaggle", input_dir=str(tmp_path / "kaggle"),
+                                        output_dir=str(tmp_path / "o"), align="landmarks"))
+    fixtures.write_lapa(str(tmp_path / "lapa"), size=(90, 70))  # no landmark files
+    with pytest.raises(Exception, match="no five-point landmarks"):
+        shards.run(shards.PrepareConfig(source="lapa", input_dir=str(tmp_path / "lapa"),
+                                        output_dir=str(tmp_path / "p"), align="landmarks"))
