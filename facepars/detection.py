@@ -66,6 +66,17 @@ class MTCNNDetector:
         return faces
 
 
+def find(detector: Detector, photo: np.ndarray, min_score: float = 0.9,
+         min_size: float = 20.0) -> list[Face]:
+    """The detector's faces with at least ``min_score`` and a box ``min_size`` px wide."""
+    return [f for f in detector(photo) if f.score >= min_score and f.width >= min_size]
+
+
+def contains(face: Face, point) -> bool:
+    x0, y0, x1, y1 = face.box
+    return x0 <= point[0] <= x1 and y0 <= point[1] <= y1
+
+
 def default_detector() -> Detector | None:
     """MTCNN when the detect extra is installed, else None."""
     try:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 from absl import flags
+from PIL import Image
 
-from facepars import classes, cli, distribute, files, schema, visualize
+from facepars import classes, cli, detection, distribute, files, schema, visualize
 from facepars.data import pipeline, sources
 from facepars.errors import ConfigError
 from facepars.inference import Predictor
@@ -54,27 +55,61 @@ def network_resolution(predictor: Predictor, manifest: schema.Manifest, split: s
     return metric.confusion.numpy()
 
 
+def _at_mask_size(photo: np.ndarray, points, shape):
+    """The photo (and its points) at the mask's size: CelebAMask-HQ masks are half."""
+    if photo.shape[:2] == tuple(shape):
+        return photo, points
+    scale = np.array([shape[1] / photo.shape[1], shape[0] / photo.shape[0]])
+    resized = np.asarray(Image.fromarray(photo).resize((shape[1], shape[0]), Image.BILINEAR))
+    return resized, None if points is None else (points + 0.5) * scale - 0.5
+
+
 def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: str,
-                        input_dir: str | None) -> np.ndarray:
-    """Confusion matrix at each source photo's own size, against its own mask."""
+                        input_dir: str | None, detector=None) -> dict:
+    """Confusion matrices at each source photo's own size, against its own mask.
+
+    Two protocols on the same photos. ``oracle``: the face framed as the data
+    was prepared: the source's five points when the crops were aligned on them,
+    else the photo as the source crops it. ``detector`` (with a detector): the
+    faces it finds, aligned; a face it misses counts as all background. Returns
+    ``{"oracle": cm, "detector": cm, "recall": found / faces}``.
+    """
     listing, _ = sources.list_source(input_dir=input_dir, **manifest.source_listing)
     pairs = {p.source_id: p for split_pairs in listing.values() for p in split_pairs}
     lut = manifest.source_lookup
+    aligned = (manifest.framing or {}).get("mode") == "landmarks"
     ids = [i.decode() for b in pipeline.make_dataset(
         manifest, split, False, pipeline.InputConfig(global_batch_size=1), with_ids=True)
         for i in b["source_id"].numpy() if i]
     num_classes = manifest.class_table.num_classes
-    confusion = np.zeros((num_classes, num_classes), np.int64)
+    result = {"oracle": np.zeros((num_classes, num_classes), np.int64)}
+    if detector is not None:
+        result["detector"] = np.zeros((num_classes, num_classes), np.int64)
+    found = 0
     progress = Progress(f"evaluate {split} at original resolution", len(ids), "photos")
     for source_id in ids:
         if source_id not in pairs:
             raise FileNotFoundError(f"{source_id}: in the shards but not under {input_dir}")
         photo, raw = pairs[source_id].load()
-        # At the mask's size (CelebAMask-HQ masks are half the photo's).
-        logits = predictor.photo_logits(photo, raw.shape)
-        confusion += batch_confusion(lut[raw], tf.argmax(logits, -1), num_classes).numpy()
+        photo, points = _at_mask_size(photo, pairs[source_id].five_points() if aligned else None,
+                                      raw.shape)
+        truth = lut[raw]
+        if aligned:
+            oracle = predictor.predict_faces(photo, [detection.from_landmarks(points)]).labels
+        else:
+            oracle = np.argmax(predictor.photo_logits(photo), -1)
+        result["oracle"] += batch_confusion(truth, oracle, num_classes).numpy()
+        if detector is not None:
+            faces = detection.find(detector, photo)
+            hit = any(detection.contains(f, points[:2].mean(0)) for f in faces) if aligned \
+                else bool(faces)
+            found += hit
+            labels = predictor.predict_faces(photo, faces).labels
+            result["detector"] += batch_confusion(truth, labels, num_classes).numpy()
         progress.update()
-    return confusion
+    if detector is not None:
+        result["recall"] = found / max(len(ids), 1)
+    return result
 
 
 def describe(confusion: np.ndarray, table: classes.ClassTable, title: str) -> dict:
@@ -86,7 +121,13 @@ def describe(confusion: np.ndarray, table: classes.ClassTable, title: str) -> di
 
 
 def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_size: int = 16,
-        strategy_name: str = "auto", tpu=None, original: bool = False, input_dir=None) -> dict:
+        strategy_name: str = "auto", tpu=None, original: bool = False, input_dir=None,
+        detector="auto") -> dict:
+    """Scores at the network's size, and with ``original`` at the photos' own sizes.
+
+    ``detector``: "auto" (MTCNN if installed and the model records its framing),
+    None, or any facepars.detection detector.
+    """
     strategy = distribute.make_strategy(strategy_name, tpu)
     manifest = schema.Manifest.load(data_dir)
     with strategy.scope():
@@ -103,14 +144,23 @@ def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_siz
                    f"{manifest.image_size}x{manifest.image_size}:")
     pictures = {"network": cm}
     if original:
-        cm_orig = original_resolution(predictor, manifest, split, input_dir)
-        result["original_resolution"] = describe(cm_orig, table, f"{split} at original resolution:")
-        pictures["original"] = cm_orig
+        if detector == "auto":
+            detector = detection.default_detector() if predictor.framing is not None else None
+        found = original_resolution(predictor, manifest, split, input_dir, detector)
+        result["original_resolution"] = describe(
+            found["oracle"], table, f"{split} at original resolution, faces framed as prepared:")
+        pictures["original"] = found["oracle"]
+        if detector is not None:
+            result["original_resolution_detected"] = describe(
+                found["detector"], table, f"{split} at original resolution, faces found by the "
+                f"detector (recall {found['recall']:.1%}; a missed face is all background):")
+            result["original_resolution_detected"]["recall"] = found["recall"]
+            pictures["detected"] = found["detector"]
     if output_dir:
         tf.io.gfile.makedirs(output_dir)
         files.write_json_atomic(files.join(output_dir, f"{split}_report.json"), result)
         for name, matrix in pictures.items():
-            suffix = "" if name == "network" else "_original"
+            suffix = {"network": "", "original": "_original", "detected": "_detected"}[name]
             with tf.io.gfile.GFile(
                 files.join(output_dir, f"{split}_confusion{suffix}.png"), "wb"
             ) as f:

@@ -84,11 +84,6 @@ def write_outputs(output_dir: str, name: str, photo: np.ndarray, prediction, tab
     return record
 
 
-def find_faces(detector, photo: np.ndarray, min_score: float, min_size: float) -> list:
-    """The detector's faces above the score and box-width thresholds."""
-    return [f for f in detector(photo) if f.score >= min_score and f.width >= min_size]
-
-
 def choose_mode(faces: str, predictor: Predictor):
     """(mode, detector) for --faces: detect when a detector and the model's framing exist."""
     if faces == "whole":
@@ -133,7 +128,7 @@ def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
         else:
             predictions = []
             for name, photo in batch:
-                found = find_faces(detector, photo, min_score, min_face)
+                found = detection.find(detector, photo, min_score, min_face)
                 if not found:
                     logging.warning("%s: no face found; left as background", name)
                 predictions.append(predictor.predict_faces(photo, found, probabilities))

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 
@@ -5,8 +6,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix
 
-from facepars import evaluate
+from facepars import detection, evaluate, schema
 from facepars.classes import IGNORE_LABEL
+from facepars.data import sources, synthetic
+from facepars.inference import Predictor
 from facepars.models import load_model
 
 from conftest import read_split, run_cli
@@ -51,3 +54,28 @@ def test_evaluate_cli_at_original_resolution(trained_run, synthetic_data, tmp_pa
     orig = report["original_resolution"]["scores"]["pixel_accuracy"]
     assert abs(net - orig) < 0.05
     assert (tmp_path / "val_confusion_original.png").exists()
+
+
+def test_original_resolution_reports_both_protocols_with_the_detectors_recall(
+        trained_run, synthetic_data):
+    """A stand-in detector that finds every other face (at its exact points) and
+    misses the rest: the recall is that fraction, every pixel is counted in both
+    protocols, and a missed face's pixels are all predicted background."""
+    manifest = schema.Manifest.load(synthetic_data)
+    listing, _ = sources.list_source(input_dir=None, **manifest.source_listing)
+    known, missed_pixels = {}, 0
+    for i, pair in enumerate(listing["val"]):
+        image, _, points = synthetic.render_with_landmarks(pair.seed, pair.index, pair.height,
+                                                           pair.width)
+        known[hashlib.sha1(image.tobytes()).hexdigest()] = points if i % 2 == 0 else None
+        missed_pixels += image.shape[0] * image.shape[1] * (i % 2)
+
+    def detector(photo):
+        points = known[hashlib.sha1(photo.tobytes()).hexdigest()]
+        return [] if points is None else [detection.from_landmarks(points)]
+
+    found = evaluate.original_resolution(Predictor.load(trained_run), manifest, "val", None,
+                                         detector)
+    assert found["recall"] == pytest.approx(sum(v is not None for v in known.values()) / len(known))
+    assert found["detector"].sum() == found["oracle"].sum()
+    assert found["detector"][:, 0].sum() >= missed_pixels
