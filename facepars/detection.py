@@ -10,6 +10,7 @@ another (RetinaFace, a company's own), wrap it in a function returning
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from typing import Callable
 
 import numpy as np
@@ -48,11 +49,8 @@ class MTCNNDetector:
     """
 
     def __init__(self, device: str = "CPU:0"):
-        try:
-            from mtcnn import MTCNN
-        except ImportError:
-            raise ConfigError("face detection needs the detect extra: "
-                              "pip install 'facepars[detect]'") from None
+        check_installed()
+        from mtcnn import MTCNN
         self._mtcnn = MTCNN(device=device)
 
     def __call__(self, photo: np.ndarray) -> list[Face]:
@@ -64,6 +62,12 @@ class MTCNNDetector:
             points = np.array([found["keypoints"][k] for k in _MTCNN_POINTS], np.float64)
             faces.append(Face((x, y, x + w, y + h), points, float(found["confidence"])))
         return faces
+
+
+def check_installed() -> None:
+    """Raise, saying what to install, if the detect extra is missing."""
+    if importlib.util.find_spec("mtcnn") is None:
+        raise ConfigError("face detection needs the detect extra: pip install 'facepars[detect]'")
 
 
 def find(detector: Detector, photo: np.ndarray, min_score: float = 0.9,

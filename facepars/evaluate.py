@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 from absl import flags
-from PIL import Image
 
 from facepars import classes, cli, detection, distribute, files, schema, visualize
+from facepars.data import images as image_ops
 from facepars.data import pipeline, sources
 from facepars.errors import ConfigError
 from facepars.inference import Predictor
@@ -60,8 +60,8 @@ def _at_mask_size(photo: np.ndarray, points, shape):
     if photo.shape[:2] == tuple(shape):
         return photo, points
     scale = np.array([shape[1] / photo.shape[1], shape[0] / photo.shape[0]])
-    resized = np.asarray(Image.fromarray(photo).resize((shape[1], shape[0]), Image.BILINEAR))
-    return resized, None if points is None else (points + 0.5) * scale - 0.5
+    points = None if points is None else (points + 0.5) * scale - 0.5
+    return image_ops.resize_to(photo, *shape), points
 
 
 def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: str,

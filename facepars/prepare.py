@@ -35,10 +35,11 @@ def define_flags():
     flags.DEFINE_integer("image_size", 256, "Side of the square images and masks written.")
     flags.DEFINE_enum("resize", "stretch", list(RESIZE_MODES),
                       "stretch: the seed's behaviour; pad: keep aspect, pad the mask with 255.")
-    flags.DEFINE_enum("align", "none", ["none", "landmarks"],
+    flags.DEFINE_enum("align", "none", ["none", "landmarks", "detect"],
                       "none: photos as the source frames them (where faces sit is measured "
                       "from the masks); landmarks: each crop aligned on the face's five points "
-                      "(LaPa's landmark files, synthetic faces).")
+                      "(LaPa's landmark files, synthetic faces); detect: on the five points "
+                      "MTCNN finds (the detect extra; a photo without a face is a bad pair).")
     flags.DEFINE_enum("image_format", "jpeg", ["jpeg", "png"], "Encoding of the images.")
     flags.DEFINE_integer(
         "jpeg_quality", 95, "JPEG quality (1-100).", lower_bound=1, upper_bound=100

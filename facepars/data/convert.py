@@ -30,7 +30,7 @@ class ConvertSpec:
     image_format: str
     jpeg_quality: int
     framing: framing.FramingClasses | None = None  # what the face points are measured from
-    align: str = "none"  # "landmarks": warp each face's five points onto the template
+    align: str = "none"  # landmarks|detect: warp each face's five points onto the template
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +63,7 @@ def check_ids(raw: np.ndarray, spec: ConvertSpec, label_file: str) -> None:
 def convert(ref, spec: ConvertSpec) -> Converted | Failed:
     """Convert one pair reference (see facepars.data.sources) or say why not."""
     try:
-        if spec.align == "landmarks":
+        if spec.align != "none":
             image, label = _aligned(ref, spec)
         else:
             image, raw = ref.load(at_least=(spec.image_size, spec.image_size))
@@ -80,20 +80,43 @@ def convert(ref, spec: ConvertSpec) -> Converted | Failed:
         return Failed(ref.source_id, str(e))
 
 
+_DETECTOR = None
+
+
+def _five_points(ref, image: np.ndarray, align: str) -> np.ndarray:
+    """The face's five points: the source's own, or the detector's largest face."""
+    if align == "landmarks":
+        points = ref.five_points()
+        if points is None:
+            raise BadInput(ref.image, "no five-point landmarks for --align=landmarks (LaPa: "
+                                      "landmarks/NAME.txt beside images/)")
+        return points
+    global _DETECTOR
+    if _DETECTOR is None:  # once per worker process; it brings TensorFlow with it
+        from facepars.detection import MTCNNDetector, find
+        _DETECTOR = (MTCNNDetector(), find)
+    detector, find = _DETECTOR
+    faces = find(detector, image)
+    if not faces:
+        raise BadInput(ref.image, "no face found by the detector (--align=detect)")
+    return max(faces, key=lambda f: f.width).landmarks
+
+
 def _aligned(ref, spec: ConvertSpec) -> tuple[np.ndarray, np.ndarray]:
-    """The crop that puts the face's five points on the template (--align=landmarks).
+    """The crop that puts the face's five points on the template (--align=landmarks|detect).
 
     The whole photo is decoded (a reduced JPEG decode could lose a small face);
-    outside the photo the image is black and the mask the ignore label.
+    a photo larger than its mask (CelebAMask-HQ's are half) is brought to the
+    mask's size first. Outside the photo the image is black and the mask the
+    ignore label.
     """
-    points = ref.five_points()
-    if points is None:
-        raise BadInput(ref.image, "no five-point landmarks for --align=landmarks (LaPa: "
-                                  "landmarks/NAME.txt beside images/)")
     image, raw = ref.load()
     check_ids(raw, spec, ref.label_file)
+    points = _five_points(ref, image, spec.align)
     if raw.shape != image.shape[:2]:
-        raise BadInput(ref.label_file, "--align=landmarks needs masks at the photo's size")
+        scale = np.array([raw.shape[1] / image.shape[1], raw.shape[0] / image.shape[0]])
+        image = images.resize_to(image, *raw.shape)
+        points = (points + 0.5) * scale - 0.5
     matrix = alignment.similarity(points, alignment.template(spec.image_size))
     return (images.warp(image, matrix, spec.image_size, nearest=False, fill=(0, 0, 0)),
             images.warp(spec.lut[raw], matrix, spec.image_size, nearest=True, fill=IGNORE_LABEL))

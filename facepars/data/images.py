@@ -127,11 +127,16 @@ def nearest_indices(n_in: int, n_out: int) -> np.ndarray:
     return np.minimum(((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.int64), n_in - 1)
 
 
+def resize_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Antialiased (triangle filter) resize of an RGB image."""
+    return np.asarray(Image.fromarray(image).resize(
+        (width, height), Image.Resampling.BILINEAR, reducing_gap=3.0))
+
+
 def resize_image(image: np.ndarray, geo: Geometry) -> np.ndarray:
     """Antialiased resize into the network input, padding with black in pad mode."""
     top, left, h, w = geo.content_box
-    resized = np.asarray(Image.fromarray(image).resize(
-        (w, h), Image.Resampling.BILINEAR, reducing_gap=3.0))
+    resized = resize_to(image, h, w)
     if (h, w) == (geo.size, geo.size):
         return resized
     out = np.zeros((geo.size, geo.size, 3), np.uint8)

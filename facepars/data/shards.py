@@ -51,7 +51,7 @@ class PrepareConfig:
     taxonomy: str = classes.DEFAULT_TAXONOMY
     image_size: int = 256
     resize: str = "stretch"
-    align: str = "none"           # "landmarks": crops aligned on the source's five points
+    align: str = "none"           # landmarks|detect: crops aligned on the five points
     image_format: str = "jpeg"
     jpeg_quality: int = 95
     shard_size: int = 512
@@ -240,9 +240,9 @@ def build_manifest(shard_stats: list[dict], listing_skips: list[dict], settings:
         "source_lookup": [int(v) for v in lookup],
         # Where faces sit in the training crops: the template they were aligned
         # to, or measured from the masks (facepars.data.framing).
-        "framing": ({"mode": "landmarks",
+        "framing": ({"mode": settings["align"],
                      "points": alignment.template(settings["image_size"]).round(2).tolist()}
-                    if settings["align"] == "landmarks" else
+                    if settings["align"] != "none" else
                     framing.framing([p for s in shard_stats if s["split"] == TRAIN_SPLIT
                                      for p in s["face_points"]])),
         "splits": splits,
@@ -290,6 +290,9 @@ def plan_job(cfg: PrepareConfig) -> Job | dict:
     """
     taxonomy = classes.TAXONOMIES[cfg.taxonomy]
     lut, valid = classes.SOURCE_TABLES[cfg.source].lookup_table(taxonomy)
+    if cfg.align == "detect":
+        from facepars import detection
+        detection.check_installed()  # before any worker starts
     if cfg.align == "landmarks" and cfg.source not in sources.SOURCES_WITH_LANDMARKS:
         raise PrepareError(f"--align=landmarks: {cfg.source} ships no face landmarks (sources "
                            f"with them: {', '.join(sources.SOURCES_WITH_LANDMARKS)}); use "
