@@ -53,14 +53,25 @@ class MTCNNDetector:
         from mtcnn import MTCNN
         self._mtcnn = MTCNN(device=device)
 
+    # Photos are searched at most this long: MTCNN's image pyramid on a 10,000 px
+    # photo takes gigabytes, and a face it can find at full size it finds here.
+    max_side = 2000
+
     def __call__(self, photo: np.ndarray) -> list[Face]:
         if min(photo.shape[:2]) < 12:  # below MTCNN's smallest window
             return []
+        scale = min(1.0, self.max_side / max(photo.shape[:2]))
+        if scale < 1.0:
+            from PIL import Image
+            size = (max(1, round(photo.shape[1] * scale)), max(1, round(photo.shape[0] * scale)))
+            photo = np.asarray(Image.fromarray(photo).resize(size, Image.Resampling.BILINEAR,
+                                                              reducing_gap=3.0))
         faces = []
         for found in self._mtcnn.detect_faces(np.ascontiguousarray(photo[..., :3])):
-            x, y, w, h = (float(v) for v in found["box"])
+            x, y, w, h = (float(v) / scale for v in found["box"])
             points = np.array([found["keypoints"][k] for k in _MTCNN_POINTS], np.float64)
-            faces.append(Face((x, y, x + w, y + h), points, float(found["confidence"])))
+            faces.append(Face((x, y, x + w, y + h), (points + 0.5) / scale - 0.5,
+                              float(found["confidence"])))
         return faces
 
 

@@ -85,6 +85,10 @@ def test_predict_detects_every_face_of_a_group_photo(trained_run, tmp_path):
     Image.fromarray(group).save(photos / "group.png")
     Image.fromarray(np.full((300, 400, 3), 128, np.uint8)).save(photos / "wall.png")
     Image.fromarray(np.full((4, 4, 3), 128, np.uint8)).save(photos / "tiny.png")
+    huge = np.full((700, 10000, 3), 128, np.uint8)  # a 10,000 px panorama, one face in it
+    huge[200:660, 6000:6380] = np.asarray(
+        Image.fromarray(skimage.data.astronaut()[20:250, 130:320]).resize((380, 460)))
+    Image.fromarray(huge).save(photos / "huge.jpg", quality=90)
     out = tmp_path / "out"
     proc = run_cli("facepars.predict", f"--model_path={trained_run}", f"--output_dir={out}",
                    "--faces=detect", str(photos))
@@ -101,6 +105,9 @@ def test_predict_detects_every_face_of_a_group_photo(trained_run, tmp_path):
         x0, y0, x1, y1 = (int(v) for v in f["box"])
         inside[max(y0 - 40, 0):y1 + 40, max(x0 - 40, 0):x1 + 40] = True
     assert (labels[~inside] == 0).all()  # nothing is parsed away from the faces
+    huge_faces = summary["photos"]["huge.jpg"]["faces"]
+    assert len(huge_faces) == 1 and 6000 < huge_faces[0]["box"][0] < 6380, huge_faces
+    assert Image.open(out / "huge.labels.png").size == (10000, 700)
     for name in ("wall.png", "tiny.png"):
         assert summary["photos"][name]["faces"] == []
         assert f"{name}: no face found" in proc.stderr
