@@ -98,11 +98,17 @@ def test_saved_model_and_tflite_give_predictors_probabilities_at_odd_sizes(
     would hide both."""
     run = _run_with_resize(trained_run, tmp_path, resize)
     out = tmp_path / "export"
-    export.run(run, str(out), None, ["float32"], onnx_opset=17)
+    # The serving graph's two branches both run; TFLite and ONNX take the network's
+    # fixed input and Predictor's own mapping, so one resize mode tests them.
+    stretch = resize == "stretch"
+    export.run(run, str(out), None, ["float32"] if stretch else [],
+               onnx_opset=17 if stretch else None)
     photos = [synthetic.render(5, i, h, w)[0] for i, (h, w) in enumerate([(37, 53), (120, 71)])]
     reference = Predictor.load(run)
-    for backend, tolerance in (("saved_model", 1e-4), ("model_float32.tflite", 1e-3),
-                               ("model.onnx", 1e-4)):
+    backends = [("saved_model", 1e-4)]
+    if stretch:
+        backends += [("model_float32.tflite", 1e-3), ("model.onnx", 1e-4)]
+    for backend, tolerance in backends:
         predictor = Predictor.load(str(out / backend))
         for photo in photos:
             diff = np.abs(predictor.predict(photo, True).probabilities
