@@ -24,6 +24,12 @@ def test_export_saved_model_and_tflite_with_parity(trained_run, synthetic_data, 
     assert report["failed"] == []
     table = json.load(open(tmp_path / "export" / "class_table.json"))
     assert table["class_table"]["classes"][7]["name"] == "glasses"
+    # Whole photos around the exports: each carries the run's framing.
+    framing = Predictor.load(trained_run).framing
+    assert framing is not None
+    for exported in ("saved_model", "model_float32.tflite", "model.onnx"):
+        np.testing.assert_allclose(Predictor.load(str(tmp_path / "export" / exported)).framing,
+                                   framing)
 
     # A fresh process, TensorFlow only: two input sizes, one image, and the class table.
     code = f"""
