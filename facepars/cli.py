@@ -18,6 +18,7 @@ so the package's ``__init__`` calls it for ``python -m facepars.<command>``.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -84,7 +85,6 @@ def run(main, define_flags, required: tuple[str, ...] = (), argv: list[str] | No
     def checked_main(args):
         if _verbosity(sys.argv) <= 0:
             warnings.filterwarnings("ignore")
-            import logging
             logging.getLogger("tensorflow").setLevel(logging.ERROR)
         missing = [f"--{name}" for name in required if FLAGS[name].value in (None, "")]
         if missing:
