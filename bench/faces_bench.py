@@ -12,9 +12,11 @@ confusion matrix over all photos, at the photos' resolution) of
   detect  the group photos through ``Predictor.predict_faces`` with the faces'
           exact five points (oracle landmarks: MTCNN is trained on real faces and
           does not fire on drawn ones), i.e. the alignment, warp-back and merge;
-  whole   the group photos resized whole into the network (``Predictor.predict``).
+  whole   the group photos resized whole into the network (``Predictor.predict``);
+  mtcnn   as detect, on the faces MTCNN finds (with the detect extra), and its
+          recall (a face counts as found when a box holds its eyes' midpoint).
 
-It prints the three scores and the ratios detect / crops (target >= 0.9) and
+It prints the scores and the ratios detect / crops (target >= 0.9) and
 whole / crops, and draws one photo's overlays under both into ``--out``. The
 model must come from data prepared by this facepars (its manifest's framing).
 """
@@ -54,8 +56,10 @@ def main():
     table = predictor.table
     lut, _ = SOURCE_TABLES["synthetic"].lookup_table(TAXONOMIES[table.name])
     n = table.num_classes
-    totals = {k: np.zeros((n, n), np.int64) for k in ("crops", "detect", "whole")}
-    faces_seen, example = 0, None
+    detector = detection.default_detector()
+    kinds = ("crops", "detect", "whole") + (("mtcnn",) if detector else ())
+    totals = {k: np.zeros((n, n), np.int64) for k in kinds}
+    faces_seen, found, example = 0, 0, None
     for i in range(args.photos):
         rng = np.random.default_rng([args.seed, i])
         photo, raw, landmarks, crops = synthetic.compose(args.seed, i, 480, 640,
@@ -68,6 +72,11 @@ def main():
         totals["whole"] += confusion(truth, whole.labels, n)
         for image, mask in crops:
             totals["crops"] += confusion(lut[mask], predictor.predict(image).labels, n)
+        if detector:
+            detected = detection.find(detector, photo)
+            found += sum(any(detection.contains(f, p[:2].mean(0)) for f in detected)
+                         for p in landmarks)
+            totals["mtcnn"] += confusion(truth, predictor.predict_faces(photo, detected).labels, n)
         faces_seen += len(faces)
         if example is None and len(faces) >= 3:
             example = (photo, detect, whole)
@@ -80,6 +89,9 @@ def main():
         print(f"  {k:7s} {v:.4f}")
     print(f"ratio detect / crops: {scores['detect'] / scores['crops']:.3f}  (target >= 0.9)")
     print(f"ratio whole / crops:  {scores['whole'] / scores['crops']:.3f}")
+    if detector:
+        print(f"ratio mtcnn / crops:  {scores['mtcnn'] / scores['crops']:.3f}; MTCNN found "
+              f"{found} of {faces_seen} faces ({found / max(faces_seen, 1):.1%})")
 
     if example is not None:
         photo, detect, whole = example
