@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's main job on the built-in synthetic faces; every step is a real CLI.
-# About 5 minutes on a 2-core CPU. Everything lands in $DEMO_DIR (demo_output/).
+# About 8 minutes on a 2-core CPU. Everything lands in $DEMO_DIR (demo_output/).
 set -euo pipefail
 PY=${PY:-python}
 OUT=${DEMO_DIR:-demo_output}
