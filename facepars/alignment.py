@@ -27,9 +27,17 @@ TEMPLATE_512 = np.array([[196.0, 226.0], [316.0, 226.0], [256.0, 286.0],
                          [220.0, 360.4], [292.0, 360.4]])
 
 
+def rescale(points, scale) -> np.ndarray:
+    """(N, 2) points of an image resized by ``scale`` (a number, or (x, y) factors).
+
+    Pixel centres sit at whole numbers, so pixel edges (at -0.5) scale, not centres.
+    """
+    return (np.asarray(points, np.float64) + 0.5) * scale - 0.5
+
+
 def template(size: int) -> np.ndarray:
     """The five-point template scaled to a size x size crop."""
-    return (TEMPLATE_512 + 0.5) * size / 512 - 0.5
+    return rescale(TEMPLATE_512, size / 512)
 
 
 def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:

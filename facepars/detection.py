@@ -15,6 +15,8 @@ from typing import Callable
 
 import numpy as np
 
+from facepars.alignment import rescale
+from facepars.data.images import resize_to
 from facepars.errors import ConfigError
 
 
@@ -62,15 +64,13 @@ class MTCNNDetector:
             return []
         scale = min(1.0, self.max_side / max(photo.shape[:2]))
         if scale < 1.0:
-            from PIL import Image
-            size = (max(1, round(photo.shape[1] * scale)), max(1, round(photo.shape[0] * scale)))
-            photo = np.asarray(Image.fromarray(photo).resize(size, Image.Resampling.BILINEAR,
-                                                              reducing_gap=3.0))
+            photo = resize_to(photo, max(1, round(photo.shape[0] * scale)),
+                              max(1, round(photo.shape[1] * scale)))
         faces = []
         for found in self._mtcnn.detect_faces(np.ascontiguousarray(photo[..., :3])):
             x, y, w, h = (float(v) / scale for v in found["box"])
             points = np.array([found["keypoints"][k] for k in _MTCNN_POINTS], np.float64)
-            faces.append(Face((x, y, x + w, y + h), (points + 0.5) / scale - 0.5,
+            faces.append(Face((x, y, x + w, y + h), rescale(points, 1.0 / scale),
                               float(found["confidence"])))
         return faces
 

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from facepars import classes, cli, detection, distribute, files, schema, visualize
+from facepars import alignment, classes, cli, detection, distribute, files, schema, visualize
 from facepars.data import images as image_ops
 from facepars.data import pipeline, sources
 from facepars.errors import ConfigError
@@ -60,7 +60,7 @@ def _at_mask_size(photo: np.ndarray, points, shape):
     if photo.shape[:2] == tuple(shape):
         return photo, points
     scale = np.array([shape[1] / photo.shape[1], shape[0] / photo.shape[0]])
-    points = None if points is None else (points + 0.5) * scale - 0.5
+    points = None if points is None else alignment.rescale(points, scale)
     return image_ops.resize_to(photo, *shape), points
 
 

@@ -116,7 +116,7 @@ def _aligned(ref, spec: ConvertSpec) -> tuple[np.ndarray, np.ndarray]:
     if raw.shape != image.shape[:2]:
         scale = np.array([raw.shape[1] / image.shape[1], raw.shape[0] / image.shape[0]])
         image = images.resize_to(image, *raw.shape)
-        points = (points + 0.5) * scale - 0.5
+        points = alignment.rescale(points, scale)
     matrix = alignment.similarity(points, alignment.template(spec.image_size))
     return (images.warp(image, matrix, spec.image_size, nearest=False, fill=(0, 0, 0)),
             images.warp(spec.lut[raw], matrix, spec.image_size, nearest=True, fill=IGNORE_LABEL))
