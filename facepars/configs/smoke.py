@@ -16,7 +16,5 @@ def get_config():
     c.schedule.name = "cosine"
     c.schedule.warmup_epochs = 0.5
     c.early_stopping_patience = 0
-    c.augment.hue = 0.0           # the HSV round trip is the slowest op on a CPU
-    c.augment.saturation = 0.0
     c.overlay_images = 4
     return c

@@ -48,15 +48,21 @@ def random_uniform(shape, seed, low=0.0, high=1.0):
 
 
 def random_noise(shape, seed):
-    """Stateless zero-mean, unit-variance noise, the same under XLA, from one 32-bit
-    draw per value: its two 16-bit halves as uniforms, summed (a triangular
-    distribution, close to a Gaussian for augmentation; a third of the cost of
-    Box-Muller's two draws, log, square root and cosine)."""
-    bits = tf.random.stateless_uniform(shape, seed, minval=None, maxval=None, dtype=tf.int32,
-                                       alg=RNG)
-    low = tf.cast(tf.bitwise.bitwise_and(bits, 0xFFFF), tf.float32)
-    high = tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, 16), 0xFFFF), tf.float32)
-    return ((low + high) * (1.0 / 65536) - 1.0) * math.sqrt(6.0)
+    """Stateless zero-mean, unit-variance noise, the same under XLA.
+
+    Each value is the sum of two random bytes (a triangular distribution, close
+    to a Gaussian for augmentation), so one 32-bit draw makes two values: the
+    random bits are most of the cost of noise, under XLA on a CPU several times
+    the rest, and Box-Muller would need four times as many plus a log, a square
+    root and a cosine. Byte steps are 1/255 of the noise's range, far below the
+    8-bit photo's own.
+    """
+    size = tf.reduce_prod(shape)
+    bits = tf.random.stateless_uniform([(size + 1) // 2], seed, minval=None, maxval=None,
+                                       dtype=tf.int32, alg=RNG)
+    pairs = tf.cast(tf.bitcast(bits, tf.uint8), tf.float32)  # (words, 4)
+    sums = tf.reshape(pairs[:, :2] + pairs[:, 2:], [-1])[:size]  # 0..510, mean 255
+    return tf.reshape((sums * (1.0 / 255) - 1.0) * math.sqrt(6.0), shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +88,12 @@ class Augmenter:
     """``augmenter(images, masks, seed)`` -> augmented ``(images, masks)``.
 
     images: float (B, S, S, 3) in [0, 1]; masks: uint8 (B, S, S); seed: int32 [2].
+
+    A call runs the augmentation compiled with XLA, whether or not the step
+    around it is: op by op it is some forty passes over the batch, which XLA
+    fuses into a few loops, 4x faster on a CPU (``bench/augment_bench.py``).
+    Inside a step that is itself compiled (a TPU, ``jit_compile``) it is simply
+    part of that program. ``transform`` is the same augmentation as plain ops.
     """
 
     def __init__(self, cfg: AugmentConfig, class_table: ClassTable, fill_label: int = 0):
@@ -90,8 +102,14 @@ class Augmenter:
         perm = np.arange(256, dtype=np.int32)
         perm[:class_table.num_classes] = class_table.flip_permutation()
         self.flip_permutation = tf.constant(perm)
+        self._compiled = tf.function(self.transform, jit_compile=True)
 
     def __call__(self, images: tf.Tensor, masks: tf.Tensor, seed: tf.Tensor):
+        if self.cfg == NO_AUGMENTATION:
+            return images, masks
+        return self._compiled(images, masks, seed)
+
+    def transform(self, images: tf.Tensor, masks: tf.Tensor, seed: tf.Tensor):
         seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 10, alg=RNG))
         images, masks = self.geometry(images, masks, seeds[:5])
         return self.photometric(images, seeds[5:]), masks
