@@ -54,8 +54,8 @@ def random_noise(shape, seed):
     to a Gaussian for augmentation), so one 32-bit draw makes two values: the
     random bits are most of the cost of noise, under XLA on a CPU several times
     the rest, and Box-Muller would need four times as many plus a log, a square
-    root and a cosine. Byte steps are 1/255 of the noise's range, far below the
-    8-bit photo's own.
+    root and a cosine. The values come in steps of 1/510 of the noise's range,
+    far finer than the 8-bit photo's own.
     """
     size = tf.reduce_prod(shape)
     bits = tf.random.stateless_uniform([(size + 1) // 2], seed, minval=None, maxval=None,
@@ -91,7 +91,7 @@ class Augmenter:
 
     A call runs the augmentation compiled with XLA, whether or not the step
     around it is: op by op it is some forty passes over the batch, which XLA
-    fuses into a few loops, 4x faster on a CPU (``bench/augment_bench.py``).
+    fuses into a few loops, 3-4x faster on a CPU (``bench/augment_bench.py``).
     Inside a step that is itself compiled (a TPU, ``jit_compile``) it is simply
     part of that program. ``transform`` is the same augmentation as plain ops.
     """
