@@ -12,8 +12,8 @@
 * TensorFlow's C++ start-up lines, its Python warnings and Keras's are hidden;
   ``--verbosity=1`` (or more) shows them again.
 
-No TensorFlow import here: ``quiet_tensorflow`` must run before TensorFlow loads,
-so the package's ``__init__`` calls it for ``python -m facepars.<command>``.
+No TensorFlow import at the top: ``quiet_tensorflow`` must run before TensorFlow
+loads, so the package's ``__init__`` calls it for ``python -m facepars.<command>``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import warnings
 
 from absl import app, flags
@@ -51,9 +52,28 @@ def quiet_tensorflow(argv: list[str]) -> None:
     """Hide TensorFlow's C++ start-up logging unless the user asked for more.
 
     Sets ``TF_CPP_MIN_LOG_LEVEL`` (errors only) before TensorFlow is imported;
-    a value the user set in the environment wins.
+    a value the user set in the environment wins. Some lines ignore that level
+    (absl writes everything before its InitializeLog, as TensorFlow 2.21's oneDNN
+    notice on some CPUs), so at that level TensorFlow is imported here with the
+    process's stderr captured, and what it wrote is shown only if the import fails.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _verbosity(argv) > 0 else "2")
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] < "2":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _command(main) -> str:
