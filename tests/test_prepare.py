@@ -261,10 +261,7 @@ def test_source_at_a_url_is_read_through_gfile(tmp_path):
     """A bucket as input (Dataflow's case), here TensorFlow's in-memory file system."""
     fixtures.write_kaggle(str(tmp_path / "kaggle"), size=(90, 70))
     url = "ram://facepars-test/kaggle"
-    for path in glob.glob(f"{tmp_path}/kaggle/**/*.*", recursive=True):
-        target = url + path[len(str(tmp_path / "kaggle")):]
-        tf.io.gfile.makedirs(os.path.dirname(target))
-        tf.io.gfile.copy(path, target)
+    _to_url(tmp_path / "kaggle", url)
     from_url = shards.run(shards.PrepareConfig(source="kaggle", input_dir=url, image_size=32,
                                                output_dir=str(tmp_path / "url")))
     local = shards.run(_config(tmp_path))
@@ -272,6 +269,48 @@ def test_source_at_a_url_is_read_through_gfile(tmp_path):
     with pytest.raises(LayoutError, match="does not exist"):
         shards.run(shards.PrepareConfig(source="kaggle", input_dir=url + "-missing",
                                         output_dir=str(tmp_path / "none")))
+
+
+def _to_url(local_root, url):
+    for path in glob.glob(f"{local_root}/**/*.*", recursive=True):
+        target = url + path[len(str(local_root)):]
+        tf.io.gfile.makedirs(os.path.dirname(target))
+        tf.io.gfile.copy(path, target, overwrite=True)
+
+
+@pytest.mark.parametrize("source", ["kaggle", "lapa", "celebamask_hq"])
+def test_listing_a_bucket_costs_calls_per_directory_not_per_file(tmp_path, monkeypatch, source):
+    """The same layout with 3x the pairs costs the same file-system calls: listings
+    of directories, never a stat or an open per pair."""
+    from facepars.data import fileio, sources
+    write = {"kaggle": lambda root, n: fixtures.write_kaggle(
+                 root, splits=(("train", n), ("val", n)), size=(40, 30)),
+             "lapa": lambda root, n: fixtures.write_lapa(
+                 root, splits=(("train", n), ("val", n), ("test", n)), size=(40, 30)),
+             "celebamask_hq": lambda root, n: fixtures.write_celebamask_hq(
+                 root, count=2 * n, mask_size=16)}[source]
+    calls = []
+
+    class Counting:
+        def __getattr__(self, name):
+            def call(*args, **kwargs):
+                calls.append(name)
+                return getattr(tf.io.gfile, name)(*args, **kwargs)
+            return call
+
+    counts = []
+    for n in (2, 6):
+        write(str(tmp_path / f"{source}{n}"), n)
+        url = f"ram://facepars-listing/{source}{n}"
+        _to_url(tmp_path / f"{source}{n}", url)
+        calls.clear()
+        monkeypatch.setattr(fileio, "_gfile", lambda: Counting())
+        pairs, bad = sources.list_source(source, url)
+        monkeypatch.undo()
+        assert sum(len(v) for v in pairs.values()) >= 2 * n and not bad
+        counts.append(sorted(calls))
+    assert counts[0] == counts[1], counts
+    assert all(c in ("listdir", "isdir", "exists", "GFile") for c in counts[0])
 
 
 def _prepare_args(out):

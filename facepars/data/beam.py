@@ -14,6 +14,13 @@ writing, moving every encoded image through Beam's shuffle for nothing. At the
 default 512 pairs a shard (about 10 s of CPU), a million pairs make 2,000
 elements: enough to keep hundreds of workers busy.
 
+The pipeline graph does not grow with the data: the driver writes the plan (each
+pending shard's pair references, one JSON line a shard) to ``_parts/plan.jsonl``
+beside the output, and an element is only a shard's name and where its line
+sits in that file (``PlanEntry``). A million pairs make a graph of about 2,000
+such entries, far under Dataflow's 10 MB job-request limit, where embedding
+the references themselves would not be.
+
 Failures are data, not retries: a bad pair under ``--on_error=fail`` is a fact
 about the input that no retry will change, so the worker records the error
 beside the shard (which it never renames into place) instead of raising into
@@ -22,6 +29,7 @@ Beam's retry loop, and the driver reports it once the pipeline is done.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging as std_logging
 import threading
@@ -30,7 +38,7 @@ import tensorflow as tf
 from absl import logging
 
 from facepars import files
-from facepars.data import convert, shards
+from facepars.data import convert, shards, sources
 from facepars.progress import Progress
 
 try:
@@ -70,6 +78,44 @@ def pipeline_options(options: str, workers: int) -> PipelineOptions:
     return opts
 
 
+PLAN_FILE = "plan.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanEntry:
+    """One pipeline element: a shard and where its pairs are in the plan file."""
+
+    file: str
+    offset: int
+    length: int
+
+
+def write_plan(pending: list[dict], parts_dir: str) -> tuple[str, list[PlanEntry]]:
+    """Write the pending shards' pairs, a JSON line each; returns the plan file's path
+    and the entries that find each line in it."""
+    path = files.join(parts_dir, PLAN_FILE)
+    entries, offset = [], 0
+    with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
+        for shard in pending:
+            line = (json.dumps({"file": shard["file"], "split": shard["split"],
+                                "refs": [sources.pair_to_json(r) for r in shard["refs"]]},
+                               separators=(",", ":")) + "\n").encode()
+            f.write(line)
+            entries.append(PlanEntry(shard["file"], offset, len(line)))
+            offset += len(line)
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    return path, entries
+
+
+def read_planned_shard(plan_path: str, entry: PlanEntry) -> dict:
+    """A shard as the driver planned it, read from its line of the plan file."""
+    with tf.io.gfile.GFile(plan_path, "rb") as f:
+        f.seek(entry.offset)
+        shard = json.loads(f.read(entry.length))
+    shard["refs"] = [sources.pair_from_json(r) for r in shard["refs"]]
+    return shard
+
+
 def error_path(parts_dir: str, shard_file: str) -> str:
     """Where a worker leaves the reason a shard could not be written."""
     return files.join(parts_dir, shard_file + ".error.json")
@@ -88,8 +134,9 @@ class _PairCounter:
 class WriteShard(beam.DoFn):
     """Convert one planned shard's pairs and write the shard (or record why not)."""
 
-    def __init__(self, cfg: shards.PrepareConfig, spec: convert.ConvertSpec, parts_dir: str):
-        self.cfg, self.spec, self.parts_dir = cfg, spec, parts_dir
+    def __init__(self, cfg: shards.PrepareConfig, spec: convert.ConvertSpec, parts_dir: str,
+                 plan_path: str):
+        self.cfg, self.spec, self.parts_dir, self.plan_path = cfg, spec, parts_dir, plan_path
         counter = beam.metrics.Metrics.counter
         self.pairs = counter(NAMESPACE, "pairs_done")
         self.bad = counter(NAMESPACE, "bad_files")
@@ -99,7 +146,8 @@ class WriteShard(beam.DoFn):
     def setup(self):
         convert.keep_freed_memory()  # a worker process does nothing else
 
-    def process(self, shard: dict):
+    def process(self, entry: PlanEntry):
+        shard = read_planned_shard(self.plan_path, entry)
         results = (convert.convert(ref, self.spec) for ref in shard["refs"])
         try:
             stats = shards.write_shard(shard, results, self.cfg, self.parts_dir,
@@ -136,6 +184,14 @@ def _log_counters(result) -> None:
     logging.info("beam counters: %s", ", ".join(f"{k} {v}" for k, v in sorted(totals.items())))
 
 
+def build(pipeline, job: shards.Job, plan_path: str, entries: list[PlanEntry]) -> None:
+    """The transforms: plan entries, spread over the workers, each shard written."""
+    _ = (pipeline
+         | "Shards" >> beam.Create(entries, reshuffle=False)
+         | "Spread" >> beam.Reshuffle()
+         | "Write" >> beam.ParDo(WriteShard(job.cfg, job.spec, job.parts_dir, plan_path)))
+
+
 def write_shards(job: shards.Job) -> None:
     """Write ``job.pending`` on the Beam runner the options name; fill ``job.stats``."""
     if not job.pending:
@@ -149,12 +205,10 @@ def write_shards(job: shards.Job) -> None:
     stop = threading.Event()
     watcher = threading.Thread(target=_watch, args=(job, stop), daemon=True)
     watcher.start()
+    plan_path, entries = write_plan(job.pending, job.parts_dir)
     try:
         with beam.Pipeline(options=options) as pipeline:
-            _ = (pipeline
-                 | "Shards" >> beam.Create(job.pending, reshuffle=False)
-                 | "Spread" >> beam.Reshuffle()
-                 | "Write" >> beam.ParDo(WriteShard(cfg, job.spec, job.parts_dir)))
+            build(pipeline, job, plan_path, entries)
         _log_counters(pipeline.result)
     finally:
         stop.set()

@@ -136,6 +136,19 @@ class SyntheticPair:
 
 
 Listing = tuple[dict[str, list], list[BadInput]]
+PAIR_TYPES = {t.__name__: t for t in (FilePair, PartsPair, SyntheticPair)}
+
+
+def pair_to_json(ref) -> list:
+    """A pair reference as JSON (a plan file a remote worker reads)."""
+    return [type(ref).__name__, *dataclasses.astuple(ref)]
+
+
+def pair_from_json(data: list):
+    kind, *values = data
+    if kind == "PartsPair":
+        values[2] = tuple(tuple(part) for part in values[2])
+    return PAIR_TYPES[kind](*values)
 
 
 def _files(directory: str, extensions=IMAGE_EXTENSIONS) -> dict[str, str]:

@@ -130,3 +130,39 @@ def test_pipeline_options_parse_the_tfds_convention():
         ("DirectRunner", 3, "multi_processing")
     with pytest.raises(shards.PrepareError, match="num_wokers"):
         beam.pipeline_options("num_wokers=3", workers=2)
+
+
+def test_a_million_pairs_make_a_graph_under_a_megabyte(tmp_path):
+    """The graph holds plan entries, not pair references: a simulated listing of
+    1,000,000 pairs serializes to under 1 MB (embedding the references, as
+    ``beam.Create(job.pending)`` did, makes it hundreds of MB), and a worker reads
+    its shard's pairs back from the plan file exactly as planned."""
+    import apache_beam
+
+    from facepars.data import sources
+    pairs = {"train": [sources.SyntheticPair(f"synthetic/0/{n}", 0, n, 320, 320)
+                       for n in range(1_000_000)]}
+    plan = shards.plan_shards(pairs, 512, seed=0)
+    cfg = shards.PrepareConfig(output_dir=str(tmp_path), num_examples=1_000_000)
+    job = shards.plan_job(dataclasses.replace(cfg, num_examples=8))  # a spec and settings
+    job = dataclasses.replace(job, cfg=cfg, plan=plan, pending=plan)
+    plan_path, entries = beam.write_plan(job.pending, job.parts_dir)
+    pipeline = apache_beam.Pipeline()
+    beam.build(pipeline, job, plan_path, entries)
+    size = len(pipeline.to_runner_api().SerializeToString())
+    print(f"graph of {len(entries)} shards ({len(plan) * 512 // 1000}k pairs): {size} bytes")
+    assert len(entries) == 1954 and size < 1_000_000, size
+    for i in (0, 977, 1953):
+        shard = beam.read_planned_shard(plan_path, entries[i])
+        assert shard["refs"] == plan[i]["refs"] and shard["file"] == plan[i]["file"]
+
+
+def test_pair_references_survive_the_plan_file():
+    from facepars.data import sources
+    refs = [sources.FilePair("train/a", "/x/a.jpg", "/x/a.png", None),
+            sources.FilePair("train/b", "gs://b/b.jpg", "gs://b/b.png", "gs://b/b.txt"),
+            sources.PartsPair("7", "/c/7.jpg", ((1, "/c/0/00007_skin.png"),
+                                                (3, "/c/0/00007_eye_g.png"))),
+            sources.SyntheticPair("synthetic/0/3", 0, 3, 300, 280)]
+    assert [sources.pair_from_json(json.loads(json.dumps(sources.pair_to_json(r))))
+            for r in refs] == refs
