@@ -27,7 +27,9 @@ MASK_ENCODED = "image/segmentation/class/encoded"
 MASK_FORMAT = "image/segmentation/class/format"
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+# What facepars.verify leaves when every shard checked out (facepars.data.integrity).
+VERIFIED = "verified.json"
+FORMAT_VERSION = 2
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -84,6 +86,7 @@ class Shard:
     path: str
     num_records: int
     sha256: str
+    bytes: int = -1  # the file's size (-1: unknown, in hand-made test shards)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +109,8 @@ class Manifest:
             raise ManifestError(f"{path}: not valid JSON ({e})") from e
         if data.get("format_version") != FORMAT_VERSION:
             raise ManifestError(f"{path}: manifest format {data.get('format_version')}, "
-                             f"this facepars reads {FORMAT_VERSION}")
+                                f"this facepars reads {FORMAT_VERSION}; prepare the data "
+                                "again with this facepars (--overwrite)")
         return cls(data_dir, data)
 
     @property
@@ -154,7 +158,8 @@ class Manifest:
         return self.data["splits"][name]
 
     def shards(self, split: str) -> list[Shard]:
-        return [Shard(files.join(self.data_dir, s["file"]), s["num_records"], s["sha256"])
+        return [Shard(files.join(self.data_dir, s["file"]), s["num_records"], s["sha256"],
+                      s["bytes"])
                 for s in self.split(split)["shards"]]
 
     def num_records(self, split: str) -> int:

@@ -202,7 +202,8 @@ def write_shard(shard: dict, results, cfg: PrepareConfig, parts_dir: str,
                 points.append(np.round(r.points, 2).tolist())
             count += 1
     stats = {"file": shard["file"], "split": shard["split"], "num_records": count,
-             "sha256": files.file_sha256(tmp), "class_pixels": pixels.tolist(),
+             "sha256": files.file_sha256(tmp), "bytes": tf.io.gfile.stat(tmp).length,
+             "class_pixels": pixels.tolist(),
              "class_images": images.tolist(), "skipped": skipped, "face_points": points}
     files.write_json_atomic(sidecar_path(parts_dir, shard["file"]), stats)
     tf.io.gfile.rename(tmp, final, overwrite=True)
@@ -222,7 +223,7 @@ def build_manifest(shard_stats: list[dict], listing_skips: list[dict], settings:
                                                "class_pixels": [0] * table.num_classes,
                                                "class_images": [0] * table.num_classes})
         split["num_records"] += s["num_records"]
-        split["shards"].append({k: s[k] for k in ("file", "num_records", "sha256")})
+        split["shards"].append({k: s[k] for k in ("file", "num_records", "sha256", "bytes")})
         for key in ("class_pixels", "class_images"):
             split[key] = [a + b for a, b in zip(split[key], s[key])]
     return {
