@@ -122,12 +122,18 @@ class NanGuard(keras.callbacks.Callback):
         self.failure: str | None = None
         self._good = None
 
+    def get_state(self) -> dict:
+        return {"restores": self.restores}
+
+    def set_state(self, state: dict) -> None:
+        self.restores = state["restores"]
+
     def _snapshot(self):
         self._good = ([v.numpy() for v in self.model.network.weights],
                       [v.numpy() for v in ema_variables(self.model.optimizer)])
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self._good is None:  # after every on_train_begin: BackupAndRestore has restored
+        if self._good is None:  # first epoch of this process: after the backup was restored
             self._snapshot()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -192,6 +198,12 @@ class NetworkCheckpoints(keras.callbacks.Callback):
         self.model_dir, self.monitor = model_dir, monitor
         self.best = -math.inf
 
+    def get_state(self) -> dict:
+        return {"best": float(self.best) if math.isfinite(self.best) else None}
+
+    def set_state(self, state: dict) -> None:
+        self.best = -math.inf if state["best"] is None else state["best"]
+
     def _save(self, name: str):
         """Save locally, copy beside the target, rename: never half a checkpoint."""
         path = files.join(self.model_dir, name)
@@ -213,26 +225,12 @@ class NetworkCheckpoints(keras.callbacks.Callback):
             files.write_json_atomic(rundir.path(self.model_dir, rundir.BEST_SCORES), record)
 
 
-class ResumeNotice(keras.callbacks.Callback):
-    """Say so when a run continues from its backup (place it after BackupAndRestore)."""
-
-    def __init__(self, steps_per_epoch: int):
-        super().__init__()
-        self.steps_per_epoch = steps_per_epoch
-
-    def on_train_begin(self, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        if step:
-            logging.info("resuming from the backup at epoch %d, step %d",
-                         step // self.steps_per_epoch + 1, step)
-
-
 class EpochHistory(keras.callbacks.Callback):
     """``history.csv``, one row per finished epoch, consistent with resumption.
 
     On (re)start, rows of the epoch being resumed and later are dropped: a run
     killed after writing a row but before its backup reruns that epoch, and the
-    file still holds every epoch exactly once. Place it before BackupAndRestore.
+    file still holds every epoch exactly once (facepars.loop backs up after every callback).
     """
 
     def __init__(self, path: str):

@@ -117,6 +117,16 @@ def num_workers(strategy: tf.distribute.Strategy) -> int:
     return max(1, sum(spec.num_tasks(job) for job in ("chief", "worker") if job in spec.jobs))
 
 
+def worker_index(strategy: tf.distribute.Strategy) -> int:
+    """This host's input pipeline: its index among the chief and workers."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type or num_workers(strategy) == 1:
+        return 0
+    spec = resolver.cluster_spec()
+    chiefs = spec.num_tasks("chief") if "chief" in spec.jobs else 0
+    return resolver.task_id + (chiefs if resolver.task_type == "worker" else 0)
+
+
 def describe(strategy: tf.distribute.Strategy) -> str:
     return (f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s) "
             f"on {', '.join(strategy.extended.worker_devices)}")

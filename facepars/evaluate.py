@@ -48,7 +48,9 @@ def network_resolution(predictor: Predictor, manifest: schema.Manifest, split: s
         metric.update_state(batch["mask"], predictor.network_logits(batch["image"]))
 
     progress = Progress(f"evaluate {split}", steps, "batches")
-    with pipeline.naming_bad_shards(manifest, split):
+    with pipeline.naming_bad_records(manifest, split, False, cfg, lambda: progress.done,
+                                     distribute.num_workers(strategy),
+                                     distribute.worker_index(strategy)):
         for batch in dataset:
             strategy.run(step, args=(batch,))
             progress.update()

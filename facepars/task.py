@@ -6,7 +6,7 @@ tf.distribute strategy work unchanged. One step, all on the device:
 
     uint8 batch -> [0, 1] float -> augmentation -> forward (compute dtype)
     -> fused loss (float32, global-batch sums) -> scaled gradients -> update
-    -> confusion-matrix update
+    -> confusion-matrix update, and the stop flag (preemption)
 
 Nothing leaves the device inside the step; the metrics are read by Keras
 between steps.
@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from facepars.classes import ClassTable
 from facepars.data.augment import AugmentConfig, Augmenter
+from facepars.loop import STOP_KEY
 from facepars.losses import TERMS, fused_loss
 from facepars.metrics import ConfusionMatrixMetric
 from facepars.models import to_model_input
@@ -47,6 +48,10 @@ class FaceParser(keras.Model):
         # the model, so that backups keep a lowered rate across a kill and resume.
         self.learning_rate_scale = self.add_weight(shape=(), initializer="ones", trainable=False,
                                                    name="learning_rate_scale")
+        # Set on the host when this worker is asked to stop (facepars.loop.Preemption);
+        # reported in every step's logs, which Keras reduces over all workers.
+        self.stop_requested = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                              name="stop_requested")
 
     def call(self, images, training=False):
         return self.network(images, training=training)
@@ -58,12 +63,13 @@ class FaceParser(keras.Model):
     def _loss(self, masks, logits):
         return fused_loss(masks, logits, self.term_weights, self.class_weights)
 
-    def _record(self, terms, masks, logits):
+    def _record(self, terms, masks, logits, extra=None):
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name])
         self.confusion.update_state(masks, logits)
         logs = {name: tracker.result() for name, tracker in self.trackers.items()}
         logs.update(self.confusion.result())
+        logs.update(extra or {})
         if _multi_worker(self.distribute_strategy):
             # Keras 3 reduces logs with strategy.reduce("MEAN", v, axis=0) under
             # MultiWorkerMirroredStrategy, which fails on scalars (TensorFlow issue
@@ -94,7 +100,12 @@ class FaceParser(keras.Model):
             scaled = self.optimizer.scale_loss(scaled)  # dynamic loss scale under float16
         variables = self.network.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        return self._record(terms, masks, logits)
+        # Keras reduces a step's logs over the replicas (the mean over every worker's
+        # replicas under MultiWorkerMirroredStrategy; the first replica on a TPU, whose
+        # one host sets every core's copy): all workers read the same flag after the
+        # same step, with no collective of its own.
+        return self._record(terms, masks, logits,
+                            {STOP_KEY: tf.convert_to_tensor(self.stop_requested)})
 
     def test_step(self, data):
         logits = self.network(to_model_input(data["image"]), training=False)

@@ -11,11 +11,17 @@ after a crash or preemption resumes from the last backup in model_dir.
 model_dir receives: config.json (the resolved config, the data's image size,
 resize mode and class table), last.keras and best.keras (best val face-class
 mIoU, with best.json), history.csv, tensorboard/ and backup/ while running.
+
+Preemption: SIGTERM (a spot VM's or a Cloud TPU's notice) or a first Ctrl-C
+finishes the step in flight, saves a backup at that step and exits with
+``facepars.loop.EXIT_PREEMPTED`` (143); rerunning the command continues at the
+next step, over the records the epoch had not used yet, as if never stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import sys
 
@@ -30,6 +36,7 @@ from facepars import (
     configs,
     distribute,
     files,
+    loop,
     metrics,
     optimization,
     rundir,
@@ -37,7 +44,7 @@ from facepars import (
     task,
 )
 from facepars.classes import IGNORE_LABEL
-from facepars.data import pipeline
+from facepars.data import integrity, pipeline
 from facepars.data.augment import AugmentConfig
 from facepars.errors import FaceparsError
 from facepars.models import build_model, configure_batchnorm
@@ -84,13 +91,22 @@ def naming_xla_failures():
 
 
 def preflight(manifest: schema.Manifest, splits, verify: bool) -> None:
-    for split in splits:
-        for shard in manifest.shards(split):
-            if not tf.io.gfile.exists(shard.path):
-                raise SetupError(f"{shard.path}: shard listed in the manifest is missing")
-            if verify and files.file_sha256(shard.path) != shard.sha256:
+    """What is cheap and sufficient at every start, preemption restarts included: every
+    shard there at its size (one stat each). Contents are facepars.verify's job; its
+    stamp vouches for them, and ``verify`` hashes only the shards it does not cover."""
+    problems, unvouched = integrity.check_present(manifest, splits)
+    if problems:
+        raise SetupError(problems[0] + (f" (and {len(problems) - 1} more)"
+                                        if len(problems) > 1 else ""))
+    if verify:
+        for shard in unvouched:
+            if files.file_sha256(shard.path) != shard.sha256:
                 raise SetupError(f"{shard.path}: checksum differs from the manifest "
                                  "(corrupt or changed since prepare; run facepars.verify)")
+    elif unvouched:
+        logging.info("%d shard(s) not verified since they were written: their contents are "
+                     "checked as they are read (facepars.verify checks them all and leaves a "
+                     "stamp train trusts)", len(unvouched))
 
 
 def warn_about_sharding(manifest: schema.Manifest, splits, num_pipelines: int) -> None:
@@ -108,6 +124,8 @@ def start(precision: str, strategy_name: str, tpu, cfg):
     """The strategy and the precision policy, checked against each other before any work."""
     strategy = distribute.make_strategy(strategy_name, tpu)
     keras.utils.set_random_seed(cfg.seed)  # the same initial weights on every run and worker
+    if cfg.op_determinism:
+        tf.config.experimental.enable_op_determinism()
     policy = distribute.choose_precision(precision, strategy)
     distribute.check_precision(policy, strategy)
     distribute.check_jit(cfg.jit_compile, strategy)
@@ -120,9 +138,17 @@ def check_data(cfg, manifest: schema.Manifest, strategy, verify: bool) -> int:
     """Refuse data the run cannot use, in one line each; returns the steps per epoch."""
     preflight(manifest, (cfg.train_split, cfg.val_split), verify)
     records = manifest.num_records(cfg.train_split)
-    steps_per_epoch = cfg.steps_per_epoch or records // cfg.batch_size
+    per_call = cfg.steps_per_execution
+    # One pass, in whole executions: the run stops, backs up and resumes between them.
+    steps_per_epoch = cfg.steps_per_epoch or records // cfg.batch_size // per_call * per_call
     if steps_per_epoch < 1:
-        raise SetupError(f"{records} training records do not fill one batch of {cfg.batch_size}")
+        raise SetupError(f"{records} training records do not fill {per_call} batch(es) of "
+                         f"{cfg.batch_size}")
+    for name, steps in (("steps_per_epoch", steps_per_epoch),
+                        ("backup_every_steps", cfg.backup_every_steps)):
+        if steps % per_call:
+            raise SetupError(f"{name}={steps} is not a multiple of steps_per_execution="
+                             f"{per_call}: the run can stop and resume only between executions")
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
         nearest = max(replicas, cfg.batch_size // replicas * replicas)
@@ -149,21 +175,31 @@ def build_task(cfg, manifest: schema.Manifest, strategy, steps_per_epoch: int):
         parser.compile(optimizer=optimizer, jit_compile=cfg.jit_compile,
                        steps_per_execution=cfg.steps_per_execution)
         parser(tf.zeros((1, manifest.image_size, manifest.image_size, 3)))  # build
+        optimizer.build(network.trainable_variables)  # its slots exist before a backup is made
     return parser, lr
 
 
+def input_configs(cfg) -> tuple[pipeline.InputConfig, pipeline.InputConfig]:
+    """The training and validation input settings (training from step 0)."""
+    common = dict(global_batch_size=cfg.batch_size, shuffle_buffer=cfg.input.shuffle_buffer,
+                  seed=cfg.seed)
+    return (pipeline.InputConfig(**common, take=cfg.input.take or None),
+            pipeline.InputConfig(**common, cache=cfg.input.cache))
+
+
 def datasets(cfg, manifest: schema.Manifest, strategy):
-    """Training and validation input, distributed; and the validation steps per pass."""
-    input_cfg = dict(global_batch_size=cfg.batch_size, shuffle_buffer=cfg.input.shuffle_buffer,
-                     cache=cfg.input.cache, seed=cfg.seed)
-    train_cfg = pipeline.InputConfig(**input_cfg, take=cfg.input.take or None,
-                                     deterministic=cfg.input.deterministic)
-    train_ds = pipeline.distributed_dataset(strategy, manifest, cfg.train_split, True, train_cfg)
-    val_cfg = pipeline.InputConfig(**input_cfg, repeat=True)  # Keras keeps one iterator
+    """The training input from a given step on (a function of the step), the validation
+    input, distributed; and the validation steps per pass."""
+    train_cfg, val_cfg = input_configs(cfg)
+
+    def train_from(step: int):
+        return pipeline.distributed_dataset(strategy, manifest, cfg.train_split, True,
+                                            dataclasses.replace(train_cfg, start_step=step))
+
     val_ds = pipeline.distributed_dataset(strategy, manifest, cfg.val_split, False, val_cfg)
     val_steps = pipeline.eval_steps(manifest, cfg.val_split, val_cfg,
                                     distribute.num_workers(strategy))
-    return train_ds, val_ds, val_steps
+    return train_from, val_ds, val_steps
 
 
 def make_callbacks(cfg, manifest: schema.Manifest, model_dir: str, strategy, parser, lr,
@@ -194,18 +230,27 @@ def make_callbacks(cfg, manifest: schema.Manifest, model_dir: str, strategy, par
         cbs += [callbacks.NetworkCheckpoints(model_dir),
                 keras.callbacks.TensorBoard(tensorboard, write_graph=False, profile_batch=profile),
                 callbacks.EpochHistory(rundir.path(model_dir, rundir.HISTORY))]
-    # Last: a backup marks an epoch done only once everything above has recorded it.
-    backup = rundir.path(model_dir, rundir.BACKUP)
-    if distribute.num_workers(strategy) > 1:  # each worker restores its own copy
-        backup = files.join(backup, f"worker-{strategy.cluster_resolver.task_id}")
-    cbs += [keras.callbacks.BackupAndRestore(backup, save_freq=cfg.backup_every_steps or "epoch"),
-            callbacks.ResumeNotice(steps_per_epoch)]
+    cbs.append(loop.EvalPosition())
     return cbs, guard
 
 
+def backup_dir(model_dir: str, strategy) -> str:
+    """Where this worker's backup goes: each worker of a cluster keeps its own copy."""
+    backup = rundir.path(model_dir, rundir.BACKUP)
+    if distribute.num_workers(strategy) > 1:
+        backup = files.join(backup, f"worker-{distribute.worker_index(strategy)}")
+    return backup
+
+
 def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=None,
-        precision: str = "auto", profile_steps: str = "", verify_data: bool = True) -> dict:
-    """One training run; returns a summary (best scores, steps, weights checksum)."""
+        precision: str = "auto", profile_steps: str = "", verify_data: bool = False,
+        preemption: loop.Preemption | None = None) -> dict:
+    """One training run; returns a summary (best scores, steps, weights checksum).
+
+    Resumes from model_dir's backup if there is one. On SIGTERM or Ctrl-C it
+    stops at a step boundary, saves a backup there and raises ``loop.Preempted``.
+    """
+    preemption = preemption or loop.Preemption()
     strategy, policy = start(precision, strategy_name, tpu, cfg)
     manifest = schema.Manifest.load(data_dir)
     table = manifest.class_table
@@ -222,14 +267,23 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
         files.write_json_atomic(rundir.path(model_dir, rundir.CONFIG), run_info)
 
     parser, lr = build_task(cfg, manifest, strategy, steps_per_epoch)
-    train_ds, val_ds, val_steps = datasets(cfg, manifest, strategy)
+    train_from, val_ds, val_steps = datasets(cfg, manifest, strategy)
     cbs, guard = make_callbacks(cfg, manifest, model_dir, strategy, parser, lr,
                                 steps_per_epoch, profile_steps)
-    with pipeline.naming_bad_shards(manifest, cfg.train_split), \
-            pipeline.naming_bad_shards(manifest, cfg.val_split), naming_xla_failures():
-        history = parser.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-                             validation_data=val_ds, validation_steps=val_steps, callbacks=cbs,
-                             shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+    workers = distribute.num_workers(strategy)
+    input_cfgs = dict(zip(("train", "val"), input_configs(cfg)))
+    split_names = {"train": cfg.train_split, "val": cfg.val_split}
+
+    def naming_bad_records(which: str, training: bool, step):
+        return pipeline.naming_bad_records(manifest, split_names[which], training,
+                                           input_cfgs[which], step, workers,
+                                           distribute.worker_index(strategy))
+
+    backup = loop.Backup(backup_dir(model_dir, strategy), parser)
+    with preemption.watching(), naming_xla_failures():
+        history = loop.fit(parser, train_from, val_ds, val_steps, cfg.epochs, steps_per_epoch,
+                           cbs, backup, cfg.backup_every_steps, preemption,
+                           1 if sys.stdout.isatty() else 2, naming_bad_records, workers)
     return summarize(parser, history, guard)
 
 
@@ -262,13 +316,19 @@ def define_flags():
     flags.DEFINE_enum("precision", "auto", list(distribute.PRECISIONS),
                       "auto: bfloat16 on TPU, float16 on GPU, float32 on CPU.")
     flags.DEFINE_string("profile_steps", "", "Profile steps A,B into TensorBoard (e.g. 10,15).")
-    flags.DEFINE_bool("verify_data", True, "Check every shard's checksum before the first step.")
+    flags.DEFINE_bool("verify_data", False, "Hash every shard that no facepars.verify stamp "
+                      "covers before the first step (each start; presence and size are "
+                      "always checked).")
 
 
 def main(argv):
     del argv
-    summary = run(FLAGS.config, FLAGS.data_dir, FLAGS.model_dir, FLAGS.strategy, FLAGS.tpu,
-                  FLAGS.precision, FLAGS.profile_steps, FLAGS.verify_data)
+    try:
+        summary = run(FLAGS.config, FLAGS.data_dir, FLAGS.model_dir, FLAGS.strategy, FLAGS.tpu,
+                      FLAGS.precision, FLAGS.profile_steps, FLAGS.verify_data)
+    except loop.Preempted as e:
+        print(f"train: {e}", file=sys.stderr)
+        sys.exit(loop.EXIT_PREEMPTED)
     if summary["failure"]:
         print(f"train stopped: {summary['failure']}", file=sys.stderr)
         sys.exit(1)

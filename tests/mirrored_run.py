@@ -26,7 +26,6 @@ from facepars.configs import smoke  # noqa: E402
 def config():
     cfg = smoke.get_config()
     cfg.epochs, cfg.steps_per_epoch, cfg.batch_size, cfg.overlay_images = 2, 2, 8, 0
-    cfg.input.deterministic = True
     cfg.optimizer.momentum = 0.0
     for key in cfg.augment:
         cfg.augment[key] = 0.0

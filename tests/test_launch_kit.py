@@ -77,3 +77,36 @@ def test_fetch_dry_run_and_inspect_raw(tmp_path):
                            f"--out={tmp_path / 'raw.png'}"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "train: 3 pairs" in proc.stdout and (tmp_path / "raw.png").exists()
+
+
+def _supervised(tmp_path, codes, signal_it=False):
+    """run_resuming.sh around a stand-in for train that exits with ``codes`` in turn."""
+    import signal
+    import time
+    script = tmp_path / "fake_train.sh"
+    script.write_text("n=$(cat count 2>/dev/null || echo 0); echo $((n + 1)) > count\n"
+                      f"codes=({' '.join(map(str, codes))})\n"
+                      "[ -e hold ] && { trap 'exit 143' TERM; touch held; "
+                      "while :; do sleep 0.05; done; }\n"
+                      "exit ${codes[$n]}\n")
+    if signal_it:
+        (tmp_path / "hold").touch()
+    proc = subprocess.Popen(["bash", os.path.join(REPO, "tpu/run_resuming.sh"), "bash",
+                             str(script)], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    if signal_it:
+        while not (tmp_path / "held").exists():
+            assert proc.poll() is None
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, int((tmp_path / "count").read_text()), err
+
+
+def test_run_resuming_restarts_after_preemption_and_stops_otherwise(tmp_path):
+    """143 (saved on SIGTERM) and 137 (killed) restart the same command; 0 and 1 end it;
+    a SIGTERM to the supervisor reaches train and ends the loop (the machine goes)."""
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
+    code, runs, err = _supervised(tmp_path / "a", [143, 137, 0])
+    assert (code, runs) == (0, 3) and err.count("resuming from its backup") == 2
+    assert _supervised(tmp_path / "b", [1, 0])[:2] == (1, 1)
+    assert _supervised(tmp_path / "c", [0], signal_it=True)[:2] == (143, 1)

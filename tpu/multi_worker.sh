@@ -13,5 +13,8 @@ IFS=',' read -r -a list <<< "$WORKERS"
 for h in "${list[@]}"; do hosts="$hosts\"$h\","; done
 export TF_CONFIG="{\"cluster\": {\"worker\": [${hosts%,}]}, \"task\": {\"type\": \"worker\", \"index\": $INDEX}}"
 echo "# TF_CONFIG=$TF_CONFIG"
-run python -m facepars.train --config="$CONFIG" --strategy=multi_worker --precision=mixed_float16 \
+# A SIGTERM to any worker stops every worker at the same step, each saving its
+# backup; run_resuming.sh restarts this host's worker (the others restart theirs).
+run "$(dirname "$0")/run_resuming.sh" python -m facepars.train --config="$CONFIG" \
+  --strategy=multi_worker --precision=mixed_float16 --config.backup_every_steps=500 \
   --data_dir="$BUCKET/data" --model_dir="$BUCKET/runs/$CONFIG-$RUN"

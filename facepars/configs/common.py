@@ -20,6 +20,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train_split = "train"
     c.val_split = "val"
     c.seed = 0
+    c.op_determinism = False      # TensorFlow op determinism: bit-identical reruns (slower)
 
     c.optimizer = ml_collections.ConfigDict(dict(
         name="sgd", learning_rate=0.1, momentum=0.0, nesterov=False, weight_decay=0.0))
@@ -35,15 +36,15 @@ def base_config() -> ml_collections.ConfigDict:
         cross_entropy=1.0, dice=1.0, jaccard=1.0,
         class_weights=ml_collections.FieldReference(None, field_type=tuple)))
     c.augment = ml_collections.ConfigDict(AugmentConfig().__dict__)
-    # deterministic: the same record order on every run with one seed (a slower
-    # input pipeline; reproducible runs and strategy comparisons).
-    c.input = ml_collections.ConfigDict(dict(shuffle_buffer=1024, cache=False, take=0,
-                                             deterministic=False))
+    # The training order is a function of (seed, step) (facepars.data.pipeline);
+    # cache keeps the decoded validation records in memory (small val sets).
+    c.input = ml_collections.ConfigDict(dict(shuffle_buffer=1024, cache=False, take=0))
 
     c.jit_compile = False
     c.steps_per_execution = 1       # > 1 on TPU: several steps per host round trip
     c.overlay_images = 6            # validation images drawn to TensorBoard each epoch
-    c.backup_every_steps = 0        # 0: back up at each epoch end (preemption recovery)
+    c.backup_every_steps = 0        # also back up every N steps (a kill -9 loses < N steps);
+                                    # backups are always made at epoch ends and on SIGTERM
     c.nan_retries = 3               # restores after a NaN loss before giving up
     c.nan_lr_factor = 0.5           # learning-rate factor at each restore
     return c

@@ -11,11 +11,24 @@ two hosts disagree), and each host still reads about ``1 / num_pipelines`` of
 the data. ``prepare --num_shards`` at a multiple of the host count keeps every
 host on whole files.
 
-Then, per pipeline, as the TF Model Garden does it: shuffle its file segments
--> parallel interleave -> record shuffle -> parallel parse and decode -> batch
--> prefetch. Images and masks stay uint8 (4 bytes a pixel, not the 3 x 4 + 8 x 4
-of float images and one-hot masks); normalisation, one-hot and augmentation
-happen on the device, inside the step.
+Training order is a pure function of (seed, step), so a run that resumes at
+step S reads exactly the records an uninterrupted run would have read from
+step S on, in the same order (``TrainingOrder``). Each pipeline cuts its
+segments into blocks of at most ``shuffle_buffer / cycle_length`` records; a
+pass over the pipeline's records is a seeded permutation of the blocks, taken
+``cycle_length`` blocks at a time (a *window*, about ``shuffle_buffer``
+records), each window read with a parallel interleave and then permuted as a
+whole with a seed of its own. That is the TF Model Garden's shuffle-files ->
+interleave -> shuffle-buffer recipe, with the buffer's randomness made
+stateless: resuming at record ``r`` of a pass skips whole windows without
+reading them and at most one window's records (as bytes, before decoding).
+The passes follow each other without a gap; an epoch of ``steps_per_epoch``
+steps need not end where a pass does.
+
+Then parallel parse and decode -> batch -> prefetch. Images and masks stay
+uint8 (4 bytes a pixel, not the 3 x 4 + 8 x 4 of float images and one-hot
+masks); normalisation, one-hot and augmentation happen on the device, inside
+the step.
 
 Training batches drop the remainder (static shapes, TPU-safe) and repeat.
 Evaluation keeps every record exactly once: each input pipeline's stream is
@@ -46,11 +59,11 @@ AUTOTUNE = tf.data.AUTOTUNE
 class InputConfig:
     global_batch_size: int = 32
     shuffle_buffer: int = 1024
-    cycle_length: int = 8          # file segments read at once
-    cache: bool = False            # cache decoded records in memory (small sets)
+    cycle_length: int = 8          # blocks read at once (a window: about shuffle_buffer records)
+    cache: bool = False            # evaluation: cache decoded records in memory (small sets)
     take: int | None = None        # only the first N records of the split (smoke runs)
-    seed: int | None = None        # shuffle seed (None: unseeded; sharding never depends on it)
-    deterministic: bool | None = None  # None: False for training, True for evaluation
+    seed: int = 0                  # training order: a pure function of (seed, step)
+    start_step: int = 0            # training: begin where step start_step would read
     repeat: bool | None = None     # None: training repeats, evaluation makes one pass
 
 
@@ -102,6 +115,11 @@ def _padding(count: int, image_size: int, with_ids: bool) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensors(element).repeat(count)
 
 
+def records_per_step(cfg: InputConfig, num_pipelines: int) -> int:
+    """Records one input pipeline feeds into one training step (all its replicas)."""
+    return cfg.global_batch_size // num_pipelines
+
+
 def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: InputConfig,
                  input_context: tf.distribute.InputContext | None = None,
                  with_ids: bool = False) -> tf.data.Dataset:
@@ -110,6 +128,8 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
     ``B`` is the per-replica batch size when ``input_context`` is given (from
     ``strategy.distribute_datasets_from_function``), else the global batch size.
     ``with_ids`` adds ``source_id`` strings (host-side use only; TPUs take no strings).
+    Every parallel stage keeps its order: the stream is reproducible, resumable
+    and the same on every run.
     """
     shards = manifest.shards(split)
     size = manifest.image_size
@@ -117,7 +137,6 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     batch = (input_context.get_per_replica_batch_size(cfg.global_batch_size)
              if input_context else cfg.global_batch_size)
-    deterministic = (not training) if cfg.deterministic is None else cfg.deterministic
     segments = pipeline_segments(shards, num_pipelines, pipeline_id, cfg.take)
     share = sum(s.count for s in segments)
     if training and share < batch:
@@ -127,8 +146,6 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
         logging.info("%s: input pipeline %d of %d reads %d records from %d file segment(s)",
                      split, pipeline_id, num_pipelines, share, len(segments))
 
-    records = _read_segments(segments, training, cfg, deterministic)
-
     def parse(serialized):
         example = schema.parse_example(serialized, size)
         if not with_ids:
@@ -136,60 +153,132 @@ def make_dataset(manifest: schema.Manifest, split: str, training: bool, cfg: Inp
         return example
 
     repeat = training if cfg.repeat is None else cfg.repeat
-    examples = _decode(records, parse, training, repeat, cfg, deterministic)
-    if not training:
+    if training:
+        order = TrainingOrder(segments, cfg, pipeline_id)
+        start = cfg.start_step * records_per_step(cfg, num_pipelines)
+        examples = _decode(order.records(start, repeat), parse)
+    else:
+        examples = _decode(_read_in_order(segments, cfg), parse)
+        if cfg.cache:
+            examples = examples.cache()
         replicas_here = input_context.num_replicas_in_sync // num_pipelines if input_context else 1
         rounds = eval_steps(manifest, split, cfg, num_pipelines)
         examples = examples.concatenate(
             _padding(rounds * batch * replicas_here - share, size, with_ids))
     batches = examples.batch(batch, drop_remainder=True, num_parallel_calls=AUTOTUNE,
-                             deterministic=deterministic)
+                             deterministic=True)
     if repeat and not training:  # whole padded passes, each exactly eval_steps long
         batches = batches.repeat()
     options = tf.data.Options()
-    options.deterministic = deterministic
+    options.deterministic = True
     options.experimental_optimization.map_parallelization = True
     return batches.with_options(options).prefetch(AUTOTUNE)
 
 
-def _read_segments(segments: list[Segment], training: bool, cfg: InputConfig,
-                   deterministic: bool) -> tf.data.Dataset:
-    """The serialized records of this pipeline's file segments, files interleaved.
-
-    Training shuffles the order of the pipeline's own segments only, so hosts
-    cannot disagree about who reads what, even without a seed.
-    """
+def _read_in_order(segments: list[Segment], cfg: InputConfig) -> tf.data.Dataset:
+    """The serialized records of these file segments, in manifest order."""
     files = tf.data.Dataset.from_tensor_slices((  # typed: a pipeline may have no segment
         tf.constant([s.path for s in segments], tf.string),
         tf.constant([s.skip for s in segments], tf.int64),
         tf.constant([s.count for s in segments], tf.int64)))
-    if training:
-        files = files.shuffle(len(segments), seed=cfg.seed, reshuffle_each_iteration=True)
     return files.interleave(
         lambda path, skip, count: tf.data.TFRecordDataset(path).skip(skip).take(count),
-        cycle_length=max(1, min(cfg.cycle_length, len(segments))),
-        num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+        cycle_length=max(1, min(cfg.cycle_length, len(segments))), block_length=1 << 30,
+        num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
-def _decode(records: tf.data.Dataset, parse, training: bool, repeat: bool, cfg: InputConfig,
-            deterministic: bool) -> tf.data.Dataset:
-    """Parsed examples; shuffled within an epoch, then repeated, when training.
+def _decode(records: tf.data.Dataset, parse) -> tf.data.Dataset:
+    return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
 
-    With ``cache`` the decoded examples are kept (decode once, shuffle every
-    epoch); without, records are shuffled as bytes and decoded after, which
-    keeps the shuffle buffer small. Shuffle before repeat: no record twice in
-    one epoch.
+
+def cut_blocks(segments: list[Segment], size: int) -> list[Segment]:
+    """The segments cut into blocks of at most ``size`` records, in order."""
+    return [Segment(s.path, s.skip + start, min(size, s.count - start))
+            for s in segments for start in range(0, s.count, size)]
+
+
+class TrainingOrder:
+    """One input pipeline's training record stream, a pure function of (seed, position).
+
+    Pass ``p`` over the pipeline's records permutes its blocks with a seed
+    derived from ``(seed, pipeline, p)``; window ``w`` of the pass (blocks
+    ``[w * C, (w + 1) * C)`` of that permutation, ``C = cycle_length``) is read
+    with a parallel interleave and permuted as a whole with a seed derived from
+    the pass seed and ``w``. The same TensorFlow ops compute the order in the
+    input pipeline and, eagerly, on the host (``start``, ``blocks_near``), so
+    both agree by construction.
     """
-    def decode(ds):
-        return ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
 
-    if cfg.cache:
-        records = decode(records).cache()
-    if training:
-        records = records.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
-        if repeat:
-            records = records.repeat()
-    return records if cfg.cache else decode(records)
+    def __init__(self, segments: list[Segment], cfg: InputConfig, pipeline_id: int = 0):
+        self.cycle = max(1, cfg.cycle_length)
+        self.blocks = cut_blocks(segments, max(1, cfg.shuffle_buffer // self.cycle))
+        self.num_blocks = len(self.blocks)
+        self.windows_per_pass = max(1, -(-self.num_blocks // self.cycle))
+        self.records_per_pass = sum(b.count for b in self.blocks)
+        self.seed = tf.constant([cfg.seed, pipeline_id], tf.int64)
+        self._paths = tf.constant([b.path for b in self.blocks], tf.string)
+        self._skips = tf.constant([b.skip for b in self.blocks], tf.int64)
+        self._counts = tf.constant([b.count for b in self.blocks], tf.int64)
+        self._window_max = self.cycle * max([b.count for b in self.blocks], default=1)
+
+    def _pass_seed(self, p):
+        return tf.random.experimental.stateless_fold_in(self.seed, p)
+
+    def _pass_order(self, p):
+        """The permutation of the blocks in pass ``p``."""
+        return tf.argsort(tf.random.stateless_uniform([self.num_blocks], self._pass_seed(p)))
+
+    def _window_blocks(self, g):
+        """Block indices of global window ``g`` (pass ``g // W``, window ``g % W``)."""
+        g = tf.cast(g, tf.int64)
+        p, w = g // self.windows_per_pass, g % self.windows_per_pass
+        order = self._pass_order(p)
+        lo = w * self.cycle
+        return tf.cast(order[lo:tf.minimum(lo + self.cycle, self.num_blocks)], tf.int64), p, w
+
+    def _window_records(self, g):
+        """The serialized records of window ``g``, in their permuted order."""
+        idx, p, w = self._window_blocks(g)
+        blocks = tf.data.Dataset.from_tensor_slices(
+            (tf.gather(self._paths, idx), tf.gather(self._skips, idx),
+             tf.gather(self._counts, idx)))
+        records = blocks.interleave(
+            lambda path, skip, count: tf.data.TFRecordDataset(path).skip(skip).take(count),
+            cycle_length=self.cycle, num_parallel_calls=self.cycle, deterministic=True)
+        window = records.batch(self._window_max).get_single_element()
+        seed = tf.random.experimental.stateless_fold_in(self._pass_seed(p), w)
+        return tf.gather(window, tf.argsort(tf.random.stateless_uniform(tf.shape(window), seed)))
+
+    def locate(self, position: int) -> tuple[int, int]:
+        """(global window, records to skip in it) of stream position ``position``."""
+        p, within = divmod(position, self.records_per_pass)
+        counts = self._counts.numpy()[self._pass_order(tf.constant(p, tf.int64)).numpy()]
+        ends = np.cumsum([counts[i:i + self.cycle].sum()
+                          for i in range(0, self.num_blocks, self.cycle)])
+        w = int(np.searchsorted(ends, within, side="right"))
+        start = int(ends[w - 1]) if w else 0
+        return p * self.windows_per_pass + w, within - start
+
+    def records(self, start: int = 0, repeat: bool = True) -> tf.data.Dataset:
+        """Serialized records from stream position ``start`` on (forever if ``repeat``,
+        else to the end of that pass)."""
+        if not self.num_blocks:
+            return tf.data.Dataset.from_tensor_slices(tf.constant([], tf.string))
+        first, skip = self.locate(start)
+        last = (2 ** 62 if repeat
+                else (start // self.records_per_pass + 1) * self.windows_per_pass)
+        windows = tf.data.Dataset.range(first, last).map(
+            self._window_records, num_parallel_calls=2, deterministic=True)
+        return windows.unbatch().skip(skip)
+
+    def blocks_near(self, position: int, windows: int) -> list[Segment]:
+        """The blocks of the ``windows`` windows from the one holding ``position``:
+        every record the pipeline can have had in flight around that position."""
+        first, _ = self.locate(position)
+        out = []
+        for g in range(first, first + windows):
+            out += [self.blocks[i] for i in self._window_blocks(g)[0].numpy()]
+        return out
 
 
 def first_records(manifest: schema.Manifest, split: str, count: int):
@@ -212,21 +301,60 @@ def eval_steps(manifest: schema.Manifest, split: str, cfg: InputConfig,
     return max(1, math.ceil(max(counts) / per_round))
 
 
-@contextlib.contextmanager
-def naming_bad_shards(manifest: schema.Manifest, split: str):
-    """Turn a data error from inside tf.data into one that names the shard.
+# How far ahead of the step the input pipeline can be, in training windows (one
+# being read, one queued, batches prefetched from the one before).
+WINDOWS_IN_FLIGHT = 3
 
-    tf.data's own errors ("corrupted record at 1234") do not say which file; on
-    such an error every shard of the split is checked and the culprit named.
+
+def find_bad_record(manifest: schema.Manifest, split: str, training: bool, cfg: InputConfig,
+                    num_pipelines: int, pipeline_id: int, step: int) -> str | None:
+    """After an input error at ``step``: the bad record it came from, named by shard
+    and index, or None if none of the records in flight is bad (then the error is
+    not a data error).
+
+    Only the records this pipeline can have been reading around that step are
+    decoded again (a few windows), whatever the size of the data set: the
+    order is a function of the step.
+    """
+    segments = pipeline_segments(manifest.shards(split), num_pipelines, pipeline_id, cfg.take)
+    position = step * records_per_step(cfg, num_pipelines)
+    if training:
+        suspects = TrainingOrder(segments, cfg, pipeline_id).blocks_near(
+            position % max(1, sum(s.count for s in segments)), WINDOWS_IN_FLIGHT)
+    else:
+        span = WINDOWS_IN_FLIGHT * max(cfg.shuffle_buffer, records_per_step(cfg, num_pipelines))
+        suspects, offset = [], 0
+        for s in segments:
+            lo, hi = max(position, offset), min(position + span, offset + s.count)
+            if lo < hi:
+                suspects.append(Segment(s.path, s.skip + lo - offset, hi - lo))
+            offset += s.count
+    for block in suspects:
+        _, problem = integrity.check_records(block.path, block.skip, block.count,
+                                             manifest.image_size,
+                                             manifest.class_table.num_classes)
+        if problem:
+            return problem
+    return None
+
+
+@contextlib.contextmanager
+def naming_bad_records(manifest: schema.Manifest, split: str, training: bool, cfg: InputConfig,
+                       step, num_pipelines: int = 1, pipeline_id: int = 0):
+    """Turn a data error from inside tf.data into one that names the shard and record.
+
+    tf.data's own errors ("corrupted record at 1234", a failed PNG decode) do
+    not say which file. ``step()`` gives the step being read when the error came
+    (training step, or evaluation batch); only the records in flight around it
+    are checked (``find_bad_record``). Anything else keeps its own traceback.
     """
     try:
         yield
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-        for shard in manifest.shards(split):
-            problems = integrity.verify_shard(shard, manifest.image_size,
-                                              manifest.class_table.num_classes)
-            if problems:
-                raise CorruptShardError("; ".join(problems)) from e
+        problem = find_bad_record(manifest, split, training, cfg, num_pipelines, pipeline_id,
+                                  step())
+        if problem:
+            raise CorruptShardError(problem) from e
         raise
 
 

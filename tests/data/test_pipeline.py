@@ -72,21 +72,48 @@ def test_input_topology_reads_every_record_once(synthetic_data, split, pipelines
     steps_per_epoch = total // cfg.global_batch_size
     if not steps_per_epoch:
         return
-    # Training order is not deterministic by default: a parallel map may let a few
-    # records of the next pass overtake the end of this one. Each host still reads
-    # only its own records; in deterministic order an epoch holds none twice.
-    for deterministic in (None, True):
-        train_cfg = dataclasses.replace(cfg, repeat=None, deterministic=deterministic)
-        epochs = []
-        for i in range(pipelines):
-            ctx = tf.distribute.InputContext(pipelines, i, replicas)
-            ds = pipeline.make_dataset(manifest, split, True, train_cfg, ctx, with_ids=True)
-            epochs.append(_ids(ds.take(2 * steps_per_epoch * per_pipeline)))
-        hosts = [set(ids) for ids in epochs]
-        assert sum(len(h) for h in hosts) == len(set().union(*hosts))  # disjoint
-        if deterministic:
-            first = [ids[:steps_per_epoch * per_replica * per_pipeline] for ids in epochs]
-            assert len(set(sum(first, []))) == steps_per_epoch * cfg.global_batch_size
+    train_cfg = dataclasses.replace(cfg, repeat=None, shuffle_buffer=6, cycle_length=2)
+    epochs = []
+    for i in range(pipelines):
+        ctx = tf.distribute.InputContext(pipelines, i, replicas)
+        ds = pipeline.make_dataset(manifest, split, True, train_cfg, ctx, with_ids=True)
+        epochs.append(_ids(ds.take(2 * steps_per_epoch * per_pipeline)))
+    hosts = [set(ids) for ids in epochs]
+    assert sum(len(h) for h in hosts) == len(set().union(*hosts))  # disjoint
+    first = [ids[:steps_per_epoch * per_replica * per_pipeline] for ids in epochs]
+    assert len(set(sum(first, []))) == steps_per_epoch * cfg.global_batch_size
+
+
+@pytest.mark.parametrize("pipelines", [1, 3])
+def test_training_from_any_step_reads_what_the_whole_run_reads_from_there(synthetic_data,
+                                                                         pipelines):
+    """Resuming is exact: the stream from step S is the uninterrupted stream's tail,
+    for every pipeline, across pass boundaries; each pass is a permutation of the
+    pipeline's records, a different one each pass; a window is skipped unread."""
+    manifest = schema.Manifest.load(synthetic_data)
+    cfg = InputConfig(global_batch_size=6, shuffle_buffer=12, cycle_length=3, seed=7)
+    per_step = pipeline.records_per_step(cfg, pipelines)
+    for i in range(pipelines):
+        ctx = tf.distribute.InputContext(pipelines, i, pipelines)
+
+        def stream(step, steps):
+            ds = pipeline.make_dataset(manifest, "train", True,
+                                       dataclasses.replace(cfg, start_step=step), ctx,
+                                       with_ids=True)
+            return _ids(ds.take(steps))
+
+        segments = pipeline.pipeline_segments(manifest.shards("train"), pipelines, i)
+        share = sum(s.count for s in segments)
+        steps = 3 * share // per_step
+        whole = stream(0, steps)
+        for step in (1, 5, share // per_step, steps - 2):
+            assert stream(step, steps - step) == whole[step * per_step:], (i, step)
+        passes = [whole[k * share:(k + 1) * share] for k in range(2)]
+        assert len(set(passes[0])) == share and set(passes[0]) == set(passes[1])
+        assert passes[0] != passes[1]
+        order = pipeline.TrainingOrder(segments, cfg, i)
+        window, skip = order.locate(share + 7)  # in pass 1: whole windows are not read
+        assert window >= order.windows_per_pass and skip < cfg.shuffle_buffer
 
 
 @pytest.mark.parametrize("files,pipelines", [(3, 7), (8, 3), (5, 5), (1, 4), (6, 4)])
@@ -137,7 +164,13 @@ def test_take_and_cache(synthetic_data):
     assert ids == again
 
 
-def test_corrupted_shard_is_named(synthetic_data, tmp_path):
+@pytest.mark.parametrize("training", [True, False])
+def test_a_corrupted_record_is_named_reading_only_what_was_in_flight(synthetic_data, tmp_path,
+                                                                     monkeypatch, training):
+    """A flipped byte in shard 3: the error names that shard and a record index, and
+    finding it decodes at most the windows in flight, not the split; an error that
+    is not about data keeps its own type and traceback."""
+    from facepars.data import integrity
     data = tmp_path / "data"
     shutil.copytree(synthetic_data, data)
     manifest = schema.Manifest.load(str(data))
@@ -145,9 +178,19 @@ def test_corrupted_shard_is_named(synthetic_data, tmp_path):
     raw = bytearray(open(shard, "rb").read())
     raw[len(raw) // 2] ^= 0xFF
     open(shard, "wb").write(bytes(raw))
-    with pytest.raises(pipeline.CorruptShardError, match="train-00003-of-00008.tfrecord"):
-        with pipeline.naming_bad_shards(manifest, "train"):
-            for _ in pipeline.make_dataset(
-                manifest, "train", False, InputConfig(global_batch_size=4)
-            ):
-                pass
+    checked = []
+    real = integrity.check_records
+    monkeypatch.setattr(integrity, "check_records",
+                        lambda path, skip, count, *a: checked.append(count) or
+                        real(path, skip, count, *a))
+    cfg = InputConfig(global_batch_size=4, shuffle_buffer=8, cycle_length=2, seed=3)
+    step = [0]
+    with pytest.raises(pipeline.CorruptShardError,
+                       match=r"train-00003-of-00008.tfrecord record \d+: unreadable"):
+        with pipeline.naming_bad_records(manifest, "train", training, cfg, lambda: step[0]):
+            for _ in pipeline.make_dataset(manifest, "train", training, cfg):
+                step[0] += 1
+    assert 0 < sum(checked) <= pipeline.WINDOWS_IN_FLIGHT * cfg.shuffle_buffer
+    with pytest.raises(ZeroDivisionError):
+        with pipeline.naming_bad_records(manifest, "train", training, cfg, lambda: 0):
+            1 / 0

@@ -1,0 +1,214 @@
+"""Stopping and resuming at any step: SIGTERM, kill -9, and two workers agreeing.
+
+One uninterrupted reference run is shared by the single-device checks; the
+interrupted runs must end on its weights to the bit (op determinism on).
+"""
+
+import csv
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+
+from facepars import loop
+from facepars.data import shards
+
+from conftest import REPO
+
+TIMEOUT = 900  # generous: every wait below ends on an event, this only bounds a hang
+TIMING = ("images_per_second", "step_time")  # history columns that measure the machine
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("resume") / "data")
+    shards.run(shards.PrepareConfig(output_dir=out, num_examples=100, image_size=64,
+                                    shard_size=9, synthetic_size=96, workers=1))
+    return out
+
+
+def _args(data, model_dir, *extra):
+    return ["--config=smoke", f"--data_dir={data}", f"--model_dir={model_dir}",
+            "--config.overlay_images=0", "--config.batch_size=8", "--config.epochs=2",
+            "--config.steps_per_epoch=10", "--config.backup_every_steps=2",
+            "--config.op_determinism=True", "--config.schedule.name=plateau",
+            "--config.schedule.plateau_patience=1", "--config.input.shuffle_buffer=24", *extra]
+
+
+def _start(args, log, **env):
+    return subprocess.Popen(
+        [sys.executable, "-m", "facepars.train", *args], cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO, **env),
+        stdout=open(str(log) + ".out", "w"), stderr=open(str(log) + ".err", "w"))
+
+
+def _backup_step(directory) -> int:
+    """The step of the backup a restart would resume from (0: none yet)."""
+    state = os.path.join(directory, "checkpoint")
+    found = os.path.exists(state) and re.search(r'^model_checkpoint_path: "ckpt-(\d+)"',
+                                                open(state).read(), re.M)
+    return int(found.group(1)) if found else 0
+
+
+def _wait_for_backup(directory, step, proc):
+    """Until the backup at ``step`` (or later) is the one a restart would take."""
+    deadline = time.monotonic() + TIMEOUT
+    while _backup_step(directory) < step:
+        assert proc.poll() is None, f"exited {proc.returncode} before its backup at {step}"
+        assert time.monotonic() < deadline, f"no backup at step {step} after {TIMEOUT} s"
+        time.sleep(0.02)
+
+
+def _finish(proc, log):
+    proc.wait(timeout=TIMEOUT)
+    return proc.returncode, open(str(log) + ".out").read(), open(str(log) + ".err").read()
+
+
+def _checksum(out):
+    found = re.search(r"final weights checksum: (\w+) after (\d+) steps", out)
+    assert found, out[-2000:]
+    return found.group(1), int(found.group(2))
+
+
+def _history(model_dir):
+    rows = list(csv.DictReader(open(os.path.join(model_dir, "history.csv"))))
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
+
+
+def _epoch_scalars(model_dir, tag="epoch_loss"):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(os.path.join(model_dir, "tensorboard", "train"),
+                           size_guidance={"tensors": 0})
+    acc.Reload()
+    import tensorflow as tf
+    return [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
+
+
+@pytest.mark.slow
+def test_sigterm_and_kill9_mid_epoch_resume_to_the_same_weights(data, tmp_path):
+    """The reference runs 20 steps. The other run is killed with -9 right after its
+    mid-epoch backup at step 4 (or 6, or 8: wherever the kill lands), resumed,
+    stopped with SIGTERM after its backup at step 12 (mid-epoch 2), and resumed
+    again: same weights to the bit, same step count, same history rows and
+    TensorBoard points."""
+    ref_dir, dir_ = tmp_path / "reference", tmp_path / "run"
+    reference = _start(_args(data, ref_dir), tmp_path / "ref")
+    code, ref_out, err = _finish(reference, tmp_path / "ref")
+    assert code == 0, err[-3000:]
+    ref_sum, ref_steps = _checksum(ref_out)
+    assert ref_steps == 20
+
+    first = _start(_args(data, dir_), tmp_path / "a")
+    _wait_for_backup(dir_ / "backup", 4, first)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_at = _backup_step(dir_ / "backup")
+    assert killed_at < 10, "the kill should land in the first epoch"
+
+    second = _start(_args(data, dir_), tmp_path / "b")
+    _wait_for_backup(dir_ / "backup", 12, second)
+    second.send_signal(signal.SIGTERM)
+    code, _, err = _finish(second, tmp_path / "b")
+    assert f"resuming from the backup at epoch 1, step {killed_at}" in err, err[-3000:]
+    assert code == loop.EXIT_PREEMPTED, err[-3000:]
+    stopped = re.search(r"stopped on a signal after step (\d+)", err)
+    assert stopped and 12 <= int(stopped.group(1)) < 20, err[-3000:]
+    step = int(stopped.group(1))
+    assert os.path.exists(dir_ / "backup" / f"ckpt-{step}.index")
+
+    third = _start(_args(data, dir_), tmp_path / "c")
+    code, out, err = _finish(third, tmp_path / "c")
+    assert code == 0, err[-3000:]
+    assert f"resuming from the backup at epoch 2, step {step}" in err
+    assert _checksum(out) == (ref_sum, 20)
+    assert _history(dir_) == _history(ref_dir)
+    assert _epoch_scalars(dir_) == _epoch_scalars(ref_dir)
+    assert not os.path.exists(dir_ / "backup")  # a finished run leaves no backup
+
+
+def test_a_first_signal_asks_a_second_ctrl_c_stops_at_once():
+    preemption = loop.Preemption()
+    before = signal.getsignal(signal.SIGTERM)
+    with preemption.watching():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0)  # the handler runs between bytecodes
+        assert preemption.requested
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+    assert signal.getsignal(signal.SIGTERM) is before
+    again = loop.Preemption()
+    with again.watching():
+        os.kill(os.getpid(), signal.SIGINT)  # a first Ctrl-C asks too
+        time.sleep(0)
+        assert again.requested
+
+
+def test_the_keras_callback_state_it_saves_still_exists():
+    """Keras resets these in on_train_begin; a resumed run sets them back by name."""
+    for cls, keys in loop.KERAS_CALLBACK_STATE.items():
+        cb = cls()
+        cb.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+        cb.model.compile("sgd", "mse")
+        cb.on_train_begin()
+        for key in keys:
+            assert hasattr(cb, key), (cls.__name__, key)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _workers(data, model_dir, tmp_path, tag):
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(2)]}
+    procs = []
+    for index in range(2):
+        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(_start(_args(data, model_dir, "--strategy=multi_worker",
+                                  "--config.op_determinism=False"),
+                            tmp_path / f"{tag}{index}", TF_CONFIG=config))
+    return procs
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_worker_stops_both_at_one_step_and_they_resume(data, tmp_path):
+    """Two MultiWorkerMirroredStrategy workers; SIGTERM to worker 1 only. Both save
+    at the same step and exit with EXIT_PREEMPTED; restarted, both finish on the
+    weights of an uninterrupted two-worker run, having read disjoint records."""
+    reference = _workers(data, tmp_path / "reference", tmp_path, "ref")
+    results = [_finish(p, tmp_path / f"ref{i}") for i, p in enumerate(reference)]
+    assert all(code == 0 for code, _, _ in results), results[0][2][-3000:]
+    ref_sums = {_checksum(out) for _, out, _ in results}
+    assert len(ref_sums) == 1 and next(iter(ref_sums))[1] == 20
+    shares = [re.search(r"train: input pipeline (\d) of 2 reads (\d+) records", err)
+              for _, _, err in results]
+    assert sorted(m.group(1) for m in shares) == ["0", "1"], results[0][2][-2000:]
+
+    model_dir = tmp_path / "run"
+    procs = _workers(data, model_dir, tmp_path, "a")
+    _wait_for_backup(model_dir / "backup" / "worker-1", 4, procs[1])
+    procs[1].send_signal(signal.SIGTERM)
+    stops = []
+    for i, p in enumerate(procs):
+        code, _, err = _finish(p, tmp_path / f"a{i}")
+        assert code == loop.EXIT_PREEMPTED, err[-3000:]
+        stops.append(int(re.search(r"stopped on a signal after step (\d+)", err).group(1)))
+    assert stops[0] == stops[1] < 20, stops
+    for i in range(2):
+        assert os.path.exists(model_dir / "backup" / f"worker-{i}" / f"ckpt-{stops[0]}.index")
+
+    procs = _workers(data, model_dir, tmp_path, "b")
+    results = [_finish(p, tmp_path / f"b{i}") for i, p in enumerate(procs)]
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+        assert f"step {stops[0]}" in err and "resuming from the backup" in err
+    assert {_checksum(out) for _, out, _ in results} == ref_sums
