@@ -9,6 +9,8 @@
 * An error the user can act on (facepars.errors.FaceparsError, a missing file):
   one line, ``<command> failed: <message>``, and exit code 1. Anything else is a
   bug and keeps its traceback.
+* Path flags (``*_dir``, ``*_path``) and positional paths expand a leading ``~``,
+  which the shell does not after ``=``.
 * TensorFlow's C++ start-up lines, its Python warnings and Keras's are hidden;
   ``--verbosity=1`` (or more) shows them again.
 
@@ -86,6 +88,20 @@ def fail(command: str, message: str, code: int = FAILURE_EXIT):
     sys.exit(code)
 
 
+def _is_path_flag(name: str) -> bool:
+    return name.endswith(("_dir", "_path")) or name == "chart"
+
+
+def _expand_home(args: list[str]) -> None:
+    """``--data_dir=~/data``: the shell leaves a ``~`` after ``=`` as it is, so path
+    flags (and positional paths) expand it here, as the shell would after a space."""
+    for name in FLAGS:
+        value = FLAGS[name].value
+        if _is_path_flag(name) and isinstance(value, str) and value.startswith("~"):
+            FLAGS[name].value = os.path.expanduser(value)
+    args[1:] = [os.path.expanduser(a) if a.startswith("~") else a for a in args[1:]]
+
+
 def run(main, define_flags, required: tuple[str, ...] = (), argv: list[str] | None = None,
         positional: str | None = None) -> None:
     """Define, parse and check the flags, then run ``main(argv)`` under the conventions above.
@@ -113,6 +129,7 @@ def run(main, define_flags, required: tuple[str, ...] = (), argv: list[str] | No
             )
             fail(command, f"{names} {'is' if len(missing) == 1 else 'are'} required "
                           "(see --helpshort)", USAGE_EXIT)
+        _expand_home(args)
         if len(args) > 1 and positional is None:
             fail(command, f"unexpected argument {args[1]!r} (flags are --name=value)", USAGE_EXIT)
         if positional is not None and len(args) < 2:

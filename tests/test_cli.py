@@ -78,3 +78,19 @@ def test_bad_flags_and_bad_input_are_one_line(tmp_path):
     assert f"{tmp_path}/none" in procs["missing data"].stderr
     # --verbosity=1 brings TensorFlow's own lines back.
     assert any(noise in procs["verbose"].stderr for noise in TF_NOISE)
+
+
+def test_a_readme_command_as_written_expands_the_home_directory(tmp_path):
+    """``--output_dir=~/data/...``: bash leaves that ``~`` alone; prepare must not make
+    a directory named ``~`` where it runs, but write under $HOME."""
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(os.environ, HOME=str(tmp_path / "home"), PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(["bash", "-c", "python -m facepars.prepare --source=synthetic "
+                           "--num_examples=5 --image_size=32 --synthetic_size=48 "
+                           "--output_dir=~/data/syn"], cwd=work, capture_output=True, text=True,
+                          timeout=300, env=dict(env, PATH=os.path.dirname(sys.executable) + ":"
+                                                + env["PATH"]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "home" / "data" / "syn" / "manifest.json").exists()
+    assert not (work / "~").exists()
