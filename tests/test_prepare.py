@@ -199,13 +199,23 @@ def test_skip_mode_lists_the_bad_pair_and_converts_the_rest(tmp_path, kind):
 
 @pytest.mark.slow
 def test_cli_exits_nonzero_with_the_file_name(tmp_path):
-    fixtures.write_kaggle(str(tmp_path / "kaggle"), size=(90, 70))
+    fixtures.write_kaggle(str(tmp_path / "kaggle"), splits=(("train", 12), ("val", 2)),
+                          size=(90, 70))
     _break(str(tmp_path / "kaggle"), "corrupt image")
-    proc = run_cli("facepars.prepare", "--source=kaggle", f"--input_dir={tmp_path}/kaggle",
-                   f"--output_dir={tmp_path}/out", "--workers=2", check=False)
+    args = ["--source=kaggle", f"--input_dir={tmp_path}/kaggle", f"--output_dir={tmp_path}/out",
+            "--workers=2", "--shard_size=1", "--seed=1"]  # seed 1: the bad pair is 9th
+    proc = run_cli("facepars.prepare", *args, check=False)
     assert proc.returncode == 1
     assert "0002_0001.jpg" in proc.stderr and "corrupt" in proc.stderr
-    _assert_nothing_half_written(tmp_path)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    # What the message tells the user to do works, and keeps the shards already done.
+    assert "rerun with --resume --on_error=skip" in proc.stderr
+    done = {p: os.stat(p).st_mtime_ns for p in glob.glob(f"{tmp_path}/out/*.tfrecord")}
+    assert done
+    run_cli("facepars.prepare", *args, "--resume", "--on_error=skip")
+    assert all(os.stat(p).st_mtime_ns == t for p, t in done.items())
+    manifest = json.load(open(tmp_path / "out" / "manifest.json"))
+    assert [s["source_id"] for s in manifest["skipped"]] == ["train/0002_0001"]
 
 
 @pytest.mark.parametrize("setup,message", [

@@ -69,8 +69,10 @@ class PrepareConfig:
 
     def settings(self) -> dict:
         """The options that decide the bytes written (what a resume must match)."""
+        # Not on_error: the shards a run finished are the same bytes either way, so a
+        # run stopped by a bad pair can be resumed with --on_error=skip.
         skip = {"output_dir", "input_dir", "workers", "runner", "beam_pipeline_options",
-                "resume", "overwrite"}
+                "resume", "overwrite", "on_error"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 
@@ -187,8 +189,8 @@ def write_shard(shard: dict, results, cfg: PrepareConfig, parts_dir: str,
                 if cfg.on_error == "fail":
                     writer.close()
                     tf.io.gfile.remove(tmp)
-                    raise PrepareError(f"{r.error} (pair {r.source_id}; --on_error=skip "
-                                       "converts the rest and lists it)")
+                    raise PrepareError(f"{r.error} (pair {r.source_id}; rerun with --resume "
+                                       "--on_error=skip to convert the rest and list it)")
                 skipped.append(
                     {"split": shard["split"], "source_id": r.source_id, "error": r.error}
                 )
@@ -305,7 +307,8 @@ def plan_job(cfg: PrepareConfig) -> Job | dict:
                                      cfg.seed, cfg.synthetic_size)
     if bad and cfg.on_error == "fail":
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise PrepareError(f"{bad[0]}{more}; --on_error=skip converts the rest and lists them")
+        raise PrepareError(f"{bad[0]}{more}; rerun with --on_error=skip to convert the rest "
+                           "and list them")
     if cfg.val_fraction > 0:
         pairs = sources.carve_split(pairs, cfg.val_fraction, cfg.seed)
     listing_skips = [{"split": None, "source_id": None, "error": str(e)} for e in bad]
