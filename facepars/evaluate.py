@@ -36,17 +36,21 @@ FLAGS = flags.FLAGS
 
 def network_resolution(predictor: Predictor, manifest: schema.Manifest, split: str,
                        batch_size: int, strategy: tf.distribute.Strategy) -> np.ndarray:
-    """Confusion matrix of the split at the network's input size, under ``strategy``."""
+    """Confusion matrix of the split at the network's input size, under ``strategy``
+    (TFLite and ONNX models, which run on the host, one batch at a time instead)."""
+    if not predictor.in_graph:
+        strategy = tf.distribute.get_strategy()  # the default: eager, this host
     with strategy.scope():
         metric = ConfusionMatrixMetric(manifest.class_table)
     cfg = pipeline.InputConfig(global_batch_size=batch_size)
     dataset = pipeline.distributed_dataset(strategy, manifest, split, False, cfg)
     steps = pipeline.eval_steps(manifest, split, cfg, distribute.num_workers(strategy))
 
-    @tf.function
     def step(batch):
         metric.update_state(batch["mask"], predictor.network_logits(batch["image"]))
 
+    if predictor.in_graph:
+        step = tf.function(step)
     progress = Progress(f"evaluate {split}", steps, "batches")
     with pipeline.naming_bad_records(manifest, split, False, cfg, lambda: progress.done,
                                      distribute.num_workers(strategy),

@@ -77,23 +77,26 @@ FILE_BACKENDS = {".tflite": tflite_logits_fn, ".onnx": onnx_logits_fn}
 class Predictor:
     """``Predictor.load(path).predict(photo)`` -> Prediction at the photo's size."""
 
-    def __init__(self, logits_fn, info: dict):
-        self.logits_fn, self.info = logits_fn, info
+    def __init__(self, logits_fn, info: dict, in_graph: bool = True):
+        """``in_graph``: ``logits_fn`` is TensorFlow ops (a Keras network, a
+        SavedModel) and can run inside a tf.function and a strategy; False for the
+        TFLite and ONNX Runtime backends, which take numpy on the host."""
+        self.logits_fn, self.info, self.in_graph = logits_fn, info, in_graph
         self.table = rundir.class_table(info)
         self.image_size, self.resize = info["image_size"], info["resize"]
 
     @classmethod
     def load(cls, path: str) -> "Predictor":
         if tf.io.gfile.exists(files.join(path, "saved_model.pb")):
-            signature = tf.saved_model.load(path).signatures["network"]
+            loaded = tf.saved_model.load(path)  # kept: its signatures use its variables
             info = files.read_json(files.join(path, SAVED_MODEL_TABLE))
-            return cls(lambda x: signature(images=x)["logits"], info)
+            return cls(lambda x: loaded.signatures["network"](images=x)["logits"], info)
         backend = FILE_BACKENDS.get(os.path.splitext(path)[1])
         if backend is not None:
             with tf.io.gfile.GFile(path, "rb") as f:
                 model = f.read()
             info = files.read_json(files.join(os.path.dirname(path), rundir.CLASS_TABLE))
-            return cls(backend(model), info)
+            return cls(backend(model), info, in_graph=False)
         network, info = rundir.load(path)
         return cls(lambda x: network(x, training=False), info)
 

@@ -31,6 +31,21 @@ def test_export_saved_model_and_tflite_with_parity(trained_run, synthetic_data, 
         np.testing.assert_allclose(Predictor.load(str(tmp_path / "export" / exported)).framing,
                                    framing)
 
+    # evaluate takes every export (TFLite and ONNX run on the host) and scores the
+    # split as the Keras run does.
+    from facepars import evaluate
+    scores = {}
+    for name in ("best.keras", "saved_model", "model_float32.tflite", "model_int8.tflite",
+                 "model.onnx"):
+        path = os.path.join(trained_run, name) if name.endswith(".keras") else \
+            str(tmp_path / "export" / name)
+        result = evaluate.run(path, synthetic_data, "val", str(tmp_path / "eval" / name),
+                              batch_size=4, strategy_name="one_device")
+        scores[name] = result["network_resolution"]["scores"]["iou/mean_face"]
+    for name, score in scores.items():
+        tolerance = 0.03 if "int8" in name else 0.01
+        assert abs(score - scores["best.keras"]) <= tolerance, scores
+
     # A fresh process, TensorFlow only: two input sizes, one image, and the class table.
     code = f"""
 import numpy as np, tensorflow as tf, sys
