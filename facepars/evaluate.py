@@ -20,7 +20,7 @@ from absl import flags
 
 from facepars import alignment, classes, cli, detection, distribute, files, schema, visualize
 from facepars.data import images as image_ops
-from facepars.data import pipeline, sources
+from facepars.data import convert, pipeline, sources
 from facepars.errors import ConfigError
 from facepars.inference import Predictor
 from facepars.metrics import (
@@ -75,15 +75,17 @@ def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: 
     """Confusion matrices at each source photo's own size, against its own mask.
 
     Two protocols on the same photos. ``oracle``: the face framed as the data
-    was prepared: the source's five points when the crops were aligned on them,
-    else the photo as the source crops it. ``detector`` (with a detector): the
+    was prepared: on the five points the crops were aligned on (the source's own,
+    or the largest face the detector finds, as prepare chose them), else the
+    photo as the source crops it. ``detector`` (with a detector): the
     faces it finds, aligned; a face it misses counts as all background. Returns
     ``{"oracle": cm, "detector": cm, "recall": found / faces}``.
     """
     listing, _ = sources.list_source(input_dir=input_dir, **manifest.source_listing)
     pairs = {p.source_id: p for split_pairs in listing.values() for p in split_pairs}
     lut = manifest.source_lookup
-    aligned = (manifest.framing or {}).get("mode") == "landmarks"
+    mode = (manifest.framing or {}).get("mode")
+    aligned = mode in convert.ALIGNED_MODES
     ids = [i.decode() for b in pipeline.make_dataset(
         manifest, split, False, pipeline.InputConfig(global_batch_size=1), with_ids=True)
         for i in b["source_id"].numpy() if i]
@@ -97,8 +99,8 @@ def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: 
         if source_id not in pairs:
             raise FileNotFoundError(f"{source_id}: in the shards but not under {input_dir}")
         photo, raw = pairs[source_id].load()
-        photo, points = _at_mask_size(photo, pairs[source_id].five_points() if aligned else None,
-                                      raw.shape)
+        points = convert.face_points(pairs[source_id], photo, mode, detector) if aligned else None
+        photo, points = _at_mask_size(photo, points, raw.shape)
         truth = lut[raw]
         if aligned:
             oracle = predictor.predict_faces(photo, [detection.from_landmarks(points)]).labels

@@ -79,3 +79,44 @@ def test_original_resolution_reports_both_protocols_with_the_detectors_recall(
     assert found["recall"] == pytest.approx(sum(v is not None for v in known.values()) / len(known))
     assert found["detector"].sum() == found["oracle"].sum()
     assert found["detector"][:, 0].sum() >= missed_pixels
+
+
+def test_data_aligned_by_the_detector_is_scored_aligned_as_prepared(trained_run, tmp_path):
+    """``--align=detect`` data is framed as prepare framed it (the largest face the
+    detector finds), like ``--align=landmarks`` data: with a detector that finds
+    the exact points the two give the same oracle scores. Before, detect-aligned
+    data was squashed whole into the network and still reported as framed."""
+    import shutil
+
+    from facepars.data import shards
+    data = str(tmp_path / "landmarks")
+    shards.run(shards.PrepareConfig(output_dir=data, num_examples=20, image_size=64,
+                                    synthetic_size=96, align="landmarks"))
+    detected = str(tmp_path / "detect")
+    shutil.copytree(data, detected)
+    manifest_path = os.path.join(detected, "manifest.json")
+    manifest = json.load(open(manifest_path))
+    manifest["framing"]["mode"] = "detect"
+    json.dump(manifest, open(manifest_path, "w"))
+
+    def detector(photo):  # exact points, found by the drawing's hash
+        return [detection.from_landmarks(points[hashlib.sha1(photo.tobytes()).hexdigest()])]
+
+    listing, _ = sources.list_source(input_dir=None, **manifest["source_listing"])
+    points = {}
+    for pair in listing["val"]:
+        image, _, five = synthetic.render_with_landmarks(pair.seed, pair.index, pair.height,
+                                                         pair.width)
+        points[hashlib.sha1(image.tobytes()).hexdigest()] = five
+    import tensorflow as tf
+
+    def stripes(x):  # a parser whose labels show the framing: stripes across the crop
+        column = tf.range(tf.shape(x)[2]) * 8 // tf.shape(x)[2]
+        logits = tf.one_hot(column, 8)[None, None]
+        return tf.tile(logits, [tf.shape(x)[0], tf.shape(x)[1], 1, 1])
+
+    info = dict(Predictor.load(trained_run).info, framing=manifest["framing"])
+    predictor = Predictor(stripes, info)
+    results = [evaluate.original_resolution(predictor, schema.Manifest.load(d), "val", None,
+                                            detector)["oracle"] for d in (data, detected)]
+    np.testing.assert_array_equal(results[0], results[1])

@@ -83,19 +83,26 @@ def convert(ref, spec: ConvertSpec) -> Converted | Failed:
 _DETECTOR = None
 
 
-def _five_points(ref, image: np.ndarray, align: str) -> np.ndarray:
-    """The face's five points: the source's own, or the detector's largest face."""
+# The framing modes whose crops put each face's five points on the template: the
+# one rule for "aligned data" in prepare and in evaluation at original resolution.
+ALIGNED_MODES = ("landmarks", "detect")
+
+
+def face_points(ref, image: np.ndarray, align: str, detector=None) -> np.ndarray:
+    """The five points a crop is aligned on: the source's own (``landmarks``), or the
+    largest face ``detector`` (default MTCNN, loaded once) finds (``detect``)."""
     if align == "landmarks":
         points = ref.five_points()
         if points is None:
             raise BadInput(ref.image, "no five-point landmarks for --align=landmarks (LaPa: "
                                       "landmarks/NAME.txt beside images/)")
         return points
-    global _DETECTOR
-    if _DETECTOR is None:  # once per worker process; it brings TensorFlow with it
-        from facepars.detection import MTCNNDetector, find
-        _DETECTOR = (MTCNNDetector(), find)
-    detector, find = _DETECTOR
+    from facepars.detection import MTCNNDetector, find  # it brings TensorFlow with it
+    if detector is None:
+        global _DETECTOR
+        if _DETECTOR is None:  # once per worker process
+            _DETECTOR = MTCNNDetector()
+        detector = _DETECTOR
     faces = find(detector, image)
     if not faces:
         raise BadInput(ref.image, "no face found by the detector (--align=detect)")
@@ -112,7 +119,7 @@ def _aligned(ref, spec: ConvertSpec) -> tuple[np.ndarray, np.ndarray]:
     """
     image, raw = ref.load()
     check_ids(raw, spec, ref.label_file)
-    points = _five_points(ref, image, spec.align)
+    points = face_points(ref, image, spec.align)
     if raw.shape != image.shape[:2]:
         scale = np.array([raw.shape[1] / image.shape[1], raw.shape[0] / image.shape[0]])
         image = images.resize_to(image, *raw.shape)
