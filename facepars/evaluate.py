@@ -19,8 +19,8 @@ import tensorflow as tf
 from absl import flags
 
 from facepars import alignment, classes, cli, detection, distribute, files, schema, visualize
-from facepars.data import images as image_ops
 from facepars.data import convert, pipeline, sources
+from facepars.data import images as image_ops
 from facepars.errors import ConfigError
 from facepars.inference import Predictor
 from facepars.metrics import (

@@ -15,7 +15,7 @@ default 512 pairs a shard (about 10 s of CPU), a million pairs make 2,000
 elements: enough to keep hundreds of workers busy.
 
 The pipeline graph does not grow with the data: the driver writes the plan (each
-pending shard's pair references, one JSON line a shard) to ``_parts/plan.jsonl``
+pending shard's pair references, one JSON line a shard) to ``_parts/shard_pairs.jsonl``
 beside the output, and an element is only a shard's name and where its line
 sits in that file (``PlanEntry``). A million pairs make a graph of about 2,000
 such entries, far under Dataflow's 10 MB job-request limit, where embedding
@@ -78,7 +78,7 @@ def pipeline_options(options: str, workers: int) -> PipelineOptions:
     return opts
 
 
-PLAN_FILE = "plan.jsonl"
+PLAN_FILE = "shard_pairs.jsonl"  # beside plan.json, the resume fingerprint
 
 
 @dataclasses.dataclass(frozen=True)
