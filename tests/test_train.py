@@ -130,7 +130,7 @@ def test_nan_recovery_works_in_every_precision(face_data, tmp_path):
             1e5 * 1e-6 ** summary["nan_restores"]), precision
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "poly"])
+@pytest.mark.parametrize("schedule", ["poly"])  # cosine: the same ScaledSchedule
 def test_lowered_learning_rate_survives_kill_and_resume(face_data, tmp_path, monkeypatch,
                                                         schedule):
     """A NaN restore in epoch 1 lowers the schedule's scale; the run is killed at the
