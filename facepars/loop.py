@@ -197,8 +197,9 @@ def fit(parser, make_train_data, val_data, val_steps: int, epochs: int, steps_pe
     ``make_train_data(step)`` is the distributed training input from ``step`` on;
     ``naming_bad_records(split, training, step)`` a context manager that names
     the bad record behind an input error. One worker stops right after the step
-    in flight when signalled; several stop after the next step, whose all-reduce
-    tells them all. Returns the History.
+    in flight when signalled (or, signalled during validation, after the epoch's
+    backup); several stop after the next step, whose reduced logs tell them all.
+    Returns the History.
     """
     per_call = parser.steps_per_execution
     cbs = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
@@ -215,31 +216,38 @@ def fit(parser, make_train_data, val_data, val_steps: int, epochs: int, steps_pe
     if state is not None:
         _set_callback_state(callbacks, state["callbacks"])
         logging.info("resuming from the backup at epoch %d, step %d", epoch + 1, step)
-    epoch_logs, first_step = {}, True
+    epoch_logs, first_step, saved_at = {}, True, None
 
     def save():
-        backup.save(epoch * steps_per_epoch + k,
-                    {"step": epoch * steps_per_epoch + k, "callbacks": _callback_state(callbacks)})
+        nonlocal saved_at
+        saved_at = epoch * steps_per_epoch + k
+        backup.save(saved_at, {"step": saved_at, "callbacks": _callback_state(callbacks)})
+
+    def stop_here():
+        if saved_at != epoch * steps_per_epoch + k:
+            save()
+        raise Preempted(epoch * steps_per_epoch + k, backup.directory)
 
     while epoch < epochs and not parser.stop_training:
         if k == 0:  # a resumed epoch keeps its metric sums (restored with the backup)
             parser.reset_metrics()
         cbs.on_epoch_begin(epoch)
         while k < steps_per_epoch:
+            if workers == 1 and preemption.requested:
+                stop_here()
             cbs.on_train_batch_begin(k)
             if preemption.requested:
                 parser.stop_requested.assign(1.0)
             with naming_bad_records("train", True, lambda: epoch * steps_per_epoch + k):
                 logs = train_function(iterator)
-            stop = scalar(logs.pop(STOP_KEY)) > 0 or (workers == 1 and preemption.requested)
+            agreed = scalar(logs.pop(STOP_KEY)) > 0
             if first_step:
                 logging.info("first step of this process done (step %d)", step + per_call)
                 first_step = False
             k += per_call
             cbs.on_train_batch_end(k - 1, logs)
-            if stop:
-                save()
-                raise Preempted(epoch * steps_per_epoch + k, backup.directory)
+            if agreed:
+                stop_here()
             if parser.stop_training:
                 break
             if backup_every_steps and (epoch * steps_per_epoch + k) % backup_every_steps == 0 \
