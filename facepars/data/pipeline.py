@@ -205,8 +205,10 @@ class TrainingOrder:
     ``[w * C, (w + 1) * C)`` of that permutation, ``C = cycle_length``) is read
     with a parallel interleave and permuted as a whole with a seed derived from
     the pass seed and ``w``. The same TensorFlow ops compute the order in the
-    input pipeline and, eagerly, on the host (``start``, ``blocks_near``), so
-    both agree by construction.
+    input pipeline and, eagerly, on the host (``locate``, ``blocks_near``), so
+    both agree by construction. TensorFlow keeps stateless random numbers fixed
+    for a version on a device type (the input runs on the host CPU): resume a
+    run with the TensorFlow it started with.
     """
 
     def __init__(self, segments: list[Segment], cfg: InputConfig, pipeline_id: int = 0):
