@@ -89,7 +89,7 @@ def fail(command: str, message: str, code: int = FAILURE_EXIT):
 
 
 def _is_path_flag(name: str) -> bool:
-    return name.endswith(("_dir", "_path")) or name == "chart"
+    return name.endswith(("_dir", "_path"))
 
 
 def _expand_home(args: list[str]) -> None:

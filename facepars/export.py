@@ -174,11 +174,16 @@ def export_onnx(saved_model: str, output_dir: str, opset: int) -> dict[str, str]
 
 
 def run(model: str, output_dir: str, data_dir: str | None, variants, parity_records: int = 64,
-        onnx_opset: int | None = None) -> dict:
-    """Write the exports; with ``data_dir``, check each against Keras on validation records.
+        onnx_opset: int | None = None, parity_split: str = "val",
+        calibration_split: str = "train") -> dict:
+    """Write the exports; with ``data_dir``, check each against Keras on the first
+    records of ``parity_split``, and calibrate int8 on ``calibration_split``'s.
 
     ``onnx_opset``: also write ONNX models at this opset (None: no ONNX).
     """
+    manifest = schema.Manifest.load(data_dir) if data_dir else None
+    for split in (parity_split, calibration_split) if manifest else ():
+        manifest.split(split)  # before any work: a missing split named, with those there are
     network, info = rundir.load(model)
     tf.io.gfile.makedirs(output_dir)
     saved = files.join(output_dir, "saved_model")
@@ -187,10 +192,9 @@ def run(model: str, output_dir: str, data_dir: str | None, variants, parity_reco
     report = {"model": model, "saved_model": saved, "tflite": {}, "agreement": {}}
 
     images = calibration = reference = None
-    if data_dir:
-        manifest = schema.Manifest.load(data_dir)
-        images, _ = pipeline.first_records(manifest, "val", parity_records)
-        calibration, _ = pipeline.first_records(manifest, "train", 100)
+    if manifest:
+        images, _ = pipeline.first_records(manifest, parity_split, parity_records)
+        calibration, _ = pipeline.first_records(manifest, calibration_split, 100)
         reference = np.argmax(Predictor(lambda x: network(x, training=False), info)
                               .network_logits(images), -1)
         served = Predictor.load(saved).network_logits(images)
@@ -226,7 +230,9 @@ def define_flags():
     flags.DEFINE_string("output_dir", None, "Export directory.")
     flags.DEFINE_string("data_dir", None, "Prepared data for int8 calibration and parity checks.")
     flags.DEFINE_list("tflite", ["float32", "float16", "int8"], "TFLite variants to write.")
-    flags.DEFINE_integer("parity_records", 64, "Validation records used for the parity checks.")
+    flags.DEFINE_integer("parity_records", 64, "Records used for the parity checks.")
+    flags.DEFINE_string("parity_split", "val", "The split whose first records check parity.")
+    flags.DEFINE_string("calibration_split", "train", "The split int8 calibrates on.")
     flags.DEFINE_bool("onnx", False, "Also write model.onnx (dynamic batch) and model_batch1.onnx "
                       "(the facepars[onnx] extra).")
     flags.DEFINE_integer("onnx_opset", 17, "ONNX opset of --onnx.")
@@ -241,6 +247,8 @@ def main(argv):
         FLAGS.tflite,
         FLAGS.parity_records,
         FLAGS.onnx_opset if FLAGS.onnx else None,
+        FLAGS.parity_split,
+        FLAGS.calibration_split,
     )
     print(f"SavedModel: {report['saved_model']}")
     for variant, item in report["tflite"].items():

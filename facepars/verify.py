@@ -1,6 +1,6 @@
 r"""Check a prepared data set end to end, and show what it holds.
 
-    python -m facepars.verify --data_dir=/tmp/faces256 [--chart=dist.png]
+    python -m facepars.verify --data_dir=/tmp/faces256 [--output_dir=reports/]
 
 Re-reads every shard the manifest names: the file exists, its checksum and record
 count match, every record parses and decodes to the manifest's size, and every
@@ -8,13 +8,15 @@ label is a class id or the ignore label. The first bad record of each shard is
 reported by shard and index; the exit code is 1 if anything is wrong. When all is
 sound it leaves ``verified.json``, which ``train`` trusts instead of reading the
 shards again, for as long as each shard keeps its size and modification time. Then the
-class distribution is printed and drawn (default ``DATA_DIR/class_distribution.png``).
+class distribution is printed and drawn, ``class_distribution.png`` in
+``--output_dir`` (default: the data directory).
 """
 
 from __future__ import annotations
 
 import sys
 
+import tensorflow as tf
 from absl import flags, logging
 
 from facepars import cli, files, report
@@ -26,14 +28,17 @@ FLAGS = flags.FLAGS
 def define_flags():
     """The command line; see facepars.cli for the conventions all commands share."""
     flags.DEFINE_string("data_dir", None, "Directory holding manifest.json and the shards.")
-    flags.DEFINE_string("chart", None, "Where to write the class-distribution PNG.")
+    flags.DEFINE_string("output_dir", None, "Where class_distribution.png goes (default: "
+                        "--data_dir).")
 
 
 def main(argv):
     del argv
     manifest, problems = verify(FLAGS.data_dir)
     print(report.summary(manifest.data))
-    chart = FLAGS.chart or files.join(FLAGS.data_dir, "class_distribution.png")
+    output_dir = FLAGS.output_dir or FLAGS.data_dir
+    tf.io.gfile.makedirs(output_dir)
+    chart = files.join(output_dir, "class_distribution.png")
     report.distribution_chart(manifest.data, chart)
     print(f"\nclass distribution chart: {chart}")
     if problems:

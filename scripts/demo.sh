@@ -15,7 +15,7 @@ say "1/6 prepare: 1200 synthetic faces -> 128x128 sharded TFRecords in $OUT/data
   --synthetic_size=200 --shard_size=128 --output_dir="$OUT/data" --overwrite
 
 say "2/6 verify the shards; class distribution chart"
-"$PY" -m facepars.verify --data_dir="$OUT/data" --chart="$OUT/class_distribution.png"
+"$PY" -m facepars.verify --data_dir="$OUT/data" --output_dir="$OUT"
 
 say "3/6 train the smoke config (LR-ASPP MobileNetV3, width 0.5) for $EPOCHS x $STEPS steps"
 rm -rf "$OUT/model"

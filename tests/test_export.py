@@ -46,6 +46,11 @@ def test_export_saved_model_and_tflite_with_parity(trained_run, synthetic_data, 
         tolerance = 0.03 if "int8" in name else 0.01
         assert abs(score - scores["best.keras"]) <= tolerance, scores
 
+    from facepars.schema import ManifestError
+    with pytest.raises(ManifestError, match="no split 'holdout'.*has train, val, test"):
+        export.run(trained_run, str(tmp_path / "other"), synthetic_data, [],
+                   parity_split="holdout")
+
     # A fresh process, TensorFlow only: two input sizes, one image, and the class table.
     code = f"""
 import numpy as np, tensorflow as tf, sys

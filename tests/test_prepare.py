@@ -359,11 +359,22 @@ def test_kill_and_resume_gives_identical_shards(tmp_path):
 def test_verify_catches_a_flipped_byte(tmp_path):
     out = tmp_path / "out"
     run_cli("facepars.prepare", *_prepare_args(out)[:-2], "--shard_size=8", "--workers=1")
-    ok = run_cli("facepars.verify", f"--data_dir={out}")
-    assert "verify OK" in ok.stdout and (out / "class_distribution.png").exists()
+    ok = run_cli("facepars.verify", f"--data_dir={out}", f"--output_dir={tmp_path / 'report'}")
+    assert "verify OK" in ok.stdout and (tmp_path / "report" / "class_distribution.png").exists()
+    # The stamp verify leaves vouches for every shard, until one changes.
+    from facepars import schema
+    from facepars.data import integrity
+    manifest = schema.Manifest.load(str(out))
+    assert integrity.check_present(manifest, manifest.splits) == ([], [])
     shard = out / "train-00002-of-00005.tfrecord"
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0x40
+    shard.write_bytes(bytes(data))
+    problems, unvouched = integrity.check_present(manifest, manifest.splits)
+    assert problems == [] and [s.path for s in unvouched] == [str(shard)]
+    shard.write_bytes(bytes(data[:-10]))  # truncated: named by size, no reading
+    problems, _ = integrity.check_present(manifest, manifest.splits)
+    assert problems and "train-00002-of-00005.tfrecord" in problems[0] and "bytes" in problems[0]
     shard.write_bytes(bytes(data))
     bad = run_cli("facepars.verify", f"--data_dir={out}", check=False)
     assert bad.returncode == 1
