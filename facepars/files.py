@@ -30,6 +30,13 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write bytes under a temporary name and rename, so readers never see half a file."""
+    with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
+        f.write(data)
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
 def write_json_atomic(path: str, data: dict) -> None:
     """Write JSON under a temporary name and rename, so readers never see half a file."""
     tmp = path + ".tmp"

@@ -25,15 +25,16 @@ resizes the whole photo into the network, as for face crops.
 from __future__ import annotations
 
 import glob
-import json
+import io
 import os
 import sys
 
 import numpy as np
+import tensorflow as tf
 from absl import flags, logging
 from PIL import Image
 
-from facepars import cli, detection, visualize
+from facepars import cli, detection, files, visualize
 from facepars.data import images as image_ops
 from facepars.data.images import BadInput
 from facepars.errors import ConfigError
@@ -62,20 +63,22 @@ def collect(inputs: list[str]) -> list[tuple[str, str]]:
 
 
 def write_outputs(output_dir: str, name: str, photo: np.ndarray, prediction, table) -> dict:
-    stem = os.path.join(output_dir, os.path.splitext(name)[0])
-    os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
-    with open(stem + ".labels.png", "wb") as f:
-        f.write(image_ops.encode_mask(prediction.labels, table.palette()))
+    """One photo's label PNG, overlay and probabilities, on a local disk or a bucket."""
+    stem = files.join(output_dir, os.path.splitext(name)[0])
+    tf.io.gfile.makedirs(os.path.dirname(stem) or ".")
+    files.write_bytes_atomic(stem + ".labels.png",
+                             image_ops.encode_mask(prediction.labels, table.palette()))
     picture = visualize.overlay(photo, prediction.labels, table)
     if prediction.faces:
         picture = visualize.draw_boxes(picture, [f.box for f in prediction.faces])
-    Image.fromarray(picture).save(stem + ".overlay.jpg", quality=90)
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, "JPEG", quality=90)
+    files.write_bytes_atomic(stem + ".overlay.jpg", buffer.getvalue())
     if prediction.probabilities is not None:
-        np.savez_compressed(
-            stem + ".probs.npz",
-            probabilities=prediction.probabilities.astype(np.float16),
-            classes=np.array(table.names),
-        )
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, probabilities=prediction.probabilities.astype(np.float16),
+                            classes=np.array(table.names))
+        files.write_bytes_atomic(stem + ".probs.npz", buffer.getvalue())
     counts = np.bincount(prediction.labels.ravel(), minlength=table.num_classes)
     record = {"classes": {n: float(c) / prediction.labels.size
                           for n, c in zip(table.names, counts)}}
@@ -109,7 +112,7 @@ def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
     mode, detector = choose_mode(faces, predictor)
     logging.info("parsing %s", "each detected face, aligned" if detector else "whole photos")
     photos = collect(inputs)
-    os.makedirs(output_dir, exist_ok=True)
+    tf.io.gfile.makedirs(output_dir)
     summary, failures = {}, []
     progress = Progress("predict", len(photos), "photos", every=2.0)
     for start in range(0, len(photos), batch_size):
@@ -135,9 +138,9 @@ def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
         for (name, photo), prediction in zip(batch, predictions):
             summary[name] = write_outputs(output_dir, name, photo, prediction, predictor.table)
             progress.update()
-    with open(os.path.join(output_dir, "summary.json"), "w") as f:
-        json.dump({"model": model, "faces": mode, "photos": summary, "failures": failures},
-                  f, indent=1)
+    files.write_json_atomic(files.join(output_dir, "summary.json"),
+                            {"model": model, "faces": mode, "photos": summary,
+                             "failures": failures})
     return summary, failures
 
 

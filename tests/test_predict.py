@@ -115,3 +115,22 @@ def test_predict_detects_every_face_of_a_group_photo(trained_run, tmp_path):
                     f"--output_dir={tmp_path / 'whole'}", "--faces=whole", str(photos / "tiny.png"))
     assert "1 photos parsed" in whole.stdout
     assert "faces" not in json.load(open(tmp_path / "whole" / "summary.json"))["photos"]["tiny.png"]
+
+
+def test_predict_writes_to_a_bucket_what_it_writes_locally(trained_run, photos, tmp_path):
+    """Outputs go through tf.io.gfile (here TensorFlow's in-memory file system, as a
+    gs:// bucket would): the same bytes as on a local disk, nested names included."""
+    import tensorflow as tf
+
+    from facepars import predict
+    inputs = [str(photos / "astronaut.jpg"), str(photos / "nested")]
+    local = tmp_path / "local"
+    predict.run(trained_run, inputs, str(local), probabilities=True, faces="whole")
+    bucket = "ram://facepars-predict/out"
+    predict.run(trained_run, inputs, bucket, probabilities=True, faces="whole")
+    for name in ("astronaut.labels.png", "astronaut.overlay.jpg", "astronaut.probs.npz",
+                 "rotated.labels.png"):
+        with tf.io.gfile.GFile(f"{bucket}/{name}", "rb") as f:
+            assert f.read() == (local / name).read_bytes(), name
+    with tf.io.gfile.GFile(f"{bucket}/summary.json") as f:
+        assert json.load(f)["photos"] == json.load(open(local / "summary.json"))["photos"]
