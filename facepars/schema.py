@@ -125,22 +125,16 @@ class Manifest:
     def resize(self) -> str:
         return self.data["resize"]
 
-    def _needs(self, key: str):
-        if key not in self.data:
-            raise ManifestError(f"{files.join(self.data_dir, MANIFEST)}: no {key!r} (written by "
-                                "an older facepars); run facepars.prepare again")
-        return self.data[key]
-
     @property
     def source_listing(self) -> dict:
         """Keyword arguments of facepars.data.sources.list_source (besides input_dir)
         that list the source again as prepare listed it."""
-        return dict(self._needs("source_listing"))
+        return dict(self.data["source_listing"])
 
     @property
     def source_lookup(self) -> np.ndarray:
         """uint8 (256,): the source's raw mask id -> this data set's class id."""
-        return np.asarray(self._needs("source_lookup"), np.uint8)
+        return np.asarray(self.data["source_lookup"], np.uint8)
 
     @property
     def framing(self) -> dict | None:

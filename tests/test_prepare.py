@@ -394,3 +394,18 @@ def test_num_shards_sets_a_minimum_of_balanced_files(tmp_path):
     assert len(train) == 5 and {s.num_records for s in train} == {3, 4}
     assert sum(s.num_records for s in train) == manifest.num_records("train") == 16
     assert len(manifest.shards("val")) == 2  # only 2 records: no empty files
+
+
+def test_a_manifest_of_another_format_is_refused_with_what_to_do(tmp_path):
+    from facepars import schema
+    out = str(tmp_path / "out")
+    shards.run(shards.PrepareConfig(output_dir=out, num_examples=4, image_size=32,
+                                    synthetic_size=48))
+    assert schema.Manifest.load(out).shards("train")[0].bytes > 0
+    path = os.path.join(out, "manifest.json")
+    manifest = json.load(open(path))
+    manifest["format_version"] = 1  # before shard sizes were recorded
+    json.dump(manifest, open(path, "w"))
+    with pytest.raises(schema.ManifestError, match="format 1, this facepars reads 2; prepare "
+                                                   "the data again"):
+        schema.Manifest.load(out)
