@@ -36,11 +36,14 @@ def test_similarity_is_the_least_squares_fit_and_never_reflects():
     assert np.linalg.det(alignment.similarity(TEMPLATE, mirrored)[:, :2]) > 0
 
 
-@pytest.mark.parametrize("photo_size,face_scale", [(300, 1.0), (2400, 0.06)])
-def test_the_crop_puts_the_five_points_on_the_template(photo_size, face_scale):
-    """Bright dots at a face's five points land on the template's pixels in the crop
-    (within a pixel), for a small face and for one 16x larger than the crop (the
-    area-averaged path). A matrix used the wrong way round lands them elsewhere."""
+@pytest.mark.parametrize("photo_size,face_scale,within", [(300, 1.0, 0.75), (2400, 0.06, 0.2)])
+def test_the_crop_puts_the_five_points_on_the_template(photo_size, face_scale, within):
+    """Bright dots at a face's five points land on the template's pixels in the crop,
+    for a small face (measured within 0.54 px) and for one 16x larger than the crop
+    (the area-averaged path, within 0.03 px: a dropped half-block offset there moves
+    them about half a crop pixel). A matrix used the wrong way round lands them
+    elsewhere. A dot is the block of pixels around ``floor(point)``, so that is
+    the point aligned."""
     rng = np.random.default_rng(1)
     angle = 0.4
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
@@ -49,7 +52,7 @@ def test_the_crop_puts_the_five_points_on_the_template(photo_size, face_scale):
     radius = max(2, int(2 / face_scale))
     for x, y in points:
         photo[int(y) - radius:int(y) + radius + 1, int(x) - radius:int(x) + radius + 1] = 255
-    matrix = alignment.similarity(points + 0.0, TEMPLATE)
+    matrix = alignment.similarity(np.floor(points), TEMPLATE)
     crop = alignment.warp_to_crop(photo, matrix, 128)[..., 0].astype(np.float64)
     for x, y in TEMPLATE:
         y0, x0 = int(y) - 5, int(x) - 5
@@ -57,7 +60,7 @@ def test_the_crop_puts_the_five_points_on_the_template(photo_size, face_scale):
         assert patch.sum() > 0, (x, y)
         yy, xx = np.mgrid[y0:y0 + 11, x0:x0 + 11]
         centre = np.array([(xx * patch).sum(), (yy * patch).sum()]) / patch.sum()
-        assert np.abs(centre - [x, y]).max() < 1.5, (centre, (x, y))
+        assert np.abs(centre - [x, y]).max() < within, (centre, (x, y))
 
 
 def test_probabilities_come_back_where_they_were_taken_from():
@@ -70,7 +73,15 @@ def test_probabilities_come_back_where_they_were_taken_from():
         (y0, y1, x0, x1), back, coverage = alignment.warp_to_photo(crop, matrix, 240, 200)
         inside = coverage > 0.999
         assert inside.sum() > 2000
-        diff = np.abs(back[inside] - photo[y0:y1, x0:x1][inside])
-        assert diff.mean() < 12, diff.mean()  # two bilinear resamplings of a noisy photo
+        # Two bilinear resamplings of a noisy photo differ from it by about 5 levels;
+        # the photo moved by one pixel any way differs by 6.5 and more: the pixels
+        # come back to where they were taken from, not one beside.
+        error = {}
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                moved = np.roll(photo.astype(np.float32), (dy, dx), axis=(0, 1))[y0:y1, x0:x1]
+                error[dy, dx] = np.abs(back[inside] - moved[inside]).mean()
+        exact = error.pop((0, 0))
+        assert exact < 6 and exact < 0.85 * min(error.values()), (exact, error)
     assert alignment.warp_to_photo(crop, alignment.similarity(landmarks + 5000, TEMPLATE),
                                    240, 200) is None
