@@ -76,6 +76,35 @@ def test_group_photo_faces_come_back_on_their_pixels():
     assert (prediction.labels[far] == 0).all()
 
 
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_the_face_most_sure_wins_a_shared_pixel_in_any_order(order):
+    """Two faces whose crops overlap. A stand-in parser labels a mostly dark crop
+    all eyebrows, barely sure (non-background mass 0.90), and a mostly bright one
+    all eyes, sure (0.998). Where both crops cover a pixel, the surer face's
+    labels win whichever face comes first; elsewhere each face keeps its own.
+    "Last face wins" or "first face wins" fails one of the two orders."""
+    photo = np.full((200, 300, 3), 60, np.uint8)
+    photo[:, 150:] = 200
+    points = _framing()
+
+    def parser(x):
+        bright = tf.reduce_mean(x, axis=[1, 2, 3]) > 0.5
+        classes = tf.where(bright, 3, 2)
+        logits = tf.one_hot(classes, TABLE.num_classes) * tf.where(bright, 6.0, 1.0)[:, None]
+        return tf.tile(logits[:, None, None], [1, tf.shape(x)[1], tf.shape(x)[2], 1])
+
+    predictor = _predictor(points)
+    # Each face 0.8x its crop scale: a crop covers 160 px around its centre.
+    faces = [detection.from_landmarks((points - 64) / 0.8 + centre)
+             for centre in ([110, 100], [190, 100])]
+    labels = Predictor(parser, predictor.info).predict_faces(
+        photo, [faces[i] for i in order]).labels
+    assert (labels[40:160, 40:100] == 2).all()     # only the dark face's crop
+    assert (labels[40:160, 200:260] == 3).all()    # only the bright face's crop
+    assert (labels[40:160, 120:180] == 3).all()    # both: the surer one
+    assert (labels[:, :20] == 0).all() and (labels[:, 285:] == 0).all()  # neither
+
+
 def test_no_face_is_background_and_huge_or_tiny_photos_do_not_break():
     predictor = _predictor(_framing())
     empty = predictor.predict_faces(np.full((50, 70, 3), 200, np.uint8), [])
@@ -88,10 +117,15 @@ def test_no_face_is_background_and_huge_or_tiny_photos_do_not_break():
     region = out.labels[4000:4300, 600:900]
     assert ((region > 0) == (labels > 0)).mean() > 0.97
     assert out.labels[:3900].max() == 0
-    # A face cut by the photo's edge.
-    cut = predictor.predict_faces(photo[:, :int(landmarks[0][:, 0].mean())],
-                                  [detection.from_landmarks(landmarks[0])])
-    assert cut.labels.shape == (300, int(landmarks[0][:, 0].mean()))
+    # A face cut by the photo's edge: the half that is there is parsed as in the
+    # whole photo (not left empty), up to a pixel of border at the cut.
+    edge = int(landmarks[0][:, 0].mean())
+    whole = predictor.predict_faces(photo, [detection.from_landmarks(landmarks[0])]).labels
+    cut = predictor.predict_faces(photo[:, :edge], [detection.from_landmarks(landmarks[0])])
+    assert cut.labels.shape == (300, edge)
+    kept = whole[:, :edge - 2]
+    assert (kept > 0).sum() > 2000
+    assert (cut.labels[:, :edge - 2] == kept).mean() > 0.99
 
 
 def test_a_model_without_framing_says_what_to_do():
