@@ -144,7 +144,11 @@ def test_the_compiled_augmentation_matches_its_ops_run_eagerly():
     images = tf.constant(_colour_coded(masks)[1])
     aug = Augmenter(AugmentConfig(), TABLE)  # every default transform, hue and saturation too
     eager = aug.transform(images, tf.constant(masks), tf.constant([4, 2]))
+    assert aug._compiled.experimental_get_tracing_count() == 0
     compiled = aug(images, tf.constant(masks), tf.constant([4, 2]))
+    # The call went through the XLA function (else this compares the ops with themselves).
+    assert aug._compiled.experimental_get_tracing_count() == 1
+    assert aug._compiled._jit_compile is True  # tf.function's own record of jit_compile
     np.testing.assert_array_equal(compiled[1], eager[1])
     np.testing.assert_allclose(compiled[0], eager[0], atol=1e-4)
 
