@@ -178,10 +178,12 @@ def _watch(job: shards.Job, stop: threading.Event, every: float = 10.0) -> None:
             progress.update(done - progress.done)
 
 
-def _log_counters(result) -> None:
+def _log_counters(result) -> dict:
+    """Log and return the job's counters (what its workers did, summed by Beam)."""
     query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(NAMESPACE))
     totals = {c.key.metric.name: c.committed for c in query["counters"]}
     logging.info("beam counters: %s", ", ".join(f"{k} {v}" for k, v in sorted(totals.items())))
+    return totals
 
 
 def build(pipeline, job: shards.Job, plan_path: str, entries: list[PlanEntry]) -> None:

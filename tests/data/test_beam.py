@@ -63,9 +63,18 @@ def kaggle(tmp_path_factory):
     return {"root": root, "good": good, "local": local}
 
 
-def test_beam_writes_the_bytes_the_local_pool_writes(kaggle, tmp_path):
+def test_beam_writes_the_bytes_the_local_pool_writes(kaggle, tmp_path, monkeypatch):
+    counted = []
+    log_counters = beam._log_counters
+    monkeypatch.setattr(beam, "_log_counters", lambda result: counted.append(
+        log_counters(result)) or counted[-1])
     manifest = shards.run(_config(kaggle["root"] / "kaggle", tmp_path / "beam",
                                   on_error="skip", **BEAM))
+    # Beam ran it: its workers' counters, summed by Beam, saw every pair and shard.
+    assert counted and counted[0]["pairs_done"] == 16 and counted[0]["bad_files"] == 1, counted
+    shard_bytes = sum(os.path.getsize(tmp_path / "beam" / s["file"])
+                      for split in manifest["splits"].values() for s in split["shards"])
+    assert counted[0]["bytes_written"] == shard_bytes
     assert len(manifest["skipped"]) == 1 and "0005_0001.jpg" in manifest["skipped"][0]["error"]
     assert manifest["splits"]["train"]["num_records"] == 11
     assert len(manifest["splits"]["train"]["shards"]) == 4
