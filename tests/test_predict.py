@@ -134,3 +134,29 @@ def test_predict_writes_to_a_bucket_what_it_writes_locally(trained_run, photos, 
             assert f.read() == (local / name).read_bytes(), name
     with tf.io.gfile.GFile(f"{bucket}/summary.json") as f:
         assert json.load(f)["photos"] == json.load(open(local / "summary.json"))["photos"]
+
+
+def test_choose_mode_falls_back_to_whole_photos_and_refuses_what_cannot_run(monkeypatch):
+    from facepars import detection, predict
+    from facepars.errors import ConfigError
+    def predictor(framing):  # only what choose_mode reads: the run's info
+        p = Predictor.__new__(Predictor)
+        p.info = {"model": "m", "framing": framing}
+        return p
+
+    found = object()
+    with_framing, without = predictor({"points": [[0.0, 0.0]] * 5}), predictor(None)
+    for installed, model, faces, expected in [
+            (found, with_framing, "whole", ("whole", None)),
+            (found, with_framing, "auto", ("detect", found)),
+            (found, without, "auto", ("whole", None)),
+            (None, with_framing, "auto", ("whole", None)),
+            (found, with_framing, "detect", ("detect", found))]:
+        monkeypatch.setattr(detection, "default_detector", lambda: installed)
+        assert predict.choose_mode(faces, model) == expected, (installed, faces)
+    monkeypatch.setattr(detection, "default_detector", lambda: None)
+    with pytest.raises(ConfigError, match="needs the detect extra"):
+        predict.choose_mode("detect", with_framing)
+    monkeypatch.setattr(detection, "default_detector", lambda: found)
+    with pytest.raises(ConfigError, match="--faces=whole"):
+        predict.choose_mode("detect", without)
