@@ -74,6 +74,26 @@ class _Clock:
         return self.now
 
 
+def test_a_nan_validation_loss_restores_the_last_good_epoch():
+    """A finite training loss and a NaN val_loss at an epoch's end is divergence too:
+    weights back to the last good snapshot, one restore, the rate lowered; the
+    next clean epoch end takes a new snapshot."""
+    parser = _parser("float32")
+    lowered = []
+    guard = callbacks.NanGuard(3, lambda factor: lowered.append(factor) or 0.05, 0.5)
+    guard.set_model(parser)
+    guard.on_epoch_begin(0)
+    good = [w.numpy() for w in parser.network.weights]
+    for variable in parser.network.trainable_weights:
+        variable.assign(variable + 1.0)  # what the epoch's steps did
+    guard.on_epoch_end(0, {"loss": 0.7, "val_loss": float("nan")})
+    assert guard.restores == 1 and lowered == [0.5] and not parser.stop_training
+    for variable, value in zip(parser.network.weights, good):
+        np.testing.assert_array_equal(variable.numpy(), value)
+    guard.on_epoch_end(1, {"loss": 0.6, "val_loss": 0.9})
+    assert guard.restores == 1
+
+
 def test_images_per_second_counts_optimizer_steps_not_callback_calls(monkeypatch):
     """steps_per_execution=4: Keras calls the batch hooks once per 4 steps."""
     clock = _Clock()
