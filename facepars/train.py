@@ -203,9 +203,10 @@ def datasets(cfg, manifest: schema.Manifest, strategy):
 
 
 def make_callbacks(cfg, manifest: schema.Manifest, model_dir: str, strategy, parser, lr,
-                   steps_per_epoch: int, profile_steps: str):
+                   profile_steps: str):
     """What the run shows (logs, TensorBoard) and what keeps it safe (NaN guard,
-    checkpoints, backups), in the order they must run; returns them and the guard."""
+    checkpoints; backups are facepars.loop's), in the order they must run; returns them
+    and the guard."""
     chief = distribute.is_chief(strategy)
     optimizer = parser.optimizer
     guard = callbacks.NanGuard(
@@ -268,8 +269,7 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
 
     parser, lr = build_task(cfg, manifest, strategy, steps_per_epoch)
     train_from, val_ds, val_steps = datasets(cfg, manifest, strategy)
-    cbs, guard = make_callbacks(cfg, manifest, model_dir, strategy, parser, lr,
-                                steps_per_epoch, profile_steps)
+    cbs, guard = make_callbacks(cfg, manifest, model_dir, strategy, parser, lr, profile_steps)
     workers = distribute.num_workers(strategy)
     input_cfgs = dict(zip(("train", "val"), input_configs(cfg)))
     split_names = {"train": cfg.train_split, "val": cfg.val_split}
