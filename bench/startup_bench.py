@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -101,7 +102,7 @@ def main():
         for name, data, extra in (("small", small, ()), ("large", large, ()),
                                   ("large --verify_data", large, ("--verify_data",))):
             model_dir = os.path.join(runs, f"{r}_{name.replace(' ', '_')}")
-            subprocess.run(["rm", "-rf", model_dir], check=True)
+            shutil.rmtree(model_dir, ignore_errors=True)
             rows[name].append(first_step_seconds(data, model_dir, *extra))
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in rows.items()),
               flush=True)

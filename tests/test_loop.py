@@ -18,7 +18,6 @@ import keras
 import pytest
 
 from facepars import loop
-from facepars.data import shards
 
 from conftest import REPO
 
@@ -27,11 +26,10 @@ TIMING = ("images_per_second", "step_time")  # history columns that measure the 
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("resume") / "data")
-    shards.run(shards.PrepareConfig(output_dir=out, num_examples=100, image_size=64,
-                                    shard_size=9, synthetic_size=96, workers=1))
-    return out
+def data(synthetic_data):
+    """The shared synthetic set: 64 train records in 8 shards, so 20 steps of 8 cross
+    two passes and a pass boundary falls inside an epoch."""
+    return synthetic_data
 
 
 def _args(data, model_dir, *extra, steps_per_epoch=10):

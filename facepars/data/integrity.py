@@ -13,6 +13,7 @@ verification has another modification time, so the stamp no longer covers it.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import time
 
 import tensorflow as tf
@@ -101,7 +102,7 @@ def write_stamp(manifest: schema.Manifest) -> str:
     path = files.join(manifest.data_dir, schema.VERIFIED)
     files.write_json_atomic(path, {
         "verified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "shards": {s.path.rsplit("/", 1)[-1]: {"sha256": s.sha256, "bytes": stats[s.path].length,
+        "shards": {os.path.basename(s.path): {"sha256": s.sha256, "bytes": stats[s.path].length,
                                                "mtime_nsec": stats[s.path].mtime_nsec}
                    for s in shards}})
     return path
@@ -127,7 +128,7 @@ def check_present(manifest: schema.Manifest, splits) -> tuple[list[str], list[sc
                 problems.append(f"{shard.path}: {stat.length} bytes, the manifest says "
                                 f"{shard.bytes} (truncated or changed since prepare; run "
                                 "facepars.verify)")
-            elif stamp.get(shard.path.rsplit("/", 1)[-1]) != {
+            elif stamp.get(os.path.basename(shard.path)) != {
                     "sha256": shard.sha256, "bytes": stat.length, "mtime_nsec": stat.mtime_nsec}:
                 unvouched.append(shard)
     return problems, unvouched
