@@ -1,4 +1,4 @@
-"""Input pipeline speed: facepars tf.data vs the decode ceiling vs the seed's loader.
+"""Input pipeline speed: facepars tf.data vs the decode ceiling vs the notebook's loader.
 
     python bench/input_bench.py [--pairs 400] [--batches 60]
 
@@ -9,7 +9,7 @@ Kaggle-layout photos as bench/prepare_bench.py, in one run:
      decode, batch 32, prefetch) at 256x256, images/s, no model;
   2. the decode ceiling: the same encoded images and masks held in memory,
      decoded by a bare tf.data map with full parallelism, batch 32;
-  3. the seed's loader: a Python generator reading each full-size JPEG and PNG
+  3. the notebook's loader: a Python generator reading each full-size JPEG and PNG
      with OpenCV, resizing to 256x256, scaling to float and one-hot encoding the
      mask, batch 32, one thread;
   4. the on-device augmentation (every transform on) on batches of 32 at 256x256.

@@ -1,4 +1,4 @@
-"""Fused loss vs the seed's three separately called losses: time and peak memory.
+"""Fused loss vs the notebook's three separately called losses: time and peak memory.
 
     python bench/loss_bench.py [--batch 32] [--size 256] [--repeats 20]
 

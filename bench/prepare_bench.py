@@ -1,4 +1,4 @@
-"""Conversion speed: facepars.prepare locally (1 and N workers), on Beam, and the seed's loop.
+"""Conversion speed: facepars.prepare locally (1 and N workers), on Beam, and the notebook's loop.
 
     python bench/prepare_bench.py [--pairs 400] [--workers 2]
 
@@ -8,7 +8,7 @@ on the same files, measures pairs/s of
 
   1. facepars conversion with 1 worker (in-process),
   2. facepars conversion with --workers processes,
-  3. the seed's way: one process, cv2 read, remap, resize, write a PNG pair per image,
+  3. the notebook's way: one process, cv2 read, remap, resize, write a PNG pair per image,
   4. --runner=beam on Beam's DirectRunner with --workers processes (when the
      facepars[beam] extra is installed),
 
@@ -66,7 +66,7 @@ def measure(root: str, workers: int, pairs: int, runner: str) -> None:
 
 
 def seed_rate(root: str, pairs: int) -> float:
-    """The seed's preprocessing: cv2 in one process, a resized PNG pair per image."""
+    """The notebook's preprocessing: cv2 in one process, a resized PNG pair per image."""
     import cv2
     lut, _ = SOURCE_TABLES["kaggle"].lookup_table(TAXONOMIES["seed8"])
     base = os.path.join(root, "content/All_data/train")

@@ -1,4 +1,4 @@
-"""Training throughput: facepars's custom train_step vs the seed's compile + fit.
+"""Training throughput: facepars's custom train_step vs the notebook's compile + fit.
 
     python bench/train_bench.py [--model lraspp_mobilenetv3] [--width 1.0] [--size 128]
 
@@ -8,19 +8,19 @@ Same network, same synthetic records, float32, one run on this CPU. Images/s of
             losses as separate functions (cross-entropy, Dice, Jaccard) and
             segmentation_models-style batch-averaged IoU and F1 metrics,
             ``model.fit`` on a Python generator of float images and float one-hot
-            masks (what the seed fed);
+            masks (what the notebook fed);
   facepars: FaceParser's train_step (fused loss, confusion-matrix metric) on the
-            uint8 tf.data pipeline from the shards, augmentation off (the seed had
+            uint8 tf.data pipeline from the shards, augmentation off (the notebook had
             none), then with jit_compile, with mixed_bfloat16, and with every
             default augmentation on (geometry, colour, blur, noise).
 
 and, as the ceiling for any step with this network, the network's forward,
 backward and update alone (no loss terms, no metrics) on the same input.
 
-Prints each rate and its ratio to the seed's (target: float32 >= 1.3x), and the
+Prints each rate and its ratio to the notebook's (target: float32 >= 1.3x), and the
 step's own cost: facepars / network alone, per round, with and without
 augmentation (target: >= 0.9 in every round). Within a round the facepars
-variants and the network alone take turns step by step (the seed runs its
+variants and the network alone take turns step by step (the notebook runs its
 steps in a block before them), and each rate is taken from the median step
 time, so a slow spell on this shared machine does not decide a ratio.
 """
@@ -47,7 +47,7 @@ from facepars.models import build_model
 
 
 def seed_losses_and_metrics(num_classes):
-    """The seed's segmentation_models losses and metrics, on softmax outputs and one-hot masks."""
+    """The notebook's segmentation_models losses and metrics, on softmax outputs, one-hot masks."""
     def scores(y, p):
         tp = tf.reduce_sum(y * p, [1, 2])
         fp = tf.reduce_sum(p, [1, 2]) - tp
@@ -109,7 +109,7 @@ def input_rate(data, batch: int, batches: int = 30) -> float:
 
 
 def seed_trainer(network, manifest, batch):
-    """The seed's way: softmax model, compile with separate losses, a generator of floats."""
+    """The notebook's way: softmax model, compile with separate losses, a generator of floats."""
     images, masks = [], []
     for example in pipeline.make_dataset(manifest, "train", False,
                                          pipeline.InputConfig(global_batch_size=batch)):
@@ -222,8 +222,8 @@ def main():
     for model, data in trainers.values():  # trace and warm up
         model.fit(data(), steps_per_epoch=3, epochs=1, verbose=0)
     rates = {name: [] for name in trainers}
-    # The seed's generator builds its next float batch on the host while a step
-    # runs, so the seed takes its steps in a block of its own: interleaved, that
+    # The notebook's generator builds its next float batch on the host while a step
+    # runs, so the notebook takes its steps in a block of its own: interleaved, that
     # work would land on the next variant's steps.
     facepars = {name: trainer for name, trainer in trainers.items() if name != seed}
     for r in range(args.rounds):
@@ -234,7 +234,7 @@ def main():
     print(f"{args.model} width {args.width}, {args.size}x{args.size}, batch {args.batch}; "
           f"median over {args.rounds} rounds of each round's median step")
     base = float(np.median(rates[seed]))
-    for name, data in (("the seed's generator", trainers[seed][1]),
+    for name, data in (("the notebook's generator", trainers[seed][1]),
                        ("the facepars input pipeline", trainers["facepars float32"][1])):
         print(f"{name} alone: {input_rate(data(), args.batch):.0f} images/s "
               "(what caps a train step however fast the accelerator)")

@@ -157,7 +157,7 @@ _SEED8_PARTS = dict(
 )
 
 TAXONOMIES: dict[str, Taxonomy] = {
-    # The seed's 8 classes, with contiguous ids (the seed kept raw ids 13 and 16
+    # The notebook's 8 classes, with contiguous ids (the notebook kept raw ids 13 and 16
     # and so never learned ears or glasses).
     "seed8": _taxonomy(
         "seed8", _SEED8_CLASSES, face=[n for n, _ in _SEED8_CLASSES[1:]],

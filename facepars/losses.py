@@ -1,6 +1,6 @@
-"""The fused Dice + cross-entropy + Jaccard loss (the seed's loss, computed once).
+"""The fused Dice + cross-entropy + Jaccard loss (the notebook's loss, computed once).
 
-The seed summed three segmentation_models losses, each taking its own softmax
+The notebook summed three segmentation_models losses, each taking its own softmax
 output and float one-hot targets. Here one function takes integer labels and
 logits, computes ``log_softmax`` once in float32 and every term from the same
 probabilities, and reduces everything to a handful of per-class sums:
@@ -16,7 +16,7 @@ probabilities, and reduces everything to a handful of per-class sums:
     dice = 1 - sum_c w_c dice_c / sum_c w_c   (jaccard likewise)
 
 Pixels labelled ``IGNORE_LABEL`` count in no term. ``eps`` makes a class absent
-from both labels and predictions score 1 (no gradient, no NaN), as the seed's
+from both labels and predictions score 1 (no gradient, no NaN), as the notebook's
 ``smooth`` did.
 
 Global batch under tf.distribute. Dice and Jaccard are ratios, so the average of
@@ -67,7 +67,7 @@ def fused_loss(labels: tf.Tensor, logits: tf.Tensor, weights=(1.0, 1.0, 1.0),
     Args:
       labels: integer class ids (B, H, W); ``ignore_label`` pixels are left out.
       logits: (B, H, W, C) in any float dtype; cast to float32 first.
-      weights: the weights of the three terms in the total (1, 1, 1 = the seed's).
+      weights: the weights of the three terms in the total (1, 1, 1 = the notebook's).
       class_weights: optional (C,) weights of the classes in every term.
     """
     logits = tf.cast(logits, tf.float32)

@@ -1,6 +1,6 @@
 """Streaming segmentation metrics from one confusion matrix per split.
 
-Batch-averaged scores (what the seed's segmentation_models metrics logged) weigh
+Batch-averaged scores (what the notebook's segmentation_models metrics logged) weigh
 a batch with three eye pixels like one with three thousand. Here every batch adds
 to one (C, C) confusion matrix of pixel counts; precision, recall, F1 (= Dice) and
 IoU (= Jaccard) per class, their means and pixel accuracy all come from it at the
@@ -49,7 +49,7 @@ def scores_from_confusion(confusion: np.ndarray, table: ClassTable) -> dict[str,
     """Per-class and mean scores from a confusion matrix, named for logging.
 
     Keys: ``{precision,recall,f1,iou}/{class name}``, ``.../mean_face`` (the face
-    classes, the literature's mean), ``.../mean_all`` (every class, the seed's),
+    classes, the literature's mean), ``.../mean_all`` (every class, the notebook's),
     and ``pixel_accuracy``. A class with no pixels in labels or predictions has
     NaN scores and is left out of the means; a class with pixels on one side only
     scores 0 where the ratio is 0/0 (as scikit-learn's ``zero_division=0``).

@@ -34,7 +34,7 @@ def define_flags():
                       "Target class table.")
     flags.DEFINE_integer("image_size", 256, "Side of the square images and masks written.")
     flags.DEFINE_enum("resize", "stretch", list(RESIZE_MODES),
-                      "stretch: the seed's behaviour; pad: keep aspect, pad the mask with 255.")
+                      "stretch: the notebook's behaviour; pad: keep aspect, pad the mask with 255.")
     flags.DEFINE_enum("align", "none", ["none", "landmarks", "detect"],
                       "none: photos as the source frames them (where faces sit is measured "
                       "from the masks); landmarks: each crop aligned on the face's five points "

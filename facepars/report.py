@@ -37,7 +37,7 @@ def summary(manifest: dict) -> str:
 
 
 def distribution_chart(manifest: dict, path: str) -> None:
-    """Two bar charts like the seed's: share of pixels and share of images per class."""
+    """Two bar charts like the notebook's: share of pixels and share of images per class."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

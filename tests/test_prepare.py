@@ -64,7 +64,7 @@ def test_kaggle_layout_through_the_cli(tmp_path):
             np.testing.assert_array_equal(mask, _reference_mask(raw, fixtures.SEED_MERGE))
             assert _psnr(image, _reference_image(f"{root}/{split}/image/{name}.jpg")) > 30
             seen |= set(np.unique(mask).tolist())
-    # Every class survives from raw mask to record (the seed lost ears and glasses).
+    # Every class survives from raw mask to record (the notebook lost ears and glasses).
     assert seen == set(range(8))
     pixels = np.array(manifest["splits"]["train"]["class_pixels"])
     assert (pixels > 0).all() and pixels.sum() == 4 * SIZE * SIZE

@@ -1,4 +1,4 @@
-"""Defaults shared by every experiment: the seed's recipe (docs/training.md)."""
+"""Defaults shared by every experiment: the notebook's recipe (docs/training.md)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.optimizer = ml_collections.ConfigDict(dict(
         name="sgd", learning_rate=0.1, momentum=0.0, nesterov=False, weight_decay=0.0))
-    # plateau: the seed's ReduceLROnPlateau(val_loss, patience 4, factor 0.5);
+    # plateau: the notebook's ReduceLROnPlateau(val_loss, patience 4, factor 0.5);
     # poly / cosine: per-step decay over the run, with linear warm-up.
     c.schedule = ml_collections.ConfigDict(dict(
         name="plateau", plateau_patience=4, plateau_factor=0.5, min_learning_rate=1e-5,

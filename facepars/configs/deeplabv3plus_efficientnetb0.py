@@ -1,4 +1,4 @@
-"""The seed's DeepLabV3+-EfficientNetB0, with momentum and poly decay (the seed's
+"""The notebook's DeepLabV3+-EfficientNetB0, with momentum and poly decay (the notebook's
 plain SGD at lr 0.1 reached only F1 0.647 with it)."""
 
 from facepars.configs.common import base_config

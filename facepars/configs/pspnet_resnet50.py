@@ -1,4 +1,4 @@
-"""The seed's PSPNet-ResNet50 at 256x256 (its best model: val F1 0.912, IoU 0.850)."""
+"""The notebook's PSPNet-ResNet50 at 256x256 (its best model: val F1 0.912, IoU 0.850)."""
 
 from facepars.configs.common import base_config
 

@@ -21,7 +21,7 @@ MODELS = {
 
 
 def to_model_input(images) -> tf.Tensor:
-    """uint8 pixels -> the [0, 1] float32 every facepars model takes (the seed's scaling).
+    """uint8 pixels -> the [0, 1] float32 every facepars model takes (the notebook's scaling).
 
     The one place this scaling is written: training, evaluation, serving
     graphs, TFLite calibration and ONNX parity all call it.

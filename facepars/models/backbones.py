@@ -1,4 +1,4 @@
-"""Feature extractors cut where the seed cut them, with a width setting.
+"""Feature extractors cut where the notebook cut them, with a width setting.
 
 Each function takes the [0, 1] image tensor, applies the ImageNet normalisation
 its weights were trained with, and returns named feature tensors. The layers
@@ -67,7 +67,7 @@ def transfer_weights(source: keras.Model, target: keras.Model, skip=()) -> int:
 
 
 def resnet50(image, width: float = 1.0, weights=None, input_size: int = 256) -> dict:
-    """ResNet50 up to ``conv3_block4_add`` (output stride 8), as the seed's PSPNet cut it."""
+    """ResNet50 up to ``conv3_block4_add`` (output stride 8), as the notebook's PSPNet cut it."""
     _check_weights(weights, width, "resnet50")
     # Caffe-style ImageNet input: 0..255 minus the mean. The RGB->BGR swap the
     # weights expect is folded into the first convolution when they are loaded.
@@ -92,7 +92,7 @@ def resnet50(image, width: float = 1.0, weights=None, input_size: int = 256) -> 
 
 
 def efficientnetb0(image, width: float = 1.0, weights=None, input_size: int = 256) -> dict:
-    """EfficientNetB0; the seed's DeepLabV3+ takes ``block6a_expand_bn`` (stride 16)
+    """EfficientNetB0; the notebook's DeepLabV3+ takes ``block6a_expand_bn`` (stride 16)
     and ``block3a_expand_bn`` (stride 4). Below width 1 the depth shrinks too."""
     _check_weights(weights, width, "efficientnetb0")
     # The Keras model rescales by 1/255 and then applies an (identity, un-adapted)

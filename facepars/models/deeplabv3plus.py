@@ -1,4 +1,4 @@
-"""DeepLabV3+ on EfficientNetB0 (the seed's second model): ASPP and a low-level decoder."""
+"""DeepLabV3+ on EfficientNetB0 (the notebook's second model): ASPP and a low-level decoder."""
 
 from __future__ import annotations
 

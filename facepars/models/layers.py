@@ -42,5 +42,5 @@ def scaled(filters: int, width: float, minimum: int = 8) -> int:
 
 
 def image_input(input_size: int) -> keras.KerasTensor:
-    """Every model takes RGB in [0, 1] (the seed's scaling), float, static size."""
+    """Every model takes RGB in [0, 1] (the notebook's scaling), float, static size."""
     return keras.Input((input_size, input_size, 3), name="image")

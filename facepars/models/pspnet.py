@@ -1,4 +1,4 @@
-"""PSPNet on ResNet50 (the seed's main model): pyramid pooling over a stride-8 map."""
+"""PSPNet on ResNet50 (the notebook's main model): pyramid pooling over a stride-8 map."""
 
 from __future__ import annotations
 
