@@ -19,7 +19,7 @@ from PIL import Image
 from facepars import visualize
 from facepars.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.data import sources
-from facepars.data.images import geometry, resize_image, resize_mask
+from facepars.imaging import geometry, resize_image, resize_mask
 
 
 def main(argv=None):

@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 
 from facepars.alignment import rescale
-from facepars.data.images import resize_to
 from facepars.errors import ConfigError
+from facepars.imaging import resize_to
 
 
 @dataclasses.dataclass(frozen=True)

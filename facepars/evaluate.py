@@ -18,9 +18,8 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from facepars import alignment, classes, cli, detection, distribute, files, schema, visualize
+from facepars import classes, cli, detection, distribute, files, schema, visualize
 from facepars.data import convert, pipeline, sources
-from facepars.data import images as image_ops
 from facepars.errors import ConfigError
 from facepars.inference import Predictor
 from facepars.metrics import (
@@ -61,15 +60,6 @@ def network_resolution(predictor: Predictor, manifest: schema.Manifest, split: s
     return metric.confusion.numpy()
 
 
-def _at_mask_size(photo: np.ndarray, points, shape):
-    """The photo (and its points) at the mask's size: CelebAMask-HQ masks are half."""
-    if photo.shape[:2] == tuple(shape):
-        return photo, points
-    scale = np.array([shape[1] / photo.shape[1], shape[0] / photo.shape[0]])
-    points = None if points is None else alignment.rescale(points, scale)
-    return image_ops.resize_to(photo, *shape), points
-
-
 def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: str,
                         input_dir: str | None, detector=None) -> dict:
     """Confusion matrices at each source photo's own size, against its own mask.
@@ -100,7 +90,7 @@ def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: 
             raise FileNotFoundError(f"{source_id}: in the shards but not under {input_dir}")
         photo, raw = pairs[source_id].load()
         points = convert.face_points(pairs[source_id], photo, mode, detector) if aligned else None
-        photo, points = _at_mask_size(photo, points, raw.shape)
+        photo, points = convert.at_mask_size(photo, points, raw.shape)
         truth = lut[raw]
         if aligned:
             oracle = predictor.predict_faces(photo, [detection.from_landmarks(points)]).labels

@@ -1,30 +1,68 @@
-"""Writing files safely on local disks and object stores alike (through tf.io.gfile).
+"""Files at local paths and at URLs (gs://, s3://, hdfs://) alike, written safely.
 
-Every file facepars writes for another process to read (shards, manifests, run
-records, checkpoints) is written under a temporary name and renamed into place,
-so a reader never sees half of one.
+Reading: local paths go through ``os`` and ``open``, URLs through
+``tf.io.gfile``. Writing: every file facepars writes for another process to read
+(shards, manifests, run records, checkpoints) goes through ``tf.io.gfile`` under
+a temporary name and is renamed into place, so a reader never sees half of one.
+
+TensorFlow is imported on first use, not with this module: prepare's worker
+processes read local source files through it and stay light (no TensorFlow),
+while a Beam worker on Dataflow reads a bucket directly.
 """
 
 from __future__ import annotations
 
+import builtins
+import functools
 import hashlib
 import json
 import os
 import posixpath
 
-import tensorflow as tf
+
+def is_url(path: str) -> bool:
+    return "://" in path
 
 
-def join(directory: str, name: str) -> str:
-    """Join for local paths and URLs alike (os.path.join would break gs://)."""
-    if "://" in directory:
-        return posixpath.join(directory, name)
-    return os.path.join(directory, name)
+def join(directory: str, *names: str) -> str:
+    """Join for local paths and URLs alike (os.path.join would break gs:// on Windows)."""
+    if is_url(directory):
+        return posixpath.join(directory, *names)
+    return os.path.join(directory, *names)
+
+
+@functools.cache
+def _gfile():
+    import tensorflow as tf  # on first use; see the module docstring
+    return tf.io.gfile
+
+
+def listdir(path: str) -> list[str]:
+    if is_url(path):
+        return [name.rstrip("/") for name in _gfile().listdir(path)]
+    return os.listdir(path)
+
+
+def isdir(path: str) -> bool:
+    return _gfile().isdir(path) if is_url(path) else os.path.isdir(path)
+
+
+def exists(path: str) -> bool:
+    return _gfile().exists(path) if is_url(path) else os.path.exists(path)
+
+
+def open(path: str, mode: str = "r"):  # noqa: A001 - the builtin's name, for URLs too
+    """``open`` for local paths; raises FileNotFoundError for a missing URL as well."""
+    if not is_url(path):
+        return builtins.open(path, mode)
+    if not _gfile().exists(path):
+        raise FileNotFoundError(path)
+    return _gfile().GFile(path, mode)
 
 
 def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with _gfile().GFile(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -32,19 +70,18 @@ def file_sha256(path: str) -> str:
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
     """Write bytes under a temporary name and rename, so readers never see half a file."""
-    with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
+    with _gfile().GFile(path + ".tmp", "wb") as f:
         f.write(data)
-    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    _gfile().rename(path + ".tmp", path, overwrite=True)
 
 
 def write_json_atomic(path: str, data: dict) -> None:
     """Write JSON under a temporary name and rename, so readers never see half a file."""
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
+    with _gfile().GFile(path + ".tmp", "w") as f:
         json.dump(data, f, indent=1)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    _gfile().rename(path + ".tmp", path, overwrite=True)
 
 
 def read_json(path: str) -> dict:
-    with tf.io.gfile.GFile(path) as f:
+    with _gfile().GFile(path) as f:
         return json.load(f)

@@ -15,13 +15,37 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from facepars import alignment, files, rundir, serving
+from facepars import alignment, files, imaging, rundir, serving
 from facepars.errors import ConfigError
 from facepars.models import to_model_input
 
 # Where an exported SavedModel keeps its class table: files that libraries add
 # beside a SavedModel, which the graph does not load, go under assets.extra/.
 SAVED_MODEL_TABLE = os.path.join("assets.extra", rundir.CLASS_TABLE)
+
+
+def warp_to_photo(values: np.ndarray, matrix: np.ndarray, height: int, width: int):
+    """Crop-space values (S, S, C) back onto the photo, inside the crop's footprint.
+
+    Returns ``(window, values, coverage)``: the photo window (y0, y1, x0, x1), the
+    values there (h, w, C), and the bilinear weight of the crop at each of its
+    pixels (1 inside, 0 outside, between on the border); None if the crop lies
+    outside the photo. Bilinear on probabilities (Pillow has no multi-channel
+    float images, hence TensorFlow's projective-transform kernel, on the host).
+    """
+    window = imaging.footprint(matrix, values.shape[0], height, width)
+    if window is None:
+        return None
+    y0, y1, x0, x1 = window
+    ones = np.ones(values.shape[:2] + (1,), np.float32)
+    both = tf.constant(np.concatenate([np.asarray(values, np.float32), ones], -1)[None])
+    m = imaging.shifted(matrix, x0, y0)  # window pixels -> crop pixels
+    transform = tf.constant([[m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2], 0.0, 0.0]],
+                            tf.float32)
+    back = tf.raw_ops.ImageProjectiveTransformV3(
+        images=both, transforms=transform, output_shape=tf.constant([y1 - y0, x1 - x0]),
+        fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="CONSTANT")[0].numpy()
+    return window, back[..., :-1], back[..., -1]
 
 
 @dataclasses.dataclass
@@ -161,11 +185,11 @@ class Predictor:
             probs[..., 0] = 1.0
         matrices = [alignment.similarity(f.landmarks, framing) for f in faces]
         if matrices:
-            crops = np.stack([alignment.warp_to_crop(photo, m, self.image_size)
-                              for m in matrices])
+            crops = np.stack([imaging.warp(photo, m, self.image_size, nearest=False,
+                                           fill=(0, 0, 0)) for m in matrices])
             face_probs = tf.nn.softmax(self.network_logits(crops)).numpy()
         for matrix, face_prob in zip(matrices, face_probs if matrices else []):
-            warped = alignment.warp_to_photo(face_prob, matrix, height, width)
+            warped = warp_to_photo(face_prob, matrix, height, width)
             if warped is None:
                 continue
             (y0, y1, x0, x1), values, coverage = warped

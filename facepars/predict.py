@@ -34,10 +34,9 @@ import tensorflow as tf
 from absl import flags, logging
 from PIL import Image
 
-from facepars import cli, detection, files, visualize
-from facepars.data import images as image_ops
-from facepars.data.images import BadInput
+from facepars import cli, detection, files, imaging, visualize
 from facepars.errors import ConfigError
+from facepars.imaging import BadInput
 from facepars.inference import Predictor
 from facepars.progress import Progress
 
@@ -67,7 +66,7 @@ def write_outputs(output_dir: str, name: str, photo: np.ndarray, prediction, tab
     stem = files.join(output_dir, os.path.splitext(name)[0])
     tf.io.gfile.makedirs(os.path.dirname(stem) or ".")
     files.write_bytes_atomic(stem + ".labels.png",
-                             image_ops.encode_mask(prediction.labels, table.palette()))
+                             imaging.encode_mask(prediction.labels, table.palette()))
     picture = visualize.overlay(photo, prediction.labels, table)
     if prediction.faces:
         picture = visualize.draw_boxes(picture, [f.box for f in prediction.faces])
@@ -119,7 +118,7 @@ def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
         batch = []
         for path, name in photos[start:start + batch_size]:
             try:
-                batch.append((name, image_ops.read_image(path, apply_exif=True)[0]))
+                batch.append((name, imaging.read_image(path, apply_exif=True)[0]))
             except BadInput as e:
                 failures.append(str(e))
                 logging.warning("skipped %s", e)

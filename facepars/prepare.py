@@ -17,7 +17,7 @@ from absl import flags
 
 from facepars import classes, cli
 from facepars.data import sources
-from facepars.data.images import RESIZE_MODES
+from facepars.imaging import RESIZE_MODES
 
 # TensorFlow is imported in main(), not here: worker processes re-import this
 # module (multiprocessing prepares them from __main__) and must stay light.

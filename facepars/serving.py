@@ -1,7 +1,7 @@
 """A photo in, labels at the photo's size out: the mapping around the network, in TF ops.
 
 A photo enters the network the way ``prepare`` put training photos in: the same
-content box (``facepars.data.images.Geometry``: stretched to the square, or
+content box (``facepars.imaging.Geometry``: stretched to the square, or
 scaled to fit and padded with black), an antialiased bilinear resize. The logits
 come back the inverse way: the content box cropped, resized bilinearly to the
 photo's size, the argmax taken there (never a nearest resize of labels).

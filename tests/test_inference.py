@@ -9,14 +9,17 @@ off, a face warped with the inverse matrix, or a merge that lets one face's
 background overwrite another face's parts all fail it.
 """
 
+import io
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
-from facepars import alignment, detection
+from facepars import alignment, detection, imaging
 from facepars.classes import SOURCE_TABLES, TAXONOMIES
-from facepars.data import framing, synthetic
-from facepars.inference import Predictor
+from facepars.data import convert, framing, sources, synthetic
+from facepars.inference import Predictor, warp_to_photo
 
 TABLE = TAXONOMIES["seed8"].table
 BITS = np.array([1, 2, 4])
@@ -140,4 +143,55 @@ def test_similarity_to_the_framing_is_what_aligns():
     image, _, truth = synthetic.render_with_landmarks(2, 3, 300, 260)
     points = _framing()
     matrix = alignment.similarity(truth, points)
-    assert np.abs(alignment.apply(matrix, truth) - points).max() < 6  # a face is not the mean
+    assert np.abs(imaging.apply(matrix, truth) - points).max() < 6  # a face is not the mean
+
+
+_TEMPLATE = np.array([[49.0, 56.5], [79.0, 56.5], [64.0, 71.5], [55.0, 90.1], [73.0, 90.1]])
+
+
+def test_probabilities_come_back_where_they_were_taken_from():
+    """Crop a synthetic face, send the crop's own pixels back: inside the footprint
+    they match the photo; a face cut by the photo's edge still works."""
+    photo, _, landmarks = synthetic.render_with_landmarks(3, 7, 240, 200)
+    for shift in (0.0, -90.0):  # the second crop hangs over the left edge
+        matrix = alignment.similarity(landmarks + [shift, 0], _TEMPLATE)
+        crop = imaging.warp(photo, matrix, 128, nearest=False, fill=(0, 0, 0)).astype(np.float32)
+        (y0, y1, x0, x1), back, coverage = warp_to_photo(crop, matrix, 240, 200)
+        inside = coverage > 0.999
+        assert inside.sum() > 2000
+        # Two bilinear resamplings of a noisy photo differ from it by about 5 levels;
+        # the photo moved by one pixel any way differs by 6.5 and more: the pixels
+        # come back to where they were taken from, not one beside.
+        error = {}
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                moved = np.roll(photo.astype(np.float32), (dy, dx), axis=(0, 1))[y0:y1, x0:x1]
+                error[dy, dx] = np.abs(back[inside] - moved[inside]).mean()
+        exact = error.pop((0, 0))
+        assert exact < 6 and exact < 0.85 * min(error.values()), (exact, error)
+    assert warp_to_photo(crop, alignment.similarity(landmarks + 5000, _TEMPLATE),
+                         240, 200) is None
+
+
+@pytest.mark.parametrize("height,width", [(200, 240), (1400, 1100)])  # the second is area-reduced
+def test_predict_faces_shows_the_network_the_crop_prepare_trained_it_on(height, width):
+    """Train/serve parity: a face parsed from its photo reaches the network as the very
+    pixels `prepare --align=landmarks` wrote for it (PNG, lossless), at any face size."""
+    ref = sources.SyntheticPair("p", 4, 2, height, width)
+    lut, valid = SOURCE_TABLES["synthetic"].lookup_table(TAXONOMIES["seed8"])
+    spec = convert.ConvertSpec("synthetic", lut, valid, TABLE.num_classes, 128, "stretch", "png",
+                               95, None, "landmarks")
+    written = np.asarray(Image.open(io.BytesIO(convert.convert(ref, spec).image)))
+    seen = []
+
+    def capture(x):
+        seen.append(np.round(x.numpy() * 255).astype(np.uint8))
+        return _colour_parser(x)
+
+    info = {"class_table": TABLE.to_json(), "image_size": 128, "resize": "stretch",
+            "framing": {"mode": "landmarks", "points": alignment.template(128).tolist()}}
+    photo = ref.load()[0]
+    Predictor(capture, info).predict_faces(photo, [detection.from_landmarks(ref.five_points())])
+    factor = imaging.reduction(alignment.similarity(ref.five_points(), alignment.template(128)))
+    assert (factor > 1) == (height > 1000), factor
+    np.testing.assert_array_equal(seen[0][0], written)

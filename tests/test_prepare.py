@@ -16,8 +16,8 @@ from PIL import Image
 from facepars import schema
 from facepars.classes import IGNORE_LABEL
 from facepars.data import integrity, shards
-from facepars.data.images import BadInput
 from facepars.data.sources import LayoutError
+from facepars.imaging import BadInput
 
 import fixtures
 from conftest import REPO, read_split, run_cli
@@ -292,7 +292,8 @@ def _to_url(local_root, url):
 def test_listing_a_bucket_costs_calls_per_directory_not_per_file(tmp_path, monkeypatch, source):
     """The same layout with 3x the pairs costs the same file-system calls: listings
     of directories, never a stat or an open per pair."""
-    from facepars.data import fileio, sources
+    from facepars import files
+    from facepars.data import sources
     write = {"kaggle": lambda root, n: fixtures.write_kaggle(
                  root, splits=(("train", n), ("val", n)), size=(40, 30)),
              "lapa": lambda root, n: fixtures.write_lapa(
@@ -314,7 +315,7 @@ def test_listing_a_bucket_costs_calls_per_directory_not_per_file(tmp_path, monke
         url = f"ram://facepars-listing/{source}{n}"
         _to_url(tmp_path / f"{source}{n}", url)
         calls.clear()
-        monkeypatch.setattr(fileio, "_gfile", lambda: Counting())
+        monkeypatch.setattr(files, "_gfile", lambda: Counting())
         pairs, bad = sources.list_source(source, url)
         monkeypatch.undo()
         assert sum(len(v) for v in pairs.values()) >= 2 * n and not bad

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facepars import serving
+from facepars import imaging, serving
 from facepars.classes import IGNORE_LABEL, SOURCE_TABLES, TAXONOMIES
-from facepars.data import images, synthetic
+from facepars.data import synthetic
 
 SIZES = [(1, 1), (4, 300), (299, 3), (97, 131), (131, 97), (255, 257), (1000, 999), (64, 64)]
 
@@ -18,7 +18,7 @@ def test_content_box_is_prepares(mode):
     for size in (64, 256):
         for h, w in SIZES:
             box = [int(v) for v in serving.content_box(h, w, size, mode)]
-            assert tuple(box) == images.geometry(h, w, size, mode).content_box, (h, w, size)
+            assert tuple(box) == imaging.geometry(h, w, size, mode).content_box, (h, w, size)
 
 
 @pytest.mark.parametrize("mode", ["stretch", "pad"])
@@ -28,11 +28,11 @@ def test_network_input_matches_prepares_pixels(mode):
     average, 3 at most, and the same black border in pad mode."""
     for index, (h, w) in enumerate([(240, 170), (97, 131), (48, 40), (1000, 800)]):
         photo = synthetic.render(3, index, h, w)[0]
-        reference = images.resize_image(photo, images.geometry(h, w, 64, mode)).astype(np.float32)
+        reference = imaging.resize_image(photo, imaging.geometry(h, w, 64, mode)).astype(np.float32)
         x, _ = serving.network_input(tf.constant(photo)[None], 64, mode)
         diff = np.abs(x[0].numpy() * 255.0 - reference)
         assert diff.mean() < 0.3 and diff.max() <= 4, (h, w, diff.mean(), diff.max())
-        top, left, bh, bw = images.geometry(h, w, 64, mode).content_box
+        top, left, bh, bw = imaging.geometry(h, w, 64, mode).content_box
         outside = np.ones((64, 64), bool)
         outside[top:top + bh, left:left + bw] = False
         assert (x[0].numpy()[outside] == 0).all()
@@ -47,7 +47,7 @@ def test_photo_logits_undo_stretch_and_pad(mode):
     lut, _ = SOURCE_TABLES["synthetic"].lookup_table(TAXONOMIES["seed8"])
     for index, (h, w) in enumerate([(320, 256), (256, 340)]):
         mask = lut[synthetic.render(4, index, h, w)[1]]
-        small = images.resize_mask(mask, images.geometry(h, w, 256, mode))
+        small = imaging.resize_mask(mask, imaging.geometry(h, w, 256, mode))
         logits = tf.one_hot(np.where(small == IGNORE_LABEL, 0, small), 8)[None] * 10.0
         box = serving.content_box(h, w, 256, mode)
         back = np.argmax(serving.photo_logits(logits, box, h, w)[0], -1)

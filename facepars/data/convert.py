@@ -13,10 +13,10 @@ import platform
 
 import numpy as np
 
-from facepars import alignment
+from facepars import alignment, detection, imaging
 from facepars.classes import IGNORE_LABEL
-from facepars.data import framing, images
-from facepars.data.images import BadInput
+from facepars.data import framing
+from facepars.imaging import BadInput
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,13 +69,13 @@ def convert(ref, spec: ConvertSpec) -> Converted | Failed:
             image, raw = ref.load(at_least=(spec.image_size, spec.image_size))
             check_ids(raw, spec, ref.label_file)
             size, mode = spec.image_size, spec.resize
-            image = images.resize_image(image, images.geometry(*image.shape[:2], size, mode))
-            label = images.resize_mask(raw, images.geometry(*raw.shape, size, mode), lut=spec.lut)
+            image = imaging.resize_image(image, imaging.geometry(*image.shape[:2], size, mode))
+            label = imaging.resize_mask(raw, imaging.geometry(*raw.shape, size, mode), lut=spec.lut)
         pixels = np.bincount(label.ravel(), minlength=256)[:spec.num_classes]
         points = framing.points_from_mask(label, spec.framing) if spec.framing else None
         return Converted(ref.source_id,
-                         images.encode_image(image, spec.image_format, spec.jpeg_quality),
-                         images.encode_mask(label), pixels.astype(np.int64), points)
+                         imaging.encode_image(image, spec.image_format, spec.jpeg_quality),
+                         imaging.encode_mask(label), pixels.astype(np.int64), points)
     except BadInput as e:
         return Failed(ref.source_id, str(e))
 
@@ -97,16 +97,25 @@ def face_points(ref, image: np.ndarray, align: str, detector=None) -> np.ndarray
             raise BadInput(ref.image, "no five-point landmarks for --align=landmarks (LaPa: "
                                       "landmarks/NAME.txt beside images/)")
         return points
-    from facepars.detection import MTCNNDetector, find  # it brings TensorFlow with it
     if detector is None:
         global _DETECTOR
-        if _DETECTOR is None:  # once per worker process
-            _DETECTOR = MTCNNDetector()
+        if _DETECTOR is None:  # once per worker process (mtcnn brings TensorFlow with it)
+            _DETECTOR = detection.MTCNNDetector()
         detector = _DETECTOR
-    faces = find(detector, image)
+    faces = detection.find(detector, image)
     if not faces:
         raise BadInput(ref.image, "no face found by the detector (--align=detect)")
     return max(faces, key=lambda f: f.width).landmarks
+
+
+def at_mask_size(photo: np.ndarray, points, shape) -> tuple[np.ndarray, np.ndarray | None]:
+    """The photo (and its five points, or None) at its mask's size: CelebAMask-HQ's
+    masks are half its photos' size, and labels are never resampled."""
+    if photo.shape[:2] == tuple(shape):
+        return photo, points
+    scale = np.array([shape[1] / photo.shape[1], shape[0] / photo.shape[0]])
+    points = None if points is None else alignment.rescale(points, scale)
+    return imaging.resize_to(photo, *shape), points
 
 
 def _aligned(ref, spec: ConvertSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -119,14 +128,10 @@ def _aligned(ref, spec: ConvertSpec) -> tuple[np.ndarray, np.ndarray]:
     """
     image, raw = ref.load()
     check_ids(raw, spec, ref.label_file)
-    points = face_points(ref, image, spec.align)
-    if raw.shape != image.shape[:2]:
-        scale = np.array([raw.shape[1] / image.shape[1], raw.shape[0] / image.shape[0]])
-        image = images.resize_to(image, *raw.shape)
-        points = alignment.rescale(points, scale)
+    image, points = at_mask_size(image, face_points(ref, image, spec.align), raw.shape)
     matrix = alignment.similarity(points, alignment.template(spec.image_size))
-    return (images.warp(image, matrix, spec.image_size, nearest=False, fill=(0, 0, 0)),
-            images.warp(spec.lut[raw], matrix, spec.image_size, nearest=True, fill=IGNORE_LABEL))
+    return (imaging.warp(image, matrix, spec.image_size, nearest=False, fill=(0, 0, 0)),
+            imaging.warp(spec.lut[raw], matrix, spec.image_size, nearest=True, fill=IGNORE_LABEL))
 
 
 # glibc's mallopt parameters (malloc.h) and the largest mmap threshold it accepts.

@@ -15,10 +15,11 @@ import re
 
 import numpy as np
 
+from facepars import files
 from facepars.classes import CELEBAMASK_PARTS, SOURCE_TABLES
-from facepars.data import fileio, synthetic
-from facepars.data.images import BadInput, read_image, read_mask
+from facepars.data import synthetic
 from facepars.errors import FaceparsError
+from facepars.imaging import BadInput, read_image, read_mask
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -36,7 +37,7 @@ SOURCES_WITH_LANDMARKS = ("lapa", "synthetic")
 def read_lapa_landmarks(path: str) -> np.ndarray:
     """The five points of a LaPa ``landmarks/NAME.txt`` (a count, then "x y" lines)."""
     try:
-        with fileio.open(path) as f:
+        with files.open(path) as f:
             lines = f.read().split("\n")
         count = int(lines[0])
         points = np.array([[float(v) for v in line.split()[:2]]
@@ -153,24 +154,24 @@ def pair_from_json(data: list):
 
 def _files(directory: str, extensions=IMAGE_EXTENSIONS) -> dict[str, str]:
     """stem -> path of the files in ``directory`` with the given extensions."""
-    return {os.path.splitext(n)[0]: os.path.join(directory, n)
-            for n in sorted(fileio.listdir(directory))
+    return {os.path.splitext(n)[0]: files.join(directory, n)
+            for n in sorted(files.listdir(directory))
             if n.lower().endswith(extensions) and not n.startswith(".")}
 
 
 def _pair_dirs(image_dir: str, mask_dir: str, prefix: str,
                landmark_dir: str | None = None) -> tuple[list, list]:
     images, masks = _files(image_dir), _files(mask_dir, (".png", ".bmp"))
-    landmarks = _files(landmark_dir, (".txt",)) if landmark_dir and fileio.isdir(landmark_dir) \
+    landmarks = _files(landmark_dir, (".txt",)) if landmark_dir and files.isdir(landmark_dir) \
         else {}
     pairs = [FilePair(f"{prefix}{stem}", images[stem], masks[stem], landmarks.get(stem))
              for stem in sorted(images.keys() & masks.keys())]
     bad = [
-        BadInput(images[s], f"image without mask (expected {os.path.join(mask_dir, s)}.png)")
+        BadInput(images[s], f"image without mask (expected {files.join(mask_dir, s)}.png)")
         for s in sorted(images.keys() - masks.keys())
     ]
     bad += [
-        BadInput(masks[s], f"mask without image (expected {os.path.join(image_dir, s)}.jpg)")
+        BadInput(masks[s], f"mask without image (expected {files.join(image_dir, s)}.jpg)")
         for s in sorted(masks.keys() - images.keys())
     ]
     return pairs, bad
@@ -180,9 +181,9 @@ def _split_dirs(root: str, splits, image_sub: str, mask_sub: str, layout: str,
                 landmark_sub: str | None = None) -> Listing:
     found, bad = {}, []
     for split in splits:
-        image_dir, mask_dir = (os.path.join(root, split, s) for s in (image_sub, mask_sub))
-        landmark_dir = os.path.join(root, split, landmark_sub) if landmark_sub else None
-        if fileio.isdir(image_dir) and fileio.isdir(mask_dir):
+        image_dir, mask_dir = (files.join(root, split, s) for s in (image_sub, mask_sub))
+        landmark_dir = files.join(root, split, landmark_sub) if landmark_sub else None
+        if files.isdir(image_dir) and files.isdir(mask_dir):
             found[split], split_bad = _pair_dirs(image_dir, mask_dir, f"{split}/", landmark_dir)
             bad += split_bad
     if not found:
@@ -193,9 +194,9 @@ def _split_dirs(root: str, splits, image_sub: str, mask_sub: str, layout: str,
 
 def list_kaggle(input_dir: str) -> Listing:
     """``content/All_data/{train,val}/{image,seg}`` (the zip's root, or any level below)."""
-    for root in (os.path.join(input_dir, "content", "All_data"),
-                 os.path.join(input_dir, "All_data"), input_dir):
-        if any(fileio.isdir(os.path.join(root, s, "image")) for s in ("train", "val")):
+    for root in (files.join(input_dir, "content", "All_data"),
+                 files.join(input_dir, "All_data"), input_dir):
+        if any(files.isdir(files.join(root, s, "image")) for s in ("train", "val")):
             return _split_dirs(root, ("train", "val"), "image", "seg",
                                "Kaggle content/All_data/{train,val}/{image,seg}")
     raise LayoutError(f"{input_dir}: not the Kaggle layout (expected "
@@ -211,24 +212,24 @@ def list_lapa(input_dir: str) -> Listing:
 def list_celebamask_hq(input_dir: str) -> Listing:
     """``CelebA-HQ-img/N.jpg`` + ``CelebAMask-HQ-mask-anno/K/NNNNN_PART.png``, split by
     CelebA's ``list_eval_partition.txt`` through ``CelebA-HQ-to-CelebA-mapping.txt``."""
-    image_dir = os.path.join(input_dir, "CelebA-HQ-img")
-    anno_dir = os.path.join(input_dir, "CelebAMask-HQ-mask-anno")
-    mapping = os.path.join(input_dir, "CelebA-HQ-to-CelebA-mapping.txt")
-    partition = os.path.join(input_dir, "list_eval_partition.txt")
+    image_dir = files.join(input_dir, "CelebA-HQ-img")
+    anno_dir = files.join(input_dir, "CelebAMask-HQ-mask-anno")
+    mapping = files.join(input_dir, "CelebA-HQ-to-CelebA-mapping.txt")
+    partition = files.join(input_dir, "list_eval_partition.txt")
     for path in (image_dir, anno_dir, mapping, partition):
-        if not fileio.exists(path):
+        if not files.exists(path):
             raise LayoutError(f"{path}: missing; the CelebAMask-HQ layout needs "
                               "CelebA-HQ-img/, CelebAMask-HQ-mask-anno/, "
                               "CelebA-HQ-to-CelebA-mapping.txt and CelebA's "
                               "list_eval_partition.txt in the input dir")
     split_of_file = {}
-    with fileio.open(partition) as f:
+    with files.open(partition) as f:
         for line in f:
             fields = line.split()
             if len(fields) == 2:
                 split_of_file[fields[0]] = ("train", "val", "test")[int(fields[1])]
     split_of_hq = {}
-    with fileio.open(mapping) as f:
+    with files.open(mapping) as f:
         for line in f:
             fields = line.split()
             if len(fields) == 3 and fields[0].isdigit():
@@ -237,13 +238,13 @@ def list_celebamask_hq(input_dir: str) -> Listing:
     part_id = {name: i + 1 for i, name in enumerate(CELEBAMASK_PARTS)}
     parts: dict[int, list] = {}
     pattern = re.compile(r"^(\d{5})_(.+)\.png$")
-    for sub in sorted(fileio.listdir(anno_dir)):
-        sub_dir = os.path.join(anno_dir, sub)
-        for name in sorted(fileio.listdir(sub_dir)) if fileio.isdir(sub_dir) else ():
+    for sub in sorted(files.listdir(anno_dir)):
+        sub_dir = files.join(anno_dir, sub)
+        for name in sorted(files.listdir(sub_dir)) if files.isdir(sub_dir) else ():
             m = pattern.match(name)
             if m and m.group(2) in part_id:
                 parts.setdefault(int(m.group(1)), []).append(
-                    (part_id[m.group(2)], os.path.join(sub_dir, name)))
+                    (part_id[m.group(2)], files.join(sub_dir, name)))
     images = {int(stem): path for stem, path in _files(image_dir).items() if stem.isdigit()}
 
     found: dict[str, list] = {}
@@ -298,9 +299,9 @@ def list_source(source: str, input_dir: str | None, num_examples: int = 0,
         return list_synthetic(num_examples, seed, synthetic_size)
     if source not in FILE_SOURCES:
         raise LayoutError(f"unknown source {source!r}; one of {', '.join(SOURCES)}")
-    if not input_dir or not fileio.isdir(input_dir):
+    if not input_dir or not files.isdir(input_dir):
         raise LayoutError(f"{input_dir}: input dir does not exist")
-    if not fileio.listdir(input_dir):
+    if not files.listdir(input_dir):
         raise LayoutError(f"{input_dir}: input dir is empty")
     return FILE_SOURCES[source](input_dir)
 

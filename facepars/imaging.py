@@ -1,8 +1,14 @@
-"""Host-side image and mask I/O with Pillow and numpy (no TensorFlow).
+"""Photos and masks on the host, with Pillow and numpy (no TensorFlow): decode,
+resize, warp, encode.
 
-``prepare``'s worker processes and ``predict`` both read arbitrary photos; keeping
-this module free of TensorFlow lets worker processes start in a fraction of a
-second and use little memory.
+The one imaging layer every path stands on: prepare's conversion (training
+crops), detection, alignment and prediction (the crops a model is shown) use
+these same functions, so what a model sees at serving time is made exactly as
+what it saw in training. Keeping it free of TensorFlow lets prepare's worker
+processes start in a fraction of a second and use little memory.
+
+Coordinates are pixels with pixel centres at whole numbers; a 2x3 affine matrix
+maps (x, y, 1) of one image to another.
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ import io
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from facepars import files
 from facepars.classes import IGNORE_LABEL
-from facepars.data import fileio
 from facepars.errors import FaceparsError
 
 RESIZE_MODES = ("stretch", "pad")
@@ -35,7 +41,7 @@ def _open(path: str, at_least: tuple[int, int] | None = None
           ) -> tuple[Image.Image, tuple[int, int]]:
     """Open and decode ``path``; returns the image and its stored (H, W)."""
     try:
-        img = Image.open(fileio.open(path, "rb") if fileio.is_url(path) else path)
+        img = Image.open(files.open(path, "rb") if files.is_url(path) else path)
         stored = (img.size[1], img.size[0])
         if at_least is not None and img.format == "JPEG":
             img.draft(img.mode, (2 * at_least[1], 2 * at_least[0]))  # keep 2x margin
@@ -162,23 +168,68 @@ def resize_mask(mask: np.ndarray, geo: Geometry, lut: np.ndarray | None = None) 
     return out
 
 
-def warp(array: np.ndarray, matrix: np.ndarray, size: int, nearest: bool, fill) -> np.ndarray:
-    """The size x size crop ``matrix`` (2x3, source -> crop pixels, centres at whole
-    numbers) frames: bilinear for images, nearest for masks, ``fill`` outside.
+def invert(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a 2x3 affine matrix."""
+    full = np.vstack([matrix, [0.0, 0.0, 1.0]])
+    return np.linalg.inv(full)[:2]
 
-    A face much larger than the crop is first reduced by a whole factor (box
-    average), as the antialiased resize of the unaligned path would; masks never
-    are (averaging ids invents labels).
+
+def apply(matrix: np.ndarray, points) -> np.ndarray:
+    """(N, 2) points through a 2x3 matrix."""
+    points = np.asarray(points, np.float64)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def shifted(matrix: np.ndarray, dx: float, dy: float, factor: float = 1.0) -> np.ndarray:
+    """``matrix`` for a photo window starting at (dx, dy), downsampled by ``factor``."""
+    return np.hstack([matrix[:, :2] * factor, (matrix[:, :2] @ [dx, dy] + matrix[:, 2])[:, None]])
+
+
+def reduction(matrix: np.ndarray) -> int:
+    """The whole factor to area-average a photo by before sampling it at ``matrix``'s
+    scale, so that bilinear sampling does not alias (1: none)."""
+    scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    return max(1, int(1.0 / scale)) if scale < 0.5 else 1
+
+
+def footprint(matrix: np.ndarray, size: int, height: int, width: int, margin: int = 2):
+    """(y0, y1, x0, x1): the photo window the size x size crop of ``matrix`` covers, or None.
+
+    Work is confined to it, so a face in a 10,000 px photo costs what the face costs.
     """
-    from facepars.alignment import invert, reduction, shifted
+    corners = apply(invert(matrix), [[0, 0], [size, 0], [0, size], [size, size]])
+    x0, y0 = np.floor(corners.min(0)).astype(int) - margin
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + margin
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    return (y0, y1, x0, x1) if x1 > x0 and y1 > y0 else None
 
-    img = Image.fromarray(array)
+
+def warp(array: np.ndarray, matrix: np.ndarray, size: int, nearest: bool, fill) -> np.ndarray:
+    """The size x size crop ``matrix`` (2x3, photo -> crop pixels) frames: bilinear
+    for images, nearest for masks, ``fill`` outside.
+
+    The training crops (prepare) and the crops a model parses (prediction) are
+    both made here. A face much larger than the crop is first reduced by a whole
+    factor (box average), as the antialiased resize of the unaligned path would;
+    masks never are (averaging ids invents labels). Only the window the crop
+    covers is touched, cut on the reduction's block grid, so the result is the
+    same as warping the whole photo.
+    """
     factor = 1 if nearest else reduction(matrix)
+    height, width = array.shape[:2]
+    window = footprint(matrix, size, height, width, margin=2 * factor)
+    if window is None:
+        return np.full((size, size) + array.shape[2:], fill, np.uint8)
+    y0, y1, x0, x1 = window
+    y0, x0 = y0 - y0 % factor, x0 - x0 % factor
+    y1, x1 = min(height, -(-y1 // factor) * factor), min(width, -(-x1 // factor) * factor)
+    img = Image.fromarray(np.ascontiguousarray(array[y0:y1, x0:x1]))
     if factor > 1:
         img = img.reduce(factor)
-        matrix = shifted(matrix, (factor - 1) / 2, (factor - 1) / 2, factor)
-    # Pillow's pixel centres sit at +0.5: conjugate the crop -> source map by that shift.
-    back = invert(matrix)
+    # Window pixel j (reduced) is photo pixel x0 + factor * j + (factor - 1) / 2.
+    local = shifted(matrix, x0 + (factor - 1) / 2, y0 + (factor - 1) / 2, factor)
+    # Pillow's pixel centres sit at +0.5: conjugate the crop -> window map by that shift.
+    back = invert(local)
     data = [back[0, 0], back[0, 1], back[0, 2] + 0.5 - 0.5 * (back[0, 0] + back[0, 1]),
             back[1, 0], back[1, 1], back[1, 2] + 0.5 - 0.5 * (back[1, 0] + back[1, 1])]
     resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
