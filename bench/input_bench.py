@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
-from facepars import schema
+from facepars import prepare, schema
 from facepars.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.data import pipeline
 from facepars.data.augment import AugmentConfig, Augmenter
@@ -41,9 +41,8 @@ BATCH = 32
 def prepared_shards(root: str, pairs: int) -> str:
     out = os.path.join(WORK, f"shards_{pairs}")
     if not os.path.exists(os.path.join(out, schema.MANIFEST)):
-        from facepars.data import shards
-        shards.run(shards.PrepareConfig(output_dir=out, source="kaggle", input_dir=root,
-                                        workers=os.cpu_count(), shard_size=32, overwrite=True))
+        prepare.run(prepare.PrepareConfig(output_dir=out, source="kaggle", input_dir=root,
+                                          workers=os.cpu_count(), shard_size=32, overwrite=True))
     return out
 
 

@@ -26,6 +26,7 @@ def main():
     args = parser.parse_args()
     import apache_beam
 
+    from facepars import prepare
     from facepars.data import beam, shards, sources
 
     out = tempfile.mkdtemp(prefix="plan_bench_")
@@ -38,7 +39,7 @@ def main():
     start = time.perf_counter()
     plan = shards.plan_shards(listing, 512, seed=0)
     times["plan shards"] = time.perf_counter() - start
-    cfg = shards.PrepareConfig(output_dir=out, num_examples=8)
+    cfg = prepare.PrepareConfig(output_dir=out, num_examples=8)
     job = shards.plan_job(cfg)
     job = dataclasses.replace(job, plan=plan, pending=plan)
     start = time.perf_counter()

@@ -54,12 +54,13 @@ def facepars_rate(root: str, workers: int, pairs: int, runner: str = "local"
 
 
 def measure(root: str, workers: int, pairs: int, runner: str) -> None:
-    from facepars.data import shards  # TensorFlow's import is not timed
+    from facepars import prepare
+    from facepars.data import shards  # noqa: F401  TensorFlow's import is not timed
     out = tempfile.mkdtemp(prefix="prepare_bench_")
     try:
         start, cpu = time.perf_counter(), time.process_time()
-        shards.run(shards.PrepareConfig(output_dir=out, source="kaggle", input_dir=root,
-                                        workers=workers, shard_size=64, runner=runner))
+        prepare.run(prepare.PrepareConfig(output_dir=out, source="kaggle", input_dir=root,
+                                          workers=workers, shard_size=64, runner=runner))
         print(pairs / (time.perf_counter() - start), (time.process_time() - cpu) / pairs)
     finally:
         shutil.rmtree(out)

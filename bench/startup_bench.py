@@ -32,12 +32,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def small_set(records: int) -> str:
-    from facepars.data import shards
+    from facepars import prepare
     out = os.path.join(WORK, f"startup_{records}")
     if not os.path.exists(os.path.join(out, "manifest.json")):
-        shards.run(shards.PrepareConfig(output_dir=out, num_examples=records, image_size=128,
-                                        shard_size=25, synthetic_size=160, workers=2,
-                                        overwrite=True))
+        prepare.run(prepare.PrepareConfig(output_dir=out, num_examples=records, image_size=128,
+                                          shard_size=25, synthetic_size=160, workers=2,
+                                          overwrite=True))
     return out
 
 

@@ -38,9 +38,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facepars import files, schema, task
+from facepars import files, prepare, schema, task
 from facepars.configs import smoke
-from facepars.data import pipeline, shards
+from facepars.data import pipeline
 from facepars.data.augment import NO_AUGMENTATION, AugmentConfig
 from facepars.losses import EPSILON
 from facepars.models import build_model
@@ -181,8 +181,8 @@ def main():
     args = parser.parse_args()
     data = os.path.join(tempfile.gettempdir(), f"facepars_train_bench_{args.size}")
     if not tf.io.gfile.exists(files.join(data, schema.MANIFEST)):
-        shards.run(
-            shards.PrepareConfig(
+        prepare.run(
+            prepare.PrepareConfig(
                 output_dir=data,
                 num_examples=400,
                 image_size=args.size,

@@ -12,3 +12,7 @@ class FaceparsError(Exception):
 
 class ConfigError(FaceparsError, ValueError):
     """A setting that asks for something that does not exist or cannot work together."""
+
+
+class PrepareError(FaceparsError):
+    """A data preparation that cannot go on; the message says why and what to do."""

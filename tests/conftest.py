@@ -49,10 +49,10 @@ def read_split(data_dir: str, split: str) -> dict[str, tuple[np.ndarray, np.ndar
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory):
     """A small prepared synthetic set shared by the pipeline, model and training tests."""
-    from facepars.data import shards
+    from facepars import prepare
     out = str(tmp_path_factory.mktemp("synthetic") / "data")
-    shards.run(shards.PrepareConfig(output_dir=out, num_examples=80, image_size=64,
-                                    shard_size=8, synthetic_size=96, workers=1))
+    prepare.run(prepare.PrepareConfig(output_dir=out, num_examples=80, image_size=64,
+                                      shard_size=8, synthetic_size=96, workers=1))
     return out
 
 

@@ -88,10 +88,10 @@ def test_data_aligned_by_the_detector_is_scored_aligned_as_prepared(trained_run,
     data was squashed whole into the network and still reported as framed."""
     import shutil
 
-    from facepars.data import shards
+    from facepars import prepare
     data = str(tmp_path / "landmarks")
-    shards.run(shards.PrepareConfig(output_dir=data, num_examples=20, image_size=64,
-                                    synthetic_size=96, align="landmarks"))
+    prepare.run(prepare.PrepareConfig(output_dir=data, num_examples=20, image_size=64,
+                                      synthetic_size=96, align="landmarks"))
     detected = str(tmp_path / "detect")
     shutil.copytree(data, detected)
     manifest_path = os.path.join(detected, "manifest.json")

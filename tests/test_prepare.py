@@ -13,10 +13,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from facepars import schema
+from facepars import prepare, schema
 from facepars.classes import IGNORE_LABEL
-from facepars.data import integrity, shards
+from facepars.data import integrity
 from facepars.data.sources import LayoutError
+from facepars.errors import PrepareError
 from facepars.imaging import BadInput
 
 import fixtures
@@ -129,7 +130,7 @@ def test_celebamask_hq_layout_merges_parts_in_order_and_follows_the_partition(tm
 def _config(tmp_path, **kw):
     kw.setdefault("source", "kaggle")
     kw.setdefault("input_dir", str(tmp_path / "kaggle"))
-    return shards.PrepareConfig(output_dir=str(tmp_path / "out"), image_size=32, **kw)
+    return prepare.PrepareConfig(output_dir=str(tmp_path / "out"), image_size=32, **kw)
 
 
 def _assert_nothing_half_written(tmp_path):
@@ -178,8 +179,8 @@ BAD_INPUTS = ["corrupt image", "truncated image", "empty mask", "image without m
 def test_bad_pair_fails_naming_the_file_and_writes_nothing(tmp_path, kind):
     fixtures.write_kaggle(str(tmp_path / "kaggle"), size=(90, 70))
     name = _break(str(tmp_path / "kaggle"), kind)
-    with pytest.raises((shards.PrepareError, BadInput)) as info:
-        shards.run(_config(tmp_path, shard_size=1))
+    with pytest.raises((PrepareError, BadInput)) as info:
+        prepare.run(_config(tmp_path, shard_size=1))
     assert name in str(info.value)
     if kind == "unknown id":
         assert "[18, 42]" in str(info.value)
@@ -191,7 +192,7 @@ def test_bad_pair_fails_naming_the_file_and_writes_nothing(tmp_path, kind):
 def test_skip_mode_lists_the_bad_pair_and_converts_the_rest(tmp_path, kind):
     fixtures.write_kaggle(str(tmp_path / "kaggle"), size=(90, 70))
     name = _break(str(tmp_path / "kaggle"), kind)
-    manifest = shards.run(_config(tmp_path, on_error="skip"))
+    manifest = prepare.run(_config(tmp_path, on_error="skip"))
     assert len(manifest["skipped"]) == 1 and name in manifest["skipped"][0]["error"]
     assert manifest["splits"]["train"]["num_records"] == 3
     assert manifest["splits"]["val"]["num_records"] == 2
@@ -226,42 +227,42 @@ def test_cli_exits_nonzero_with_the_file_name(tmp_path):
 def test_missing_empty_or_alien_input_dir(tmp_path, setup, message):
     setup(str(tmp_path / "kaggle"))
     with pytest.raises(LayoutError, match=message):
-        shards.run(_config(tmp_path))
+        prepare.run(_config(tmp_path))
 
 
 def test_celebamask_without_partition_file_names_it(tmp_path):
     fixtures.write_celebamask_hq(str(tmp_path / "celeba"), count=1, mask_size=32)
     os.remove(tmp_path / "celeba" / "list_eval_partition.txt")
     with pytest.raises(LayoutError, match="list_eval_partition.txt"):
-        shards.run(_config(tmp_path, source="celebamask_hq", input_dir=str(tmp_path / "celeba")))
+        prepare.run(_config(tmp_path, source="celebamask_hq", input_dir=str(tmp_path / "celeba")))
 
 
 def test_existing_output_needs_resume_or_overwrite(tmp_path):
-    cfg = shards.PrepareConfig(output_dir=str(tmp_path / "out"), num_examples=10,
-                               image_size=32, synthetic_size=48)
-    shards.run(cfg)
-    with pytest.raises(shards.PrepareError, match="--resume .* --overwrite"):
-        shards.run(cfg)
-    again = shards.run(shards.PrepareConfig(**{**cfg.__dict__, "overwrite": True}))
+    cfg = prepare.PrepareConfig(output_dir=str(tmp_path / "out"), num_examples=10,
+                                image_size=32, synthetic_size=48)
+    prepare.run(cfg)
+    with pytest.raises(PrepareError, match="--resume .* --overwrite"):
+        prepare.run(cfg)
+    again = prepare.run(prepare.PrepareConfig(**{**cfg.__dict__, "overwrite": True}))
     assert again["splits"]["train"]["num_records"] == 8
-    with pytest.raises(shards.PrepareError, match="image_size"):
-        shards.run(shards.PrepareConfig(**{**cfg.__dict__, "image_size": 48, "resume": True,
+    with pytest.raises(PrepareError, match="image_size"):
+        prepare.run(prepare.PrepareConfig(**{**cfg.__dict__, "image_size": 48, "resume": True,
                                            "overwrite": False}))
 
 
 def test_carved_val_split_is_seeded_and_disjoint(tmp_path):
     fixtures.write_kaggle(str(tmp_path / "kaggle"), splits=(("train", 10),), size=(60, 50))
-    first = shards.run(_config(tmp_path, val_fraction=0.3, seed=5))
+    first = prepare.run(_config(tmp_path, val_fraction=0.3, seed=5))
     ids = {s: set(read_split(str(tmp_path / "out"), s)) for s in ("train", "val")}
     assert len(ids["val"]) == 3 and len(ids["train"]) == 7 and not ids["train"] & ids["val"]
-    second = shards.run(_config(tmp_path, val_fraction=0.3, seed=5, overwrite=True))
+    second = prepare.run(_config(tmp_path, val_fraction=0.3, seed=5, overwrite=True))
     assert first["splits"] == second["splits"]
 
 
 def test_non_local_output_through_gfile(tmp_path):
     out = "ram://facepars-test/out"
-    manifest = shards.run(shards.PrepareConfig(output_dir=out, num_examples=10, image_size=32,
-                                               synthetic_size=48, shard_size=4))
+    manifest = prepare.run(prepare.PrepareConfig(output_dir=out, num_examples=10, image_size=32,
+                                                 synthetic_size=48, shard_size=4))
     loaded, problems = integrity.verify(out)
     assert problems == [] and loaded.data == manifest
     assert len(read_split(out, "train")) == 8
@@ -272,13 +273,13 @@ def test_source_at_a_url_is_read_through_gfile(tmp_path):
     fixtures.write_kaggle(str(tmp_path / "kaggle"), size=(90, 70))
     url = "ram://facepars-test/kaggle"
     _to_url(tmp_path / "kaggle", url)
-    from_url = shards.run(shards.PrepareConfig(source="kaggle", input_dir=url, image_size=32,
-                                               output_dir=str(tmp_path / "url")))
-    local = shards.run(_config(tmp_path))
+    from_url = prepare.run(prepare.PrepareConfig(source="kaggle", input_dir=url, image_size=32,
+                                                 output_dir=str(tmp_path / "url")))
+    local = prepare.run(_config(tmp_path))
     assert from_url["splits"] == local["splits"]  # record counts, class pixels, shard checksums
     with pytest.raises(LayoutError, match="does not exist"):
-        shards.run(shards.PrepareConfig(source="kaggle", input_dir=url + "-missing",
-                                        output_dir=str(tmp_path / "none")))
+        prepare.run(prepare.PrepareConfig(source="kaggle", input_dir=url + "-missing",
+                                          output_dir=str(tmp_path / "none")))
 
 
 def _to_url(local_root, url):
@@ -388,8 +389,8 @@ def test_num_shards_sets_a_minimum_of_balanced_files(tmp_path):
     records, every record once (what lets 5 hosts read whole files each)."""
     from facepars import schema
     out = str(tmp_path / "out")
-    shards.run(shards.PrepareConfig(output_dir=out, num_examples=20, image_size=32,
-                                    synthetic_size=48, shard_size=512, num_shards=5))
+    prepare.run(prepare.PrepareConfig(output_dir=out, num_examples=20, image_size=32,
+                                      synthetic_size=48, shard_size=512, num_shards=5))
     manifest = schema.Manifest.load(out)
     train = manifest.shards("train")
     assert len(train) == 5 and {s.num_records for s in train} == {3, 4}
@@ -400,8 +401,8 @@ def test_num_shards_sets_a_minimum_of_balanced_files(tmp_path):
 def test_a_manifest_of_another_format_is_refused_with_what_to_do(tmp_path):
     from facepars import schema
     out = str(tmp_path / "out")
-    shards.run(shards.PrepareConfig(output_dir=out, num_examples=4, image_size=32,
-                                    synthetic_size=48))
+    prepare.run(prepare.PrepareConfig(output_dir=out, num_examples=4, image_size=32,
+                                      synthetic_size=48))
     assert schema.Manifest.load(out).shards("train")[0].bytes > 0
     path = os.path.join(out, "manifest.json")
     manifest = json.load(open(path))

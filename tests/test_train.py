@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facepars import callbacks, distribute, train
+from facepars import callbacks, distribute, prepare, train
 from facepars.configs import smoke
-from facepars.data import augment, shards
+from facepars.data import augment
 from facepars.models import build_model
 
 from conftest import REPO
@@ -27,8 +27,8 @@ LEARNING_BOUND = 0.15
 @pytest.fixture(scope="module")
 def face_data(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("faces") / "data")
-    shards.run(shards.PrepareConfig(output_dir=out, num_examples=160, image_size=96,
-                                    shard_size=16, synthetic_size=128, workers=2))
+    prepare.run(prepare.PrepareConfig(output_dir=out, num_examples=160, image_size=96,
+                                      shard_size=16, synthetic_size=128, workers=2))
     return out
 
 

@@ -39,6 +39,8 @@ from absl import logging
 
 from facepars import files
 from facepars.data import convert, shards, sources
+from facepars.data.prepare_config import PrepareConfig
+from facepars.errors import PrepareError
 from facepars.progress import Progress
 
 try:
@@ -49,7 +51,7 @@ try:
         StandardOptions,
     )
 except ImportError as e:  # the optional facepars[beam] extra
-    raise shards.PrepareError("--runner=beam needs Apache Beam: pip install "
+    raise PrepareError("--runner=beam needs Apache Beam: pip install "
                               "'facepars[beam]'") from e
 
 NAMESPACE = "facepars.prepare"
@@ -65,7 +67,7 @@ def pipeline_options(options: str, workers: int) -> PipelineOptions:
     unknown = [a for a in opts.get_all_options(retain_unknown_options=True)
                if a not in opts.get_all_options()]
     if unknown:
-        raise shards.PrepareError(f"--beam_pipeline_options: unknown option(s) "
+        raise PrepareError(f"--beam_pipeline_options: unknown option(s) "
                                   f"{', '.join(sorted(unknown))}")
     if "default_sdk_harness_log_level" not in opts.get_all_options(drop_default=True):
         # Beam's workers log every bundle at INFO; keep facepars's progress readable.
@@ -134,7 +136,7 @@ class _PairCounter:
 class WriteShard(beam.DoFn):
     """Convert one planned shard's pairs and write the shard (or record why not)."""
 
-    def __init__(self, cfg: shards.PrepareConfig, spec: convert.ConvertSpec, parts_dir: str,
+    def __init__(self, cfg: PrepareConfig, spec: convert.ConvertSpec, parts_dir: str,
                  plan_path: str):
         self.cfg, self.spec, self.parts_dir, self.plan_path = cfg, spec, parts_dir, plan_path
         counter = beam.metrics.Metrics.counter
@@ -152,7 +154,7 @@ class WriteShard(beam.DoFn):
         try:
             stats = shards.write_shard(shard, results, self.cfg, self.parts_dir,
                                        self.spec.num_classes, _PairCounter(self.pairs))
-        except shards.PrepareError as e:
+        except PrepareError as e:
             self.failed.inc()
             self.bad.inc()
             files.write_json_atomic(error_path(self.parts_dir, shard["file"]),
@@ -220,9 +222,9 @@ def write_shards(job: shards.Job) -> None:
         error = error_path(job.parts_dir, shard["file"])
         if tf.io.gfile.exists(error):
             with tf.io.gfile.GFile(error) as f:
-                raise shards.PrepareError(json.load(f)["error"])
+                raise PrepareError(json.load(f)["error"])
         if not tf.io.gfile.exists(sidecar):
-            raise shards.PrepareError(f"{shard['file']}: the Beam job ended without "
+            raise PrepareError(f"{shard['file']}: the Beam job ended without "
                                       "writing it; rerun with --resume")
         with tf.io.gfile.GFile(sidecar) as f:
             job.stats[shard["file"]] = json.load(f)

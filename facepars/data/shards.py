@@ -12,19 +12,18 @@ How it stays safe:
 * With ``on_error="fail"`` the first bad pair stops the run and its shard is
   never renamed into place; with ``"skip"`` bad pairs are listed in the manifest.
 
-Two runners write the pending shards: ``local`` (a process pool, below) and
-``beam`` (facepars.data.beam, for Dataflow, Flink or Spark). Both call
-``write_shard`` on the same plan, so their output is the same bytes.
+This module is the library both runners stand on: plan the shards
+(``plan_job``), write one (``write_shard``), write the manifest (``finish``).
+The runners, ``facepars.data.pool`` (a process pool on this machine) and
+``facepars.data.beam`` (Dataflow, Flink or Spark), call ``write_shard`` on the
+same plan, so their output is the same bytes; ``facepars.prepare.run`` picks one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
-import multiprocessing
-import multiprocessing.forkserver
 import re
 import sys
 import time
@@ -35,56 +34,16 @@ import tensorflow as tf
 from absl import logging
 
 import facepars
-from facepars import alignment, classes, files, schema
+from facepars import alignment, classes, detection, files, schema
 from facepars.data import convert, framing, sources
-from facepars.errors import FaceparsError
-from facepars.progress import Progress
-
-
-@dataclasses.dataclass(frozen=True)
-class PrepareConfig:
-    """Everything a conversion depends on (the CLI flags of facepars.prepare)."""
-
-    output_dir: str
-    source: str = "synthetic"
-    input_dir: str | None = None
-    taxonomy: str = classes.DEFAULT_TAXONOMY
-    image_size: int = 256
-    resize: str = "stretch"
-    align: str = "none"           # landmarks|detect: crops aligned on the five points
-    image_format: str = "jpeg"
-    jpeg_quality: int = 95
-    shard_size: int = 512
-    num_shards: int = 0           # at least this many files per split (0: from shard_size)
-    workers: int = 1
-    runner: str = "local"         # "local" (a process pool) or "beam" (facepars.data.beam)
-    beam_pipeline_options: str = ""
-    on_error: str = "fail"
-    resume: bool = False
-    overwrite: bool = False
-    val_fraction: float = 0.0
-    seed: int = 0
-    num_examples: int = 0
-    synthetic_size: int = 320
-
-    def settings(self) -> dict:
-        """The options that decide the bytes written (what a resume must match)."""
-        # Not on_error: the shards a run finished are the same bytes either way, so a
-        # run stopped by a bad pair can be resumed with --on_error=skip.
-        skip = {"output_dir", "input_dir", "workers", "runner", "beam_pipeline_options",
-                "resume", "overwrite", "on_error"}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
-
+from facepars.data.prepare_config import PrepareConfig
+from facepars.errors import PrepareError
 
 PARTS_DIR = "_parts"
 # The settings facepars.data.sources.list_source takes (with the input directory).
 SOURCE_LISTING = ("source", "num_examples", "seed", "synthetic_size")
 TRAIN_SPLIT = "train"  # the split the framing is measured on
 _SHARD_RE = re.compile(r"^[a-z]+-\d{5}-of-\d{5}\.tfrecord$")
-
-
-class PrepareError(FaceparsError):
-    """A run that cannot go on; the message says why and what to do."""
 
 
 def split_order(split: str) -> tuple[int, str]:
@@ -256,20 +215,6 @@ def build_manifest(shard_stats: list[dict], listing_skips: list[dict], settings:
     }
 
 
-def start_worker_server():
-    """Boot the forkserver that conversion workers fork from; returns at once.
-
-    A forkserver, because workers forked from this process would inherit
-    TensorFlow's threads and memory. Booting it first lets its interpreter start
-    and import the converter while this process lists the source and checks the
-    output directory, instead of after.
-    """
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["facepars.data.convert"])
-    multiprocessing.forkserver.ensure_running()
-    return ctx
-
-
 @dataclasses.dataclass
 class Job:
     """A planned conversion: what is left to write and what is already done."""
@@ -289,12 +234,11 @@ def plan_job(cfg: PrepareConfig) -> Job | dict:
     """List the source, plan the shards, check the output directory.
 
     Returns the manifest instead when the run being resumed had already finished.
-    Both runners start here, so they convert the same pairs into the same files.
+    Every runner starts here, so they all convert the same pairs into the same files.
     """
     taxonomy = classes.TAXONOMIES[cfg.taxonomy]
     lut, valid = classes.SOURCE_TABLES[cfg.source].lookup_table(taxonomy)
     if cfg.align == "detect":
-        from facepars import detection
         detection.check_installed()  # before any worker starts
     if cfg.align == "landmarks" and cfg.source not in sources.SOURCES_WITH_LANDMARKS:
         raise PrepareError(f"--align=landmarks: {cfg.source} ships no face landmarks (sources "
@@ -339,27 +283,6 @@ def plan_job(cfg: PrepareConfig) -> Job | dict:
     return Job(cfg, spec, taxonomy.table, plan, pending, stats, listing_skips, settings, parts_dir)
 
 
-def write_locally(job: Job, ctx) -> None:
-    """Convert the pending pairs in a process pool (or in-process) and write their shards."""
-    cfg = job.cfg
-    todo = [ref for shard in job.pending for ref in shard["refs"]]
-    progress = Progress("prepare", len(todo), "pairs")
-    pool = None
-    try:
-        if ctx is not None and len(todo) > 1:
-            pool = ctx.Pool(cfg.workers, convert.init_worker, (job.spec,))
-            results = pool.imap(convert.convert_in_worker, todo, chunksize=2)
-        else:
-            convert.keep_freed_memory()
-            results = (convert.convert(ref, job.spec) for ref in todo)
-        for shard in job.pending:
-            job.stats[shard["file"]] = write_shard(shard, results, cfg, job.parts_dir,
-                                                   job.spec.num_classes, progress)
-    finally:
-        if pool is not None:
-            pool.terminate()
-
-
 def finish(job: Job) -> dict:
     """Write the manifest from every shard's statistics; the data set is complete after this."""
     manifest = build_manifest([job.stats[s["file"]] for s in job.plan], job.listing_skips,
@@ -367,20 +290,3 @@ def finish(job: Job) -> dict:
     files.write_json_atomic(files.join(job.cfg.output_dir, schema.MANIFEST), manifest)
     tf.io.gfile.rmtree(job.parts_dir)
     return manifest
-
-
-def run(cfg: PrepareConfig) -> dict:
-    """The whole conversion on the configured runner; returns the manifest written."""
-    if cfg.runner == "beam":
-        from facepars.data import (
-            beam,  # the facepars[beam] extra; checked before listing
-        )
-        write = beam.write_shards
-    else:
-        ctx = start_worker_server() if cfg.workers > 1 else None
-        write = functools.partial(write_locally, ctx=ctx)
-    job = plan_job(cfg)
-    if isinstance(job, dict):
-        return job
-    write(job)
-    return finish(job)

@@ -291,7 +291,7 @@ assert set(SOURCES) == set(SOURCE_TABLES)
 
 
 def list_source(source: str, input_dir: str | None, num_examples: int = 0,
-                seed: int = 0, synthetic_size: int = 256) -> Listing:
+                seed: int = 0, synthetic_size: int = synthetic.BASE_SIZE) -> Listing:
     """Pairs per split for ``source``; raises LayoutError for a missing or alien layout."""
     if source == "synthetic":
         if num_examples <= 0:

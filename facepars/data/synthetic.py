@@ -22,6 +22,10 @@ _HAIR_COLOURS = np.array([[20, 16, 14], [60, 40, 25], [110, 75, 40],
                           [190, 150, 90], [150, 60, 30], [160, 160, 160]], np.float32)
 
 
+# The typical long side of a synthetic photo (prepare's --synthetic_size default).
+BASE_SIZE = 320
+
+
 def size_for(seed: int, index: int, base: int) -> tuple[int, int]:
     """Photo size for a face: around ``base`` pixels, portrait or landscape."""
     rng = np.random.default_rng([seed, index, 1])

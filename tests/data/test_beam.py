@@ -16,7 +16,9 @@ import time
 
 import pytest
 
+from facepars import prepare
 from facepars.data import shards
+from facepars.errors import PrepareError
 
 import fixtures
 from conftest import REPO
@@ -30,8 +32,8 @@ BEAM = {"runner": "beam", "workers": 2}
 
 
 def _config(root, out, **kw):
-    return shards.PrepareConfig(source="kaggle", input_dir=str(root), output_dir=str(out),
-                                image_size=32, shard_size=3, **kw)
+    return prepare.PrepareConfig(source="kaggle", input_dir=str(root), output_dir=str(out),
+                                 image_size=32, shard_size=3, **kw)
 
 
 def _assert_same_data_set(a, b):
@@ -59,7 +61,7 @@ def kaggle(tmp_path_factory):
     good = bad.read_bytes()
     bad.write_bytes(b"\xff\xd8garbage")
     local = _config(root / "kaggle", root / "local", on_error="skip", workers=2)
-    shards.run(local)
+    prepare.run(local)
     return {"root": root, "good": good, "local": local}
 
 
@@ -68,7 +70,7 @@ def test_beam_writes_the_bytes_the_local_pool_writes(kaggle, tmp_path, monkeypat
     log_counters = beam._log_counters
     monkeypatch.setattr(beam, "_log_counters", lambda result: counted.append(
         log_counters(result)) or counted[-1])
-    manifest = shards.run(_config(kaggle["root"] / "kaggle", tmp_path / "beam",
+    manifest = prepare.run(_config(kaggle["root"] / "kaggle", tmp_path / "beam",
                                   on_error="skip", **BEAM))
     # Beam ran it: its workers' counters, summed by Beam, saw every pair and shard.
     assert counted and counted[0]["pairs_done"] == 16 and counted[0]["bad_files"] == 1, counted
@@ -85,8 +87,8 @@ def test_beam_fails_naming_the_file_and_resumes_once_it_is_fixed(kaggle, tmp_pat
     root = tmp_path / "kaggle"
     shutil.copytree(kaggle["root"] / "kaggle", root)
     cfg = _config(root, tmp_path / "beam", **BEAM)  # on_error="fail"
-    with pytest.raises(shards.PrepareError, match="0005_0001.jpg.*corrupt"):
-        shards.run(cfg)
+    with pytest.raises(PrepareError, match="0005_0001.jpg.*corrupt"):
+        prepare.run(cfg)
     out = tmp_path / "beam"
     assert not (out / "manifest.json").exists()
     # The other shards are in place; the one holding the bad pair never reached its name.
@@ -94,9 +96,9 @@ def test_beam_fails_naming_the_file_and_resumes_once_it_is_fixed(kaggle, tmp_pat
     assert len(glob.glob(f"{out}/_parts/*.error.json")) == 1
 
     (root / "content/All_data/train/image/0005_0001.jpg").write_bytes(kaggle["good"])
-    manifest = shards.run(dataclasses.replace(cfg, resume=True))
+    manifest = prepare.run(dataclasses.replace(cfg, resume=True))
     assert manifest["skipped"] == [] and manifest["splits"]["train"]["num_records"] == 12
-    shards.run(_config(root, tmp_path / "local", workers=1))
+    prepare.run(_config(root, tmp_path / "local", workers=1))
     _assert_same_data_set(tmp_path / "local", out)
 
 
@@ -121,8 +123,8 @@ def test_a_killed_beam_job_resumes_to_the_same_data_set(tmp_path):
 
     flags = {"source": "synthetic", "num_examples": 60, "synthetic_size": 160,
              "image_size": 48, "shard_size": 2}
-    shards.run(shards.PrepareConfig(output_dir=str(out), resume=True, **flags, **BEAM))
-    shards.run(shards.PrepareConfig(output_dir=str(tmp_path / "local"), workers=1, **flags))
+    prepare.run(prepare.PrepareConfig(output_dir=str(out), resume=True, **flags, **BEAM))
+    prepare.run(prepare.PrepareConfig(output_dir=str(tmp_path / "local"), workers=1, **flags))
     _assert_same_data_set(tmp_path / "local", out)
 
 
@@ -137,7 +139,7 @@ def test_pipeline_options_parse_the_tfds_convention():
     direct = beam.pipeline_options("", workers=3).get_all_options()
     assert (direct["runner"], direct["direct_num_workers"], direct["direct_running_mode"]) == \
         ("DirectRunner", 3, "multi_processing")
-    with pytest.raises(shards.PrepareError, match="num_wokers"):
+    with pytest.raises(PrepareError, match="num_wokers"):
         beam.pipeline_options("num_wokers=3", workers=2)
 
 
@@ -152,7 +154,7 @@ def test_a_million_pairs_make_a_graph_under_a_megabyte(tmp_path):
     pairs = {"train": [sources.SyntheticPair(f"synthetic/0/{n}", 0, n, 320, 320)
                        for n in range(1_000_000)]}
     plan = shards.plan_shards(pairs, 512, seed=0)
-    cfg = shards.PrepareConfig(output_dir=str(tmp_path), num_examples=1_000_000)
+    cfg = prepare.PrepareConfig(output_dir=str(tmp_path), num_examples=1_000_000)
     job = shards.plan_job(dataclasses.replace(cfg, num_examples=8))  # a spec and settings
     job = dataclasses.replace(job, cfg=cfg, plan=plan, pending=plan)
     plan_path, entries = beam.write_plan(job.pending, job.parts_dir)

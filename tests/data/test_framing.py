@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
+from facepars import prepare
 from facepars.classes import SOURCE_TABLES, TAXONOMIES, ClassTable, synthetic_id
-from facepars.data import framing, shards, synthetic
+from facepars.data import framing, synthetic
+from facepars.errors import PrepareError
 
 import fixtures
 from conftest import read_split
@@ -46,8 +48,8 @@ def test_missing_parts_give_no_points():
 
 
 def test_prepare_records_the_median_framing(tmp_path):
-    manifest = shards.run(shards.PrepareConfig(output_dir=str(tmp_path / "out"), num_examples=40,
-                                               image_size=64, synthetic_size=96, shard_size=8))
+    manifest = prepare.run(prepare.PrepareConfig(output_dir=str(tmp_path / "out"), num_examples=40,
+                                                 image_size=64, synthetic_size=96, shard_size=8))
     points = np.array(manifest["framing"]["points"])
     assert manifest["framing"]["records"] >= 20
     left_eye, right_eye, nose, mouth_left, mouth_right = points
@@ -86,21 +88,21 @@ def test_align_landmarks_puts_every_face_on_the_template(tmp_path):
     written mask's measured points sit on the template, which the manifest records.
     Without alignment the same faces scatter (rotations up to 25 degrees)."""
     common = dict(image_size=64, synthetic_size=96, shard_size=8)
-    aligned = shards.run(shards.PrepareConfig(output_dir=str(tmp_path / "a"), num_examples=30,
-                                              align="landmarks", **common))
+    aligned = prepare.run(prepare.PrepareConfig(output_dir=str(tmp_path / "a"), num_examples=30,
+                                                align="landmarks", **common))
     assert aligned["framing"]["mode"] == "landmarks"
     errors = _framing_error(aligned, str(tmp_path / "a"))
     # What remains is the template's proportions against the drawn faces' (the least-
     # squares fit's residual, up to 4 px at the nose at 64 px) plus a pixel of measuring.
     assert len(errors) >= 15 and np.median(errors) < 3.5 and errors.max() < 5, errors
-    loose = shards.run(shards.PrepareConfig(output_dir=str(tmp_path / "n"), num_examples=30,
-                                            **common))
+    loose = prepare.run(prepare.PrepareConfig(output_dir=str(tmp_path / "n"), num_examples=30,
+                                              **common))
     assert np.median(_framing_error(loose, str(tmp_path / "n"))) > 2.5 * np.median(errors)
 
     fixtures.write_lapa(str(tmp_path / "lapa"), size=(180, 150), landmarks=True)
-    lapa = shards.run(shards.PrepareConfig(source="lapa", input_dir=str(tmp_path / "lapa"),
-                                           output_dir=str(tmp_path / "l"), image_size=64,
-                                           align="landmarks", taxonomy="lapa11"))
+    lapa = prepare.run(prepare.PrepareConfig(source="lapa", input_dir=str(tmp_path / "lapa"),
+                                             output_dir=str(tmp_path / "l"), image_size=64,
+                                             align="landmarks", taxonomy="lapa11"))
     errors = _framing_error(lapa, str(tmp_path / "l"))
     assert len(errors) >= 5 and np.median(errors) < 3.5, errors
 
@@ -109,13 +111,13 @@ def test_align_landmarks_refuses_sources_without_them(tmp_path):
 
     import fixtures
     fixtures.write_kaggle(str(tmp_path / "kaggle"), size=(90, 70))
-    with pytest.raises(shards.PrepareError, match="kaggle ships no face landmarks"):
-        shards.run(shards.PrepareConfig(source="kaggle", input_dir=str(tmp_path / "kaggle"),
-                                        output_dir=str(tmp_path / "o"), align="landmarks"))
+    with pytest.raises(PrepareError, match="kaggle ships no face landmarks"):
+        prepare.run(prepare.PrepareConfig(source="kaggle", input_dir=str(tmp_path / "kaggle"),
+                                          output_dir=str(tmp_path / "o"), align="landmarks"))
     fixtures.write_lapa(str(tmp_path / "lapa"), size=(90, 70))  # no landmark files
     with pytest.raises(Exception, match="no five-point landmarks"):
-        shards.run(shards.PrepareConfig(source="lapa", input_dir=str(tmp_path / "lapa"),
-                                        output_dir=str(tmp_path / "p"), align="landmarks"))
+        prepare.run(prepare.PrepareConfig(source="lapa", input_dir=str(tmp_path / "lapa"),
+                                          output_dir=str(tmp_path / "p"), align="landmarks"))
 
 
 def test_align_detect_frames_the_same_face_the_same_wherever_it_is(tmp_path):
@@ -139,7 +141,7 @@ def test_align_detect_frames_the_same_face_the_same_wherever_it_is(tmp_path):
 
     def crops(align):
         out = tmp_path / align
-        manifest = shards.run(shards.PrepareConfig(
+        manifest = prepare.run(prepare.PrepareConfig(
             source="kaggle", input_dir=str(tmp_path / "kaggle"), output_dir=str(out),
             image_size=64, align=align, on_error="skip", image_format="png"))
         return manifest, [image.astype(np.float32) for key, (image, _)
