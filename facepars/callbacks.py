@@ -17,6 +17,7 @@ from absl import logging
 
 from facepars import files, rundir, visualize
 from facepars.classes import ClassTable
+from facepars.keras_internals import ema_variables, inner_optimizer, learning_rate_variable
 from facepars.metrics import scores_from_confusion
 from facepars.models import to_model_input
 
@@ -68,20 +69,6 @@ class TrainingLog(keras.callbacks.Callback):
             logs["learning_rate"],
             logs["images_per_second"],
         )
-
-
-def _inner(optimizer):
-    """The optimizer that holds the slots and EMA (inside a LossScaleOptimizer)."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
-
-
-def ema_variables(optimizer) -> list:
-    """The EMA copies of the trainable weights, in their order ([] without EMA).
-
-    Keras keeps them in a private attribute; its own SwapEMAWeights reads the same.
-    """
-    inner = _inner(optimizer)
-    return list(inner._model_variables_moving_average) if getattr(inner, "use_ema", False) else []
 
 
 @contextlib.contextmanager
@@ -171,11 +158,11 @@ class NanGuard(keras.callbacks.Callback):
         ema_vars = ema_variables(optimizer)
         for variable, value in zip(self.model.network.weights + ema_vars, weights + ema):
             variable.assign(value)
-        inner = _inner(optimizer)
+        inner = inner_optimizer(optimizer)
         kept = {id(v) for v in ema_vars + [inner.iterations]}
-        # A float rate is an optimizer variable (private name; a schedule has none).
-        if isinstance(inner._learning_rate, keras.Variable):
-            kept.add(id(inner._learning_rate))
+        rate = learning_rate_variable(optimizer)  # a float rate is an optimizer variable
+        if rate is not None:
+            kept.add(id(rate))
         for variable in inner.variables:
             if id(variable) not in kept:
                 variable.assign(tf.zeros_like(variable))

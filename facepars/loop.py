@@ -34,6 +34,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from facepars.keras_internals import CALLBACK_STATE
+
 # What train exits with after a preemption has been saved: the code TensorFlow's
 # own preemption handling uses on GCE (128 + SIGTERM). A supervisor restarts on it
 # (and on 137, a kill -9: the run then resumes from its last periodic backup).
@@ -146,19 +148,10 @@ class Backup:
             tf.io.gfile.rmtree(self.directory)
 
 
-# The state of Keras's stateful callbacks: what on_train_begin resets and a resumed
-# run must get back (public attributes of these classes; tests/test_loop.py
-# checks they still exist).
-KERAS_CALLBACK_STATE = {
-    keras.callbacks.ReduceLROnPlateau: ("wait", "best", "cooldown_counter"),
-    keras.callbacks.EarlyStopping: ("wait", "best", "best_epoch", "stopped_epoch"),
-}
-
-
 def _callback_state(callbacks) -> list:
     out = []
     for cb in callbacks:
-        keys = next((k for t, k in KERAS_CALLBACK_STATE.items() if isinstance(cb, t)), None)
+        keys = next((k for t, k in CALLBACK_STATE.items() if isinstance(cb, t)), None)
         if keys is not None:
             out.append({k: _plain(getattr(cb, k)) for k in keys})
         else:
@@ -170,7 +163,7 @@ def _set_callback_state(callbacks, states: list) -> None:
     for cb, state in zip(callbacks, states):
         if state is None:
             continue
-        if any(isinstance(cb, t) for t in KERAS_CALLBACK_STATE):
+        if any(isinstance(cb, t) for t in CALLBACK_STATE):
             for k, v in state.items():
                 setattr(cb, k, v)
         else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from facepars import keras_internals
 from facepars.classes import ClassTable
 from facepars.data.augment import AugmentConfig, Augmenter
 from facepars.loop import STOP_KEY
@@ -25,12 +26,7 @@ from facepars.metrics import ConfusionMatrixMetric
 from facepars.models import to_model_input
 
 
-def _multi_worker(strategy) -> bool:
-    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode())
-
-
-class FaceParser(keras.Model):
+class FaceParser(keras_internals.BuildOptimizerOnly, keras.Model):
     """Train and evaluate ``network`` on ``{"image": uint8, "mask": uint8}`` batches."""
 
     def __init__(self, network: keras.Model, class_table: ClassTable, loss_cfg,
@@ -70,7 +66,7 @@ class FaceParser(keras.Model):
         logs = {name: tracker.result() for name, tracker in self.trackers.items()}
         logs.update(self.confusion.result())
         logs.update(extra or {})
-        if _multi_worker(self.distribute_strategy):
+        if keras_internals.is_multi_worker(self.distribute_strategy):
             # Keras 3 reduces logs with strategy.reduce("MEAN", v, axis=0) under
             # MultiWorkerMirroredStrategy, which fails on scalars (TensorFlow issue
             # 72388); a length-1 axis reduces back to the scalar.
@@ -110,17 +106,6 @@ class FaceParser(keras.Model):
     def test_step(self, data):
         logits = self.network(to_model_input(data["image"]), training=False)
         return self._record(self._loss(data["mask"], logits), data["mask"], logits)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """Build the optimizer; the network and metrics are built before fit.
-
-        Keras's own version reduces a first batch across replicas to build the
-        model lazily, and TensorFlow's collective reduce takes no nested batch:
-        under MultiWorkerMirroredStrategy it fails on our dict batches.
-        """
-        if self.optimizer is not None and not self.optimizer.built:
-            with self.distribute_strategy.scope():
-                self.optimizer.build(self.network.trainable_variables)
 
     def predict_step(self, data):
         images = data["image"] if isinstance(data, dict) else data

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facepars import callbacks, task
+from facepars import callbacks, keras_internals, task
 from facepars.classes import TAXONOMIES
 from facepars.configs import smoke
 from facepars.data.augment import NO_AUGMENTATION
@@ -36,7 +36,7 @@ def test_nan_restore_puts_back_weights_and_ema_keeps_scale_and_step(precision):
     guard = callbacks.NanGuard(3, lambda factor: 0.05, 0.5)
     guard.set_model(parser)
     optimizer = parser.optimizer
-    ema = callbacks.ema_variables(optimizer)
+    ema = keras_internals.ema_variables(optimizer)
     for i, average in enumerate(ema):  # EMA different from the weights, as after training
         average.assign(tf.fill(average.shape, float(i)))
     good_weights = [w.numpy() for w in parser.network.weights]
@@ -59,7 +59,8 @@ def test_nan_restore_puts_back_weights_and_ema_keeps_scale_and_step(precision):
     for variable, value in zip(ema, good_ema):
         np.testing.assert_array_equal(variable.numpy(), value)
     slots = [v for v in inner.variables if v is not inner.iterations
-             and all(v is not e for e in ema) and v is not inner._learning_rate]
+             and all(v is not e for e in ema)
+             and v is not keras_internals.learning_rate_variable(optimizer)]
     assert slots and all(not np.any(v.numpy()) for v in slots)  # momentum zeroed
     assert int(inner.iterations.numpy()) == 7
     if precision == "mixed_float16":

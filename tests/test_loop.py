@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 
-import keras
 import pytest
 
 from facepars import loop
@@ -147,17 +146,6 @@ def test_a_first_signal_asks_a_second_ctrl_c_stops_at_once():
         os.kill(os.getpid(), signal.SIGINT)  # a first Ctrl-C asks too
         time.sleep(0)
         assert again.requested
-
-
-def test_the_keras_callback_state_it_saves_still_exists():
-    """Keras resets these in on_train_begin; a resumed run sets them back by name."""
-    for cls, keys in loop.KERAS_CALLBACK_STATE.items():
-        cb = cls()
-        cb.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
-        cb.model.compile("sgd", "mse")
-        cb.on_train_begin()
-        for key in keys:
-            assert hasattr(cb, key), (cls.__name__, key)
 
 
 def _free_port():

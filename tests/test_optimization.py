@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facepars import optimization
+from facepars import keras_internals, optimization
 from facepars.configs import smoke
 
 
@@ -41,4 +41,4 @@ def test_sgd_with_ema_matches_a_hand_computed_run():
         w = w + velocity
         ema = w if ema is None else 0.9 * ema + 0.1 * w
     np.testing.assert_allclose(weight.numpy(), w, rtol=1e-6)
-    np.testing.assert_allclose(optimizer._model_variables_moving_average[0].numpy(), ema, rtol=1e-6)
+    np.testing.assert_allclose(keras_internals.ema_variables(optimizer)[0].numpy(), ema, rtol=1e-6)

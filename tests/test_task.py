@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facepars import task
+from facepars import keras_internals, task
 from facepars.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.configs import smoke
 from facepars.data import synthetic
@@ -90,7 +90,7 @@ def test_fit_with_xla_and_several_steps_per_execution_trains_like_float32_withou
         parser.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # one execution of 2 steps
         assert int(parser.optimizer.iterations.numpy()) == 2
         updates[precision, jit] = (_flat(parser.network.trainable_weights) - start_flat,
-                                   _flat(parser.optimizer._model_variables_moving_average)
+                                   _flat(keras_internals.ema_variables(parser.optimizer))
                                    - start_flat)
     reference = updates["float32", False]
     for key, bounds in ((("float32", True), (0.999, 0.999, 1.001)),

@@ -13,15 +13,11 @@ import keras
 import numpy as np
 from keras import layers
 
-# Private module paths, on purpose: the public constructors
-# (keras.applications.ResNet50, EfficientNetB0) fix the width and always build
-# every stage, while facepars needs the same graphs narrower (tests, demos) and
-# ResNet-50 cut after conv3 (PSPNet). The builders below those constructors take
-# both; tests/models/test_models.py loads the public applications' weights by
-# layer name into them, which breaks loudly if Keras renames either.
-from keras.src.applications import efficientnet, resnet
-
 from facepars.errors import ConfigError
+
+# Keras's private builders (why: facepars.keras_internals); tests/models/test_models.py
+# loads the public applications' weights by layer name into what they build.
+from facepars.keras_internals import efficientnet, resnet
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
