@@ -23,6 +23,10 @@ import numpy as np
 IGNORE_LABEL = 255
 """Mask value that counts in no loss term and no metric (padding, unknown)."""
 
+BACKGROUND = "background"
+"""Class 0 of every table: what prediction gives pixels no face covers, what an
+overlay leaves unpainted, what a face's confidence is measured against."""
+
 PARTS = (
     "background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "l_lashes",
     "r_lashes", "nose", "u_lip", "l_lip", "inner_mouth", "hair", "l_ear",
@@ -44,6 +48,10 @@ class ClassTable:
     """Left/right class pairs a horizontal flip must swap."""
 
     def __post_init__(self):
+        if not self.names or self.names[0] != BACKGROUND:
+            raise ValueError(f"{self.name}: class 0 must be {BACKGROUND!r} (inference and "
+                             f"overlays treat it as no face part), not "
+                             f"{self.names[0] if self.names else None!r}")
         if len(self.names) != len(self.colors):
             raise ValueError(f"{self.name}: {len(self.names)} names but "
                              f"{len(self.colors)} colours")
@@ -132,7 +140,7 @@ class SourceTable:
 def _taxonomy(name, classes, face, flip_pairs=(), **part_to_class):
     """Build a Taxonomy; parts not named go to background."""
     names = tuple(n for n, _ in classes)
-    mapping = {p: "background" for p in PARTS}
+    mapping = {p: BACKGROUND for p in PARTS}
     mapping.update(part_to_class)
     table = ClassTable(name, names, tuple(c for _, c in classes),
                        tuple(names.index(n) for n in face), flip_pairs)
@@ -157,8 +165,9 @@ _SEED8_PARTS = dict(
 )
 
 TAXONOMIES: dict[str, Taxonomy] = {
-    # The notebook's 8 classes, with contiguous ids (the notebook kept raw ids 13 and 16
-    # and so never learned ears or glasses).
+    # The original notebook's 8 classes, with contiguous ids (the notebook kept raw
+    # ids 13 and 16 and so never learned ears or glasses). "seed8" is the name
+    # manifests and --taxonomy already carry, kept; it means the seed project, not --seed.
     "seed8": _taxonomy(
         "seed8", _SEED8_CLASSES, face=[n for n, _ in _SEED8_CLASSES[1:]],
         **_SEED8_PARTS),
@@ -234,6 +243,23 @@ def translate_ids(source: str, target: str) -> np.ndarray:
     target_ids = {part: i for i, (_, part) in enumerate(SOURCE_TABLES[target].labels)}
     return np.array([target_ids.get(part, 0) for _, part in SOURCE_TABLES[source].labels],
                     np.uint8)
+
+
+def classes_of_parts(table: ClassTable, parts) -> tuple[int, ...]:
+    """Ids of ``table``'s classes that ``parts`` become in the known taxonomies, in
+    part order, each once, background left out.
+
+    For part-level code (facepars.data.framing) on a table read back from a
+    manifest, which carries class names but not the part mapping: the class
+    names come from the taxonomies here, never typed out again.
+    """
+    ids = []
+    for part in parts:
+        for taxonomy in TAXONOMIES.values():
+            name = taxonomy.part_to_class[part]
+            if name in table.names and name != BACKGROUND and table.names.index(name) not in ids:
+                ids.append(table.names.index(name))
+    return tuple(ids)
 
 
 def synthetic_id(part: str) -> int:

@@ -63,6 +63,25 @@ def test_class_table_round_trips_through_json(taxonomy):
 
 
 def test_incomplete_taxonomy_is_refused():
-    table = classes.ClassTable("x", ("a", "b"), ((0, 0, 0), (1, 1, 1)), (1,))
+    table = classes.ClassTable("x", ("background", "b"), ((0, 0, 0), (1, 1, 1)), (1,))
     with pytest.raises(ValueError, match="parts without a class"):
-        classes.Taxonomy(table, {"background": "a"})
+        classes.Taxonomy(table, {"background": "b"})
+
+
+def test_a_table_whose_class_0_is_not_background_is_refused():
+    """Prediction and overlays read class 0 as "no face part"; a table that puts
+    skin first would paint every unparsed pixel as skin."""
+    with pytest.raises(ValueError, match="class 0 must be 'background'"):
+        classes.ClassTable("x", ("skin", "background"), ((0, 0, 0), (1, 1, 1)), (0,))
+    data = classes.TAXONOMIES["seed8"].table.to_json()
+    data["classes"][0]["name"], data["classes"][1]["name"] = "skin", "background"
+    with pytest.raises(ValueError, match="class 0 must be"):
+        classes.ClassTable.from_json(data)
+
+
+def test_the_parts_classes_come_from_the_taxonomies():
+    seed8, lapa11 = (classes.TAXONOMIES[n].table for n in ("seed8", "lapa11"))
+    assert classes.classes_of_parts(seed8, ("l_eye", "r_eye")) == (3,)
+    assert classes.classes_of_parts(lapa11, ("l_eye", "r_eye")) == (4, 5)
+    assert classes.classes_of_parts(lapa11, ("u_lip", "l_lip", "inner_mouth")) == (7, 9, 8)
+    assert classes.classes_of_parts(lapa11, ("glasses",)) == ()  # background in lapa11

@@ -53,7 +53,7 @@ def _framing():
     lut, _ = SOURCE_TABLES["synthetic"].lookup_table(TAXONOMIES["seed8"])
     points = [framing.points_from_mask(lut[synthetic.render(0, i, 128, 128)[1]], classes)
               for i in range(40)]
-    return np.array(framing.framing(points)["points"])
+    return np.array(framing.median_framing(points)["points"])
 
 
 def test_group_photo_faces_come_back_on_their_pixels():

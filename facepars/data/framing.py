@@ -8,9 +8,13 @@ centres, nose tip, mouth corners; facepars.alignment.POINTS), then per point
 the median over the training split, recorded in the manifest as ``framing``.
 
 The points a mask gives: the centroid of each eye (a merged "eyes" class is
-split at the gap between the two blobs), the mean of the nose's lowest rows
-(its tip), and the leftmost and rightmost mouth pixels. A record missing any of
-those parts (occluded, cut off) gives no points.
+split at the widest gap between its columns); the nose tip, the mean of the
+nose pixels reaching furthest along the face's own downward axis (eye midpoint
+to mouth centroid, so a tilted head gives the tip, not the lowest image row);
+the mouth corners, the means of the mouth pixels furthest out along the eye
+line either way. A record missing any of those parts (occluded, cut off) gives
+no points. Which classes are eyes, nose and mouth comes from the taxonomies
+(facepars.classes.classes_of_parts).
 """
 
 from __future__ import annotations
@@ -19,11 +23,8 @@ import dataclasses
 
 import numpy as np
 
-from facepars.classes import ClassTable
+from facepars.classes import ClassTable, classes_of_parts
 
-# Class names per taxonomy style: merged (seed8) or left/right (lapa11).
-_EYES = (("eyes",), ("left_eye", "right_eye"))
-_MOUTH = ("mouth", "upper_lip", "lower_lip", "inner_mouth")
 _MIN_PIXELS = 3
 
 
@@ -38,13 +39,12 @@ class FramingClasses:
     @classmethod
     def of(cls, table: ClassTable) -> "FramingClasses | None":
         """None for a table without eyes, nose or mouth classes."""
-        ids = {n: i for i, n in enumerate(table.names)}
-        eyes = next((tuple(ids[n] for n in names) for names in _EYES
-                     if all(n in ids for n in names)), None)
-        mouth = tuple(ids[n] for n in _MOUTH if n in ids)
-        if eyes is None or "nose" not in ids or not mouth:
+        eyes = classes_of_parts(table, ("l_eye", "r_eye"))  # one merged class or two
+        nose = classes_of_parts(table, ("nose",))
+        mouth = classes_of_parts(table, ("u_lip", "l_lip", "inner_mouth"))
+        if not eyes or len(nose) != 1 or not mouth:
             return None
-        return cls(eyes, ids["nose"], mouth)
+        return cls(eyes, nose[0], mouth)
 
 
 def points_from_mask(mask: np.ndarray, classes: FramingClasses) -> np.ndarray | None:
@@ -83,7 +83,7 @@ def points_from_mask(mask: np.ndarray, classes: FramingClasses) -> np.ndarray | 
                      [mouth_x[right].mean(), mouth_y[right].mean()]])
 
 
-def framing(points: list) -> dict | None:
+def median_framing(points: list) -> dict | None:
     """The manifest's ``framing`` from per-record points: the per-point median."""
     measured = [p for p in points if p is not None]
     if not measured:

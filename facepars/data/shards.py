@@ -205,8 +205,8 @@ def build_manifest(shard_stats: list[dict], listing_skips: list[dict], settings:
         "framing": ({"mode": settings["align"],
                      "points": alignment.template(settings["image_size"]).round(2).tolist()}
                     if settings["align"] != "none" else
-                    framing.framing([p for s in shard_stats if s["split"] == TRAIN_SPLIT
-                                     for p in s["face_points"]])),
+                    framing.median_framing([p for s in shard_stats if s["split"] == TRAIN_SPLIT
+                                            for p in s["face_points"]])),
         "splits": splits,
         "skipped": listing_skips + [k for s in shard_stats for k in s["skipped"]],
         "command": sys.argv,
