@@ -20,10 +20,9 @@ Writes
                  in [0, 1] -> logits, and the same with batch fixed at 1.
   class_table.json, export_report.json (parity figures).
 
-Parity is checked here on the data's validation split: SavedModel vs Keras must
-agree on >= 99.9 % of pixels, ONNX on onnxruntime (both batch forms) on >= 99.9 %,
-TFLite float on >= 99.5 %; int8 is reported
-(target 97 %). A check that fails makes the exit code 1.
+Parity is checked here on the data's validation split (``--parity_split``): the
+share of pixels each backend labels as Keras does, against ``TARGETS`` below. A
+required check that fails makes the exit code 1.
 """
 
 from __future__ import annotations
@@ -46,8 +45,12 @@ from facepars.models import to_model_input
 
 FLAGS = flags.FLAGS
 
-THRESHOLDS = {"saved_model": 0.999, "tflite_float32": 0.995, "tflite_float16": 0.995,
-              "onnx": 0.999, "onnx_batch1": 0.999}
+# Pixels agreeing with Keras, the target per backend. Every one but int8 is
+# enforced (exit code 1): int8's error depends on the model and its calibration,
+# so its target is reported (a trained model reaches it; a few-step one may not).
+TARGETS = {"saved_model": 0.999, "tflite_float32": 0.995, "tflite_float16": 0.995,
+           "tflite_int8": 0.97, "onnx": 0.999, "onnx_batch1": 0.999}
+REPORTED_ONLY = ("tflite_int8",)
 
 
 class ExportError(FaceparsError):
@@ -218,8 +221,9 @@ def run(model: str, output_dir: str, data_dir: str | None, variants, parity_reco
             if images is not None:
                 logits = Predictor.load(path).network_logits(images)
                 report["agreement"][name] = float((np.argmax(logits, -1) == reference).mean())
-    report["thresholds"] = THRESHOLDS
-    report["failed"] = [k for k, v in report["agreement"].items() if v < THRESHOLDS.get(k, 0.0)]
+    report["targets"] = {k: TARGETS[k] for k in report["agreement"]}
+    report["failed"] = [k for k, v in report["agreement"].items()
+                        if k not in REPORTED_ONLY and v < TARGETS[k]]
     files.write_json_atomic(files.join(output_dir, "export_report.json"), report)
     return report
 
@@ -256,8 +260,9 @@ def main(argv):
     for name, path in report.get("onnx", {}).items():
         print(f"ONNX ({'batch 1' if name.endswith('1') else 'any batch'}): {path}")
     for name, value in report["agreement"].items():
-        target = THRESHOLDS.get(name, 0.97)
-        print(f"pixels agreeing with Keras, {name}: {value:.4%} (target {target:.1%})")
+        kind = "reported" if name in REPORTED_ONLY else "required"
+        print(f"pixels agreeing with Keras, {name}: {value:.4%} "
+              f"(target {TARGETS[name]:.1%}, {kind})")
     if report["failed"]:
         print(f"export parity FAILED: {', '.join(report['failed'])}", file=sys.stderr)
         sys.exit(1)

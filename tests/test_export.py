@@ -20,7 +20,8 @@ def test_export_saved_model_and_tflite_with_parity(trained_run, synthetic_data, 
     assert agreement["saved_model"] >= 0.999
     assert agreement["onnx"] >= 0.999 and agreement["onnx_batch1"] >= 0.999
     assert agreement["tflite_float32"] >= 0.995 and agreement["tflite_float16"] >= 0.995
-    assert agreement["tflite_int8"] >= 0.90  # reported; the target is 0.97 on real runs
+    # int8's target (export.TARGETS) is reported, not required; this tiny model's floor:
+    assert agreement["tflite_int8"] >= 0.90
     assert report["failed"] == []
     table = json.load(open(tmp_path / "export" / "class_table.json"))
     assert table["class_table"]["classes"][7]["name"] == "glasses"
