@@ -112,12 +112,12 @@ def preflight(manifest: schema.Manifest, splits, verify: bool) -> None:
 def warn_about_sharding(manifest: schema.Manifest, splits, num_pipelines: int) -> None:
     """Fewer files than input pipelines still shards exactly, but hosts share files."""
     for split in splits:
-        files = len(manifest.shards(split))
-        if files < num_pipelines:
+        num_files = len(manifest.shards(split))
+        if num_files < num_pipelines:
             logging.warning("%s has %d shard file(s) for %d input pipelines: every record is "
                             "still read once, but hosts share files and skip what is not "
                             "theirs. prepare --num_shards=%d (or a multiple) gives each its own.",
-                            split, files, num_pipelines, num_pipelines)
+                            split, num_files, num_pipelines, num_pipelines)
 
 
 def start(precision: str, strategy_name: str, tpu, cfg):
