@@ -78,6 +78,16 @@ def quiet_tensorflow(argv: list[str]) -> None:
             os.close(saved)
 
 
+def define_face_flags() -> None:
+    """--faces, --min_score, --min_face: how predict and evaluate find faces in photos."""
+    flags.DEFINE_enum("faces", "auto", ["auto", "detect", "whole"],
+                      "detect: find each face and parse it aligned as in training; whole: the "
+                      "whole photo into the network; auto: detect if the detect extra is "
+                      "installed and the model records its framing.")
+    flags.DEFINE_float("min_score", 0.9, "Detector confidence a face needs (--faces=detect).")
+    flags.DEFINE_float("min_face", 20.0, "Smallest face box width in pixels (--faces=detect).")
+
+
 def _command(main) -> str:
     return main.__module__.rsplit(".", 1)[-1] if main.__module__ != "__main__" else \
         os.path.splitext(os.path.basename(sys.argv[0]))[0]

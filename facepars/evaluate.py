@@ -3,7 +3,7 @@ r"""Per-class report of a trained model on a split: ``python -m facepars.evaluat
     python -m facepars.evaluate --model_path=/tmp/run --data_dir=/tmp/syn --split=val \
         --output_dir=/tmp/run/eval [--original_resolution --input_dir=RAW]
 
-``--model`` is a training model_dir (its best.keras), a ``.keras`` file with the
+``--model_path`` is a training model_dir (its best.keras), a ``.keras`` file with the
 config.json facepars.train wrote beside it, or an exported SavedModel. Scores
 come from one confusion matrix over the whole split (every record exactly once),
 at the network resolution from the shards; with ``--original_resolution`` also
@@ -21,7 +21,7 @@ from absl import flags
 from facepars import classes, cli, detection, distribute, files, schema, visualize
 from facepars.data import convert, pipeline, sources
 from facepars.errors import ConfigError
-from facepars.inference import Predictor
+from facepars.inference import Predictor, choose_mode
 from facepars.metrics import (
     ConfusionMatrixMetric,
     batch_confusion,
@@ -61,16 +61,19 @@ def network_resolution(predictor: Predictor, manifest: schema.Manifest, split: s
 
 
 def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: str,
-                        input_dir: str | None, detector=None) -> dict:
+                        input_dir: str | None, detector=None, min_score: float = 0.9,
+                        min_face: float = 20.0) -> dict:
     """Confusion matrices at each source photo's own size, against its own mask.
 
     Two protocols on the same photos. ``oracle``: the face framed as the data
     was prepared: on the five points the crops were aligned on (the source's own,
     or the largest face the detector finds, as prepare chose them), else the
     photo as the source crops it. ``detector`` (with a detector): the
-    faces it finds, aligned; a face it misses counts as all background. Returns
-    ``{"oracle": cm, "detector": cm, "recall": found / faces}``.
+    faces it finds with ``min_score`` and ``min_face``, aligned; a face it misses
+    counts as all background. ``input_dir`` defaults to the one the manifest
+    records. Returns ``{"oracle": cm, "detector": cm, "recall": found / faces}``.
     """
+    input_dir = input_dir or manifest.input_dir
     listing, _ = sources.list_source(input_dir=input_dir, **manifest.source_listing)
     pairs = {p.source_id: p for split_pairs in listing.values() for p in split_pairs}
     lut = manifest.source_lookup
@@ -98,7 +101,7 @@ def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: 
             oracle = np.argmax(predictor.photo_logits(photo), -1)
         result["oracle"] += batch_confusion(truth, oracle, num_classes).numpy()
         if detector is not None:
-            faces = detection.find(detector, photo)
+            faces = detection.find(detector, photo, min_score, min_face)
             hit = any(detection.contains(f, points[:2].mean(0)) for f in faces) if aligned \
                 else bool(faces)
             found += hit
@@ -120,11 +123,12 @@ def describe(confusion: np.ndarray, table: classes.ClassTable, title: str) -> di
 
 def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_size: int = 16,
         strategy_name: str = "auto", tpu=None, original: bool = False, input_dir=None,
-        detector="auto") -> dict:
+        faces: str = "auto", min_score: float = 0.9, min_face: float = 20.0) -> dict:
     """Scores at the network's size, and with ``original`` at the photos' own sizes.
 
-    ``detector``: "auto" (MTCNN if installed and the model records its framing),
-    None, or any facepars.detection detector.
+    ``faces`` as predict's --faces: with a detector (detect, or auto when MTCNN
+    is installed and the model records its framing), original resolution is
+    also scored on the faces it finds.
     """
     strategy = distribute.make_strategy(strategy_name, tpu)
     manifest = schema.Manifest.load(data_dir)
@@ -142,9 +146,9 @@ def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_siz
                    f"{manifest.image_size}x{manifest.image_size}:")
     pictures = {"network": cm}
     if original:
-        if detector == "auto":
-            detector = detection.default_detector() if predictor.framing is not None else None
-        found = original_resolution(predictor, manifest, split, input_dir, detector)
+        _, detector = choose_mode(faces, predictor)
+        found = original_resolution(predictor, manifest, split, input_dir, detector, min_score,
+                                    min_face)
         result["original_resolution"] = describe(
             found["oracle"], table, f"{split} at original resolution, faces framed as prepared:")
         pictures["original"] = found["oracle"]
@@ -176,14 +180,17 @@ def define_flags():
     flags.DEFINE_string("output_dir", None, "Where the JSON report and confusion PNG go.")
     flags.DEFINE_integer("batch_size", 16, "Global batch size.")
     flags.DEFINE_bool("original_resolution", False, "Also score at each photo's own size.")
-    flags.DEFINE_string("input_dir", None, "Raw source data (for --original_resolution).")
+    flags.DEFINE_string("input_dir", None, "Raw source data (for --original_resolution; "
+                        "default: where the manifest says it was prepared from).")
+    cli.define_face_flags()
     distribute.define_strategy_flags()
 
 
 def main(argv):
     del argv
     run(FLAGS.model_path, FLAGS.data_dir, FLAGS.split, FLAGS.output_dir, FLAGS.batch_size,
-        FLAGS.strategy, FLAGS.tpu, FLAGS.original_resolution, FLAGS.input_dir)
+        FLAGS.strategy, FLAGS.tpu, FLAGS.original_resolution, FLAGS.input_dir, FLAGS.faces,
+        FLAGS.min_score, FLAGS.min_face)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,19 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from facepars import alignment, files, imaging, rundir, serving
+from facepars import alignment, detection, files, imaging, rundir, serving
 from facepars.errors import ConfigError
 from facepars.models import to_model_input
 
 # Where an exported SavedModel keeps its class table: files that libraries add
 # beside a SavedModel, which the graph does not load, go under assets.extra/.
 SAVED_MODEL_TABLE = os.path.join("assets.extra", rundir.CLASS_TABLE)
+
+# Why a model can have no framing (facepars.data.framing), for the messages that refuse
+# to align faces without one.
+NO_FRAMING = ("the model records no face framing: its training data gave no face's five "
+              "points (a class table without eyes, nose and mouth, or no training record "
+              "with all of them visible)")
 
 
 def warp_to_photo(values: np.ndarray, matrix: np.ndarray, height: int, width: int):
@@ -173,9 +179,7 @@ class Predictor:
         """
         framing = self.framing
         if framing is None:
-            raise ConfigError("this model records no face framing (trained on data prepared "
-                              "by an older facepars): prepare and train again, or parse "
-                              "whole photos (--faces=whole)")
+            raise ConfigError(f"{NO_FRAMING}; parse whole photos (--faces=whole)")
         height, width = photo.shape[:2]
         num_classes = self.table.num_classes
         best = np.zeros((height, width), np.float32)  # the winning face's non-background mass
@@ -201,3 +205,19 @@ class Predictor:
             if probs is not None:
                 probs[y0:y1, x0:x1][wins] = values[wins]
         return Prediction(labels, probs, list(faces))
+
+
+def choose_mode(faces: str, predictor: Predictor):
+    """(mode, detector) for --faces: detect when a detector and the model's framing exist."""
+    if faces == "whole":
+        return "whole", None
+    detector = detection.default_detector()
+    if faces == "detect":
+        if detector is None:
+            raise ConfigError("--faces=detect needs the detect extra: "
+                              "pip install 'facepars[detect]'")
+        if predictor.framing is None:
+            raise ConfigError(f"{predictor.info.get('model')}: {NO_FRAMING}; use --faces=whole")
+    if detector is None or predictor.framing is None:
+        return "whole", None
+    return "detect", detector

@@ -35,9 +35,8 @@ from absl import flags, logging
 from PIL import Image
 
 from facepars import cli, detection, files, imaging, visualize
-from facepars.errors import ConfigError
 from facepars.imaging import BadInput
-from facepars.inference import Predictor
+from facepars.inference import Predictor, choose_mode
 from facepars.progress import Progress
 
 FLAGS = flags.FLAGS
@@ -84,23 +83,6 @@ def write_outputs(output_dir: str, name: str, photo: np.ndarray, prediction, tab
     if prediction.faces is not None:
         record["faces"] = [f.to_json() for f in prediction.faces]
     return record
-
-
-def choose_mode(faces: str, predictor: Predictor):
-    """(mode, detector) for --faces: detect when a detector and the model's framing exist."""
-    if faces == "whole":
-        return "whole", None
-    detector = detection.default_detector()
-    if faces == "detect":
-        if detector is None:
-            raise ConfigError("--faces=detect needs the detect extra: "
-                              "pip install 'facepars[detect]'")
-        if predictor.framing is None:
-            raise ConfigError(f"{predictor.info.get('model')}: the model records no face "
-                              "framing (data prepared by an older facepars); use --faces=whole")
-    if detector is None or predictor.framing is None:
-        return "whole", None
-    return "detect", detector
 
 
 def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
@@ -150,12 +132,7 @@ def define_flags():
     flags.DEFINE_string("output_dir", None, "Where the outputs go (nothing is written elsewhere).")
     flags.DEFINE_integer("batch_size", 8, "Photos per network call.")
     flags.DEFINE_bool("probabilities", False, "Also write per-class probability maps (.npz).")
-    flags.DEFINE_enum("faces", "auto", ["auto", "detect", "whole"],
-                      "detect: find each face and parse it aligned as in training; whole: the "
-                      "whole photo into the network; auto: detect if the detect extra is "
-                      "installed.")
-    flags.DEFINE_float("min_score", 0.9, "Detector confidence a face needs (--faces=detect).")
-    flags.DEFINE_float("min_face", 20.0, "Smallest face box width in pixels (--faces=detect).")
+    cli.define_face_flags()
 
 
 def main(argv):

@@ -69,7 +69,7 @@ def load(model: str):
 
 def serving_info(info: dict) -> dict:
     """What an exported model carries about itself (class_table.json)."""
-    return {k: info.get(k) for k in SERVING_KEYS}  # framing: None for older runs
+    return {k: info.get(k) for k in SERVING_KEYS}  # framing: None if unmeasured
 
 
 def class_table(info: dict) -> ClassTable:

@@ -126,6 +126,11 @@ class Manifest:
         return self.data["resize"]
 
     @property
+    def input_dir(self) -> str | None:
+        """The raw data the set was prepared from (None for synthetic faces)."""
+        return self.data["input_dir"]
+
+    @property
     def source_listing(self) -> dict:
         """Keyword arguments of facepars.data.sources.list_source (besides input_dir)
         that list the source again as prepare listed it."""

@@ -12,6 +12,7 @@ from facepars.data import sources, synthetic
 from facepars.inference import Predictor
 from facepars.models import load_model
 
+import fixtures
 from conftest import read_split, run_cli
 
 
@@ -74,10 +75,16 @@ def test_original_resolution_reports_both_protocols_with_the_detectors_recall(
         points = known[hashlib.sha1(photo.tobytes()).hexdigest()]
         return [] if points is None else [detection.from_landmarks(points)]
 
-    found = evaluate.original_resolution(Predictor.load(trained_run), manifest, "val", None,
-                                         detector)
+    predictor = Predictor.load(trained_run)
+    found = evaluate.original_resolution(predictor, manifest, "val", None, detector)
     assert found["recall"] == pytest.approx(sum(v is not None for v in known.values()) / len(known))
     assert found["detector"].sum() == found["oracle"].sum()
+    # --min_score and --min_face reach the detector protocol: faces it finds below
+    # either are missed.
+    for min_score, min_face in ((1.01, 20.0), (0.5, 1e4)):
+        strict = evaluate.original_resolution(predictor, manifest, "val", None, detector,
+                                              min_score, min_face)
+        assert strict["recall"] == 0 and strict["detector"][:, 1:].sum() == 0
     assert found["detector"][:, 0].sum() >= missed_pixels
 
 
@@ -120,3 +127,22 @@ def test_data_aligned_by_the_detector_is_scored_aligned_as_prepared(trained_run,
     results = [evaluate.original_resolution(predictor, schema.Manifest.load(d), "val", None,
                                             detector)["oracle"] for d in (data, detected)]
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_original_resolution_reads_the_raw_data_the_manifest_names(tmp_path):
+    """Without --input_dir, the photos are read from where prepare read them: every
+    val mask pixel is scored."""
+    import tensorflow as tf
+
+    from facepars import prepare
+    from facepars.classes import TAXONOMIES
+    fixtures.write_kaggle(str(tmp_path / "kaggle"), size=(40, 30))
+    data = str(tmp_path / "data")
+    prepare.run(prepare.PrepareConfig(source="kaggle", input_dir=str(tmp_path / "kaggle"),
+                                      output_dir=data, image_size=32))
+    info = {"class_table": TAXONOMIES["seed8"].table.to_json(), "image_size": 32,
+            "resize": "stretch", "framing": None}
+    skin = Predictor(lambda x: tf.one_hot(tf.ones(tf.shape(x)[:3], tf.int32), 8), info)
+    manifest = schema.Manifest.load(data)
+    found = evaluate.original_resolution(skin, manifest, "val", None)
+    assert found["oracle"].sum() == manifest.num_records("val") * 40 * 30

@@ -137,7 +137,7 @@ def test_predict_writes_to_a_bucket_what_it_writes_locally(trained_run, photos, 
 
 
 def test_choose_mode_falls_back_to_whole_photos_and_refuses_what_cannot_run(monkeypatch):
-    from facepars import detection, predict
+    from facepars import detection, inference
     from facepars.errors import ConfigError
     def predictor(framing):  # only what choose_mode reads: the run's info
         p = Predictor.__new__(Predictor)
@@ -153,10 +153,10 @@ def test_choose_mode_falls_back_to_whole_photos_and_refuses_what_cannot_run(monk
             (None, with_framing, "auto", ("whole", None)),
             (found, with_framing, "detect", ("detect", found))]:
         monkeypatch.setattr(detection, "default_detector", lambda: installed)
-        assert predict.choose_mode(faces, model) == expected, (installed, faces)
+        assert inference.choose_mode(faces, model) == expected, (installed, faces)
     monkeypatch.setattr(detection, "default_detector", lambda: None)
     with pytest.raises(ConfigError, match="needs the detect extra"):
-        predict.choose_mode("detect", with_framing)
+        inference.choose_mode("detect", with_framing)
     monkeypatch.setattr(detection, "default_detector", lambda: found)
     with pytest.raises(ConfigError, match="--faces=whole"):
-        predict.choose_mode("detect", without)
+        inference.choose_mode("detect", without)
