@@ -100,6 +100,18 @@ def onnx_logits_fn(model: bytes):
     return logits
 
 
+def keras_logits_fn(network):
+    """A Keras network as one traced function over (B, S, S, 3) [0, 1] input.
+
+    Called eagerly, a Keras model runs layer by layer from Python: 9x slower than
+    the same graph in its SavedModel (bench/predict_bench.py). One signature with
+    a free batch size keeps it to one trace for every batch.
+    """
+    size = network.input_shape[1]
+    return tf.function(lambda x: network(x, training=False), input_signature=[
+        tf.TensorSpec([None, size, size, 3], tf.float32)])
+
+
 # Exported single-file models, by extension: how to run them.
 FILE_BACKENDS = {".tflite": tflite_logits_fn, ".onnx": onnx_logits_fn}
 
@@ -128,7 +140,7 @@ class Predictor:
             info = files.read_json(files.join(os.path.dirname(path), rundir.CLASS_TABLE))
             return cls(backend(model), info, in_graph=False)
         network, info = rundir.load(path)
-        return cls(lambda x: network(x, training=False), info)
+        return cls(keras_logits_fn(network), info)
 
     def network_logits(self, batch) -> tf.Tensor:
         """uint8 network-size inputs (B, S, S, 3), as the records hold them -> float32 logits."""
