@@ -7,8 +7,10 @@ Writes
   saved_model/   signatures: ``serving_default`` (uint8 images [B, H, W, 3] of any
                  size -> ``labels`` uint8 [B, H, W] and ``probabilities`` [B, H, W, C];
                  resizing as in training, and back, inside the graph),
-                 ``serve_image`` (one [H, W, 3] image), ``network`` (float [B, S, S, 3]
-                 in [0, 1] -> logits) and ``class_table`` (ids, names, colours),
+                 ``serve_image`` (one [H, W, 3] image), ``serving_bytes`` (encoded
+                 JPEG/PNG/BMP/GIF string [B] of any sizes -> ``labels_png`` string [B],
+                 ``height``, ``width``: TF Serving's REST b64 input), ``network``
+                 (float [B, S, S, 3] in [0, 1] -> logits) and ``class_table`` (ids, names, colours),
                  written by ``keras.export.ExportArchive`` so that TF Serving and
                  ``saved_model_cli run`` load it; the class table and input
                  geometry also in ``assets.extra/class_table.json``.
@@ -78,6 +80,9 @@ def serving_archive(network, info: dict) -> keras.export.ExportArchive:
     def serve_image(image):
         return {k: v[0] for k, v in serve(image[None]).items()}
 
+    def serve_bytes(image_bytes):
+        return serving.parse_encoded(logits, image_bytes, size, resize)
+
     def network_logits(images):
         return {"logits": logits(images)}
 
@@ -92,6 +97,8 @@ def serving_archive(network, info: dict) -> keras.export.ExportArchive:
                          [tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     archive.add_endpoint("serve_image", serve_image,
                          [tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
+    archive.add_endpoint("serving_bytes", serve_bytes,
+                         [tf.TensorSpec([None], tf.string, name="image_bytes")])
     archive.add_endpoint("network", network_logits,
                          [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
     archive.add_endpoint("class_table", class_table, [])

@@ -158,3 +158,43 @@ def test_saved_model_and_tflite_give_predictors_probabilities_at_odd_sizes(
     for i, prediction in enumerate(expected):
         assert np.abs(probabilities[i] - prediction.probabilities).max() <= 1e-4
         assert (labels[i] == prediction.labels).mean() >= 0.999
+
+    # serving_bytes in a TF1 graph session, as TF Serving runs it: encoded photos of
+    # different sizes and formats in one batch (a JPEG stored on its side with EXIF
+    # orientation 6) give Predictor's labels on the same files.
+    import base64
+    import io
+
+    from PIL import Image
+
+    from facepars import imaging
+    paths = []
+    for i, (fmt, h, w) in enumerate([("JPEG", 45, 61), ("PNG", 80, 33), ("BMP", 29, 50),
+                                     ("GIF", 64, 64)]):
+        image = Image.fromarray(synthetic.render(6, i, h, w)[0])
+        paths.append(tmp_path / f"photo{i}.{fmt.lower()}")
+        exif = Image.Exif()
+        if fmt == "JPEG":
+            exif[0x0112] = 6
+        image.save(paths[-1], fmt, **({"exif": exif} if fmt == "JPEG" else {}))
+    code = f"""
+import base64, json, numpy as np, tensorflow as tf
+tf.compat.v1.disable_eager_execution()
+with tf.compat.v1.Session(graph=tf.Graph()) as sess:
+    meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], {str(out / 'saved_model')!r})
+    sig = meta.signature_def["serving_bytes"]
+    photos = [open(p, "rb").read() for p in {[str(p) for p in paths]!r}]
+    got = sess.run({{k: v.name for k, v in sig.outputs.items()}},
+                   {{sig.inputs["image_bytes"].name: np.array(photos, dtype=object)}})
+print(json.dumps({{"png": [base64.b64encode(p).decode() for p in got["labels_png"]],
+                  "height": got["height"].tolist(), "width": got["width"].tolist()}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    for i, path in enumerate(paths):
+        photo = imaging.read_image(str(path), apply_exif=True)[0]
+        labels = np.asarray(Image.open(io.BytesIO(base64.b64decode(served["png"][i]))))
+        assert (served["height"][i], served["width"][i]) == photo.shape[:2] == labels.shape
+        np.testing.assert_array_equal(labels, reference.predict(photo).labels, str(path))

@@ -55,3 +55,39 @@ def test_photo_logits_undo_stretch_and_pad(mode):
             inter = ((back == c) & (mask == c)).sum()
             union = ((back == c) | (mask == c)).sum()
             assert inter / union >= 0.98 or (mask == c).sum() < 2000, (mode, c, inter / union)
+
+
+def _jpeg_with_orientation(image, orientation, byte_order):
+    """JPEG bytes with an APP1 Exif segment written by hand (either TIFF byte order)."""
+    import io
+    import struct
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=95)
+    jpeg = buf.getvalue()
+    e = "<" if byte_order == b"II" else ">"
+    entries = [(0x010F, 2, 4, b"abc\x00"), (0x0112, 3, 1, struct.pack(e + "HH", orientation, 0))]
+    ifd = struct.pack(e + "H", len(entries)) + b"".join(
+        struct.pack(e + "HHI", tag, kind, count) + value for tag, kind, count, value in entries)
+    tiff = byte_order + struct.pack(e + "HI", 42, 8) + ifd + struct.pack(e + "I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+@pytest.mark.parametrize("byte_order", [b"II", b"MM"])
+def test_encoded_photos_are_decoded_upright_as_predict_reads_them(tmp_path, byte_order):
+    """Every EXIF orientation, both TIFF byte orders: the graph's decode gives the
+    pixels imaging.read_image(apply_exif=True) gives (Pillow is the reference)."""
+    image = synthetic.render(2, 0, 30, 44)[0]
+    decode = tf.function(serving.decode_photo)
+    for orientation in range(1, 9):
+        data = _jpeg_with_orientation(image, orientation, byte_order)
+        path = tmp_path / f"{orientation}.jpg"
+        path.write_bytes(data)
+        expected, _ = imaging.read_image(str(path), apply_exif=True)
+        got = decode(tf.constant(data)).numpy()
+        assert got.shape == expected.shape, orientation
+        assert np.abs(got.astype(int) - expected).max() <= 1, orientation
+    for junk in (b"", b"\xff\xd8Exif\x00\x00II*\x00\xff\xff\xff\x7f", b"\xff\xd8Exif\x00\x00MM"):
+        assert int(serving.exif_orientation(tf.constant(junk))) == 1
