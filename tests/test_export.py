@@ -52,7 +52,11 @@ def test_export_saved_model_and_tflite_with_parity(trained_run, synthetic_data, 
         export.run(trained_run, str(tmp_path / "other"), synthetic_data, [],
                    parity_split="holdout")
 
-    # A fresh process, TensorFlow only: two input sizes, one image, and the class table.
+    # A fresh process, TensorFlow only: two input sizes, one image (its values against
+    # the Keras run's Predictor), and the class table.
+    photo = synthetic.render(5, 1, 90, 110)[0]
+    expected = Predictor.load(trained_run).predict(photo, probabilities=True)
+    np.savez(tmp_path / "one.npz", photo=photo, probabilities=expected.probabilities)
     code = f"""
 import numpy as np, tensorflow as tf, sys
 assert 'facepars' not in sys.modules
@@ -61,8 +65,11 @@ for h, w in ((100, 70), (64, 200)):
     out = m.signatures['serving_default'](images=tf.zeros((2, h, w, 3), tf.uint8))
     assert out['labels'].shape == (2, h, w) and out['labels'].dtype == tf.uint8
     assert out['probabilities'].shape == (2, h, w, 8)
-one = m.signatures['serve_image'](image=tf.zeros((90, 90, 3), tf.uint8))
-assert one['labels'].shape == (90, 90)
+ref = np.load({str(tmp_path / 'one.npz')!r})
+one = m.signatures['serve_image'](image=tf.constant(ref['photo']))
+assert one['labels'].shape == (90, 110)
+assert np.abs(one['probabilities'].numpy() - ref['probabilities']).max() <= 1e-4
+assert (one['labels'].numpy() == ref['probabilities'].argmax(-1)).mean() >= 0.999
 names = m.signatures['class_table']()['names'].numpy()
 assert names[6] == b'ears', names
 print('ok')
@@ -198,3 +205,29 @@ print(json.dumps({{"png": [base64.b64encode(p).decode() for p in got["labels_png
         labels = np.asarray(Image.open(io.BytesIO(base64.b64decode(served["png"][i]))))
         assert (served["height"][i], served["width"][i]) == photo.shape[:2] == labels.shape
         np.testing.assert_array_equal(labels, reference.predict(photo).labels, str(path))
+
+
+@pytest.mark.slow
+def test_deeplabv3plus_exports_to_onnx_with_its_constants_frozen(trained_run, tmp_path):
+    """DeepLabV3+-EfficientNetB0, whose Keras layers capture constants (the input
+    normalisation) that tf2onnx's function path turned into extra graph inputs:
+    from its SavedModel it converts, and ONNX Runtime gives Keras's probabilities."""
+    import keras
+
+    from facepars.models import build_model
+    run = tmp_path / "deeplab"
+    run.mkdir()
+    keras.utils.set_random_seed(0)
+    build_model("deeplabv3plus_efficientnetb0", 8, 64, width=0.25).save(run / rundir.BEST)
+    info = rundir.read_info(trained_run)
+    json.dump({**info, "model": "deeplabv3plus_efficientnetb0", "image_size": 64},
+              open(run / rundir.CONFIG, "w"))
+    report = export.run(str(run), str(tmp_path / "export"), None, [], onnx_opset=17)
+    assert set(report["onnx"]) == {"onnx", "onnx_batch1"}
+    import onnx
+    graph = onnx.load(str(tmp_path / "export" / "model.onnx")).graph
+    assert len(graph.input) == 1, [i.name for i in graph.input]  # no constant left as an input
+    photo = synthetic.render(5, 2, 80, 60)[0]
+    reference = Predictor.load(str(run)).predict(photo, True).probabilities
+    got = Predictor.load(str(tmp_path / "export" / "model.onnx")).predict(photo, True)
+    assert np.abs(got.probabilities - reference).max() <= 1e-4

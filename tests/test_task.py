@@ -101,25 +101,25 @@ def test_fit_with_xla_and_several_steps_per_execution_trains_like_float32_withou
             assert cosine > bounds[0] and bounds[1] < ratio < bounds[2], (key, cosine, ratio)
 
 
-def test_bfloat16_loss_and_gradients_follow_float32():
-    """One batch, the same weights: the bfloat16 network's loss and gradients match
-    float32's within bfloat16's precision (a wrong cast, a loss in bfloat16 or a
-    gradient that is not applied shows here)."""
+def test_a_bfloat16_train_step_follows_float32():
+    """One train_step (a tf.function) from the same weights on the same batch (augmentation
+    off): the bfloat16 step's loss is float32's within 0.5 % (measured 0.04 %) and it
+    moves the weights the same way (cosine > 0.85, measured 0.93; length ratio
+    measured 1.04; compiled with XLA 0.92 and 1.07, which the fit test above
+    covers). A skipped update, a gradient left scaled, or a wrong cast in the
+    network's output moves them elsewhere (a skipped bfloat16 update: tried, fails)."""
     batch = _batch(8)
-    results = {}
-    start = None
+    off = AugmentConfig(**{k: 0.0 for k in AugmentConfig.__dataclass_fields__})
+    results, start = {}, None
     for precision in ("float32", "mixed_bfloat16"):
-        parser = _parser(precision=precision, augment=AugmentConfig(**{
-            k: 0.0 for k in AugmentConfig.__dataclass_fields__}), weights=start)
+        parser = _parser(precision=precision, augment=off, weights=start)
         start = start or parser.network.get_weights()
-        variables = parser.network.trainable_variables
-        with tf.GradientTape() as tape:
-            logits = parser.network(task.to_model_input(batch["image"]), training=True)
-            loss = parser._loss(batch["mask"], logits)["loss"]
-        grads = tape.gradient(loss, variables)
-        assert logits.dtype == tf.float32
-        results[precision] = float(loss), np.concatenate([tf.reshape(g, [-1]) for g in grads])
-    (loss32, grad32), (loss16, grad16) = results["float32"], results["mixed_bfloat16"]
-    assert abs(loss16 - loss32) / loss32 < 0.02
-    cosine = grad32 @ grad16 / np.linalg.norm(grad32) / np.linalg.norm(grad16)
-    assert cosine > 0.75, cosine  # measured 0.85: bfloat16 batch norm on a random network
+        assert parser(tf.zeros((1, SIZE, SIZE, 3))).dtype == tf.float32
+        before = _flat(parser.network.trainable_weights)
+        logs = tf.function(parser.train_step)(batch)
+        results[precision] = float(logs["loss"]), _flat(parser.network.trainable_weights) - before
+    (loss32, step32), (loss16, step16) = results["float32"], results["mixed_bfloat16"]
+    assert abs(loss16 - loss32) / loss32 < 0.005, (loss16, loss32)
+    cosine = step16 @ step32 / np.linalg.norm(step16) / np.linalg.norm(step32)
+    ratio = np.linalg.norm(step16) / np.linalg.norm(step32)
+    assert cosine > 0.85 and 0.9 < ratio < 1.2, (cosine, ratio)
