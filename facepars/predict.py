@@ -20,29 +20,28 @@ training crops put faces, parses it and puts its labels back on the photo
 (facepars.inference.Predictor.predict_faces); the overlay draws the boxes. A
 photo without a face found says so and stays background. ``--faces=whole``
 resizes the whole photo into the network, as for face crops.
+
+``--runner=beam`` parses a corpus on Apache Beam (facepars.predict_beam): the
+same outputs, written by Beam workers (Dataflow, Flink, Spark, or the
+DirectRunner with ``--workers`` processes here).
 """
 
 from __future__ import annotations
 
 import glob
-import io
 import os
 import sys
 
-import numpy as np
 import tensorflow as tf
 from absl import flags, logging
-from PIL import Image
 
-from facepars import cli, detection, files, imaging, visualize
+from facepars import cli, detection, files, imaging
 from facepars.imaging import BadInput
 from facepars.inference import Predictor, choose_mode
+from facepars.photo_outputs import PHOTO_EXTENSIONS, write_outputs
 from facepars.progress import Progress
 
 FLAGS = flags.FLAGS
-
-PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-
 
 def collect(inputs: list[str]) -> list[tuple[str, str]]:
     """(path, output name) for every photo: names relative to the directory given."""
@@ -58,31 +57,6 @@ def collect(inputs: list[str]) -> list[tuple[str, str]]:
             matches = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
             found += [(p, os.path.basename(p)) for p in matches]
     return sorted(set(found))
-
-
-def write_outputs(output_dir: str, name: str, photo: np.ndarray, prediction, table) -> dict:
-    """One photo's label PNG, overlay and probabilities, on a local disk or a bucket."""
-    stem = files.join(output_dir, os.path.splitext(name)[0])
-    tf.io.gfile.makedirs(os.path.dirname(stem) or ".")
-    files.write_bytes_atomic(stem + ".labels.png",
-                             imaging.encode_mask(prediction.labels, table.palette()))
-    picture = visualize.overlay(photo, prediction.labels, table)
-    if prediction.faces:
-        picture = visualize.draw_boxes(picture, [f.box for f in prediction.faces])
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, "JPEG", quality=90)
-    files.write_bytes_atomic(stem + ".overlay.jpg", buffer.getvalue())
-    if prediction.probabilities is not None:
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, probabilities=prediction.probabilities.astype(np.float16),
-                            classes=np.array(table.names))
-        files.write_bytes_atomic(stem + ".probs.npz", buffer.getvalue())
-    counts = np.bincount(prediction.labels.ravel(), minlength=table.num_classes)
-    record = {"classes": {n: float(c) / prediction.labels.size
-                          for n, c in zip(table.names, counts)}}
-    if prediction.faces is not None:
-        record["faces"] = [f.to_json() for f in prediction.faces]
-    return record
 
 
 def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
@@ -133,11 +107,40 @@ def define_flags():
     flags.DEFINE_integer("batch_size", 8, "Photos per network call.")
     flags.DEFINE_bool("probabilities", False, "Also write per-class probability maps (.npz).")
     cli.define_face_flags()
+    flags.DEFINE_enum("runner", "local", ["local", "beam"],
+                      "local: this process; beam: Apache Beam's RunInference (the "
+                      "facepars[beam] extra), e.g. on Dataflow.")
+    flags.DEFINE_string("beam_pipeline_options", "",
+                        "With --runner=beam: Beam options as k=v,k=v (as prepare takes them). "
+                        "Default: the DirectRunner with --workers processes.")
+    flags.DEFINE_integer("workers", 2, "With --runner=beam and no runner named: DirectRunner "
+                         "processes.", lower_bound=1)
+
+
+def run_on_beam(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
+                probabilities: bool = False, faces: str = "auto", min_score: float = 0.9,
+                min_face: float = 20.0, beam_pipeline_options: str = "", workers: int = 2
+                ) -> tuple[dict, list[str]]:
+    """``run`` on Apache Beam (facepars.predict_beam); the same outputs and returns."""
+    from facepars import predict_beam  # the optional facepars[beam] extra
+    from facepars.data.beam import pipeline_options
+    job = predict_beam.Job(model, output_dir, faces, min_score, min_face, probabilities,
+                           batch_size)
+    summary, failures, _ = predict_beam.run(
+        job, inputs, pipeline_options(beam_pipeline_options, workers), PHOTO_EXTENSIONS)
+    return summary, failures
 
 
 def main(argv):
-    summary, failures = run(FLAGS.model_path, argv[1:], FLAGS.output_dir, FLAGS.batch_size,
-                            FLAGS.probabilities, FLAGS.faces, FLAGS.min_score, FLAGS.min_face)
+    if FLAGS.runner == "beam":
+        summary, failures = run_on_beam(
+            FLAGS.model_path, argv[1:], FLAGS.output_dir, FLAGS.batch_size, FLAGS.probabilities,
+            FLAGS.faces, FLAGS.min_score, FLAGS.min_face, FLAGS.beam_pipeline_options,
+            FLAGS.workers)
+    else:
+        summary, failures = run(FLAGS.model_path, argv[1:], FLAGS.output_dir, FLAGS.batch_size,
+                                FLAGS.probabilities, FLAGS.faces, FLAGS.min_score,
+                                FLAGS.min_face)
     if summary:
         names = next(iter(summary.values()))["classes"].keys()
         print(f"{'photo':<34}{'faces':>6}" + "".join(f"{n[:9]:>10}" for n in names))

@@ -1,0 +1,185 @@
+"""``predict --runner=beam``: a photo corpus parsed on Apache Beam's RunInference.
+
+    python -m facepars.predict --runner=beam --model_path=gs://b/export/saved_model \
+        --output_dir=gs://b/parsed --beam_pipeline_options=runner=DataflowRunner,... \
+        'gs://b/photos/*.jpg'
+
+The same work as the local run, spread over Beam workers: each input (a file, a
+glob, or a directory searched recursively) is expanded on a worker, so the
+pipeline graph holds the patterns, never the photo list. A worker reads each
+photo (EXIF applied), and ``RunInference`` batches them (``--batch_size`` at
+most) through a model handler that loads ``Predictor`` and, for
+``--faces=detect``, the detector once per worker process. Beam's own
+TensorFlow handlers load through Keras, which cannot load SavedModel
+directories under Keras 3; this handler takes every path Predictor takes.
+Outputs are written by the same ``write_outputs`` as locally, so the label PNGs
+are the same bytes and ``summary.json`` the same entries (the network's output
+does not depend on the batch it ran in).
+
+A photo that cannot be read is a failure recorded in ``summary.json`` with its
+reason, counted, and the job goes on; the command's exit code says whether any
+failed. Counters (namespace ``facepars.predict``): photos, faces, failures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from facepars import detection, files, imaging
+from facepars.classes import ClassTable
+from facepars.errors import ConfigError
+from facepars.inference import Predictor, choose_mode
+from facepars.photo_outputs import write_outputs
+
+try:
+    import apache_beam as beam
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.ml.inference.base import ModelHandler, RunInference
+except ImportError as e:  # the optional facepars[beam] extra
+    raise ConfigError("--runner=beam needs Apache Beam: pip install 'facepars[beam]'") from e
+
+NAMESPACE = "facepars.predict"
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What every worker needs to parse and write a photo."""
+
+    model: str
+    output_dir: str
+    faces: str
+    min_score: float
+    min_face: float
+    probabilities: bool
+    batch_size: int
+
+
+def expand(item: str, extensions: tuple[str, ...]):
+    """(path, output name) of every photo an input names, on a worker: a directory's
+    photos (recursively, names relative to it), a glob's or a file's (basenames)."""
+    directory = item.endswith("/") or (not files.is_url(item) and os.path.isdir(item))
+    pattern = files.join(item, "**") if directory else item
+    for meta in FileSystems.match([pattern])[0].metadata_list:
+        if directory and not meta.path.lower().endswith(extensions):
+            continue
+        name = os.path.relpath(meta.path, item) if directory else os.path.basename(meta.path)
+        yield meta.path, name
+
+
+class ReadPhoto(beam.DoFn):
+    """(path, name) -> (name, photo); an unreadable photo goes to the ``failed`` output."""
+
+    def __init__(self):
+        self.failed = beam.metrics.Metrics.counter(NAMESPACE, "failures")
+
+    def process(self, item):
+        path, name = item
+        try:
+            yield name, imaging.read_image(path, apply_exif=True)[0]
+        except imaging.BadInput as e:
+            self.failed.inc()
+            logging.warning("skipped %s", e)
+            yield beam.pvalue.TaggedOutput("failed", str(e))
+
+
+@dataclasses.dataclass
+class Loaded:
+    """What a worker loads once (Beam shares it through a weak reference: not a tuple)."""
+
+    predictor: Predictor
+    detector: object | None
+
+
+class PredictorHandler(ModelHandler):
+    """RunInference's handler for any model path Predictor loads; (name, photo) in,
+    (name, photo, Prediction) out. The detector is loaded with the model, once."""
+
+    def __init__(self, job: Job):
+        super().__init__(min_batch_size=1, max_batch_size=job.batch_size)
+        self.job = job
+
+    def load_model(self):
+        predictor = Predictor.load(self.job.model)
+        return Loaded(predictor, choose_mode(self.job.faces, predictor)[1])
+
+    def run_inference(self, batch, model: Loaded, inference_args=None):
+        predictor, detector = model.predictor, model.detector
+        names, photos = [n for n, _ in batch], [p for _, p in batch]
+        if detector is None:
+            predictions = predictor.predict_batch(photos, self.job.probabilities)
+        else:
+            predictions = [predictor.predict_faces(photo, detection.find(
+                detector, photo, self.job.min_score, self.job.min_face), self.job.probabilities)
+                for photo in photos]
+        return list(zip(names, photos, predictions))
+
+    def get_num_bytes(self, batch) -> int:
+        return sum(photo.nbytes for _, photo in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return NAMESPACE
+
+
+class WriteOutputs(beam.DoFn):
+    """A photo's label PNG, overlay (and probabilities); yields (name, summary entry)."""
+
+    def __init__(self, job: Job, table_json: dict):
+        self.job, self.table_json = job, table_json
+        self.photos = beam.metrics.Metrics.counter(NAMESPACE, "photos")
+        self.faces = beam.metrics.Metrics.counter(NAMESPACE, "faces")
+
+    def setup(self):
+        self.table = ClassTable.from_json(self.table_json)
+
+    def process(self, result):
+        name, photo, prediction = result
+        self.photos.inc()
+        self.faces.inc(len(prediction.faces or []))
+        yield name, write_outputs(self.job.output_dir, name, photo, prediction, self.table)
+
+
+def build(pipeline, job: Job, inputs: list[str], extensions, table_json: dict):
+    """The transforms; returns (summary entries, failures) PCollections."""
+    photos = (pipeline
+              | "Inputs" >> beam.Create(inputs)
+              | "Expand" >> beam.FlatMap(expand, extensions)
+              | "Spread" >> beam.Reshuffle()
+              | "Read" >> beam.ParDo(ReadPhoto()).with_outputs("failed", main="photos"))
+    entries = (photos.photos
+               | "Parse" >> RunInference(PredictorHandler(job))
+               | "Write" >> beam.ParDo(WriteOutputs(job, table_json)))
+    return entries, photos.failed
+
+
+def run(job: Job, inputs: list[str], options, extensions) -> tuple[dict, list[str], dict]:
+    """Parse ``inputs`` on the Beam runner ``options`` names; write summary.json.
+
+    Returns (summary, failures) as the local run does, and the job's counters.
+    """
+    predictor = Predictor.load(job.model)  # here first: a bad path fails before any worker
+    mode, _ = choose_mode(job.faces, predictor)
+    table_json = predictor.table.to_json()
+    summary_path = files.join(job.output_dir, "summary.json")
+    tf.io.gfile.makedirs(job.output_dir)
+
+    def write_summary(_, entries, failures):
+        files.write_json_atomic(summary_path, {
+            "model": job.model, "faces": mode, "photos": dict(sorted(entries)),
+            "failures": sorted(failures)})
+
+    with beam.Pipeline(options=options) as pipeline:
+        entries, failed = build(pipeline, job, inputs, extensions, table_json)
+        _ = (pipeline
+             | "One" >> beam.Create([None])
+             | "Summary" >> beam.Map(write_summary, beam.pvalue.AsList(entries),
+                                     beam.pvalue.AsList(failed)))
+    query = pipeline.result.metrics().query(
+        beam.metrics.MetricsFilter().with_namespace(NAMESPACE))
+    totals = {c.key.metric.name: c.committed for c in query["counters"]}
+    logging.info("beam counters: %s", ", ".join(f"{k} {v}" for k, v in sorted(totals.items())))
+    summary = files.read_json(summary_path)
+    return summary["photos"], summary["failures"], totals

@@ -1,0 +1,50 @@
+"""predict --runner=beam: RunInference on Beam's DirectRunner writes what the local run writes."""
+
+import json
+import os
+
+import pytest
+
+pytest.importorskip("apache_beam")
+
+from PIL import Image  # noqa: E402
+
+from facepars import predict, predict_beam  # noqa: E402
+from facepars.data import synthetic  # noqa: E402
+from facepars.data.beam import pipeline_options  # noqa: E402
+from facepars.photo_outputs import PHOTO_EXTENSIONS  # noqa: E402
+
+
+def _photos(root):
+    """Photos of several sizes and formats, one in a subdirectory, one unreadable."""
+    os.makedirs(root / "sub")
+    for i, (h, w, ext) in enumerate([(120, 90, "jpg"), (70, 130, "png"), (96, 96, "jpg")]):
+        path = root / ("sub" if i == 2 else "") / f"p{i}.{ext}"
+        Image.fromarray(synthetic.compose(3, i, h, w, 1 + i % 2)[0]).save(path)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8not a jpeg")
+    loose = root.parent / "loose"
+    loose.mkdir()
+    Image.fromarray(synthetic.render(4, 0, 80, 60)[0]).save(loose / "alone.jpg")
+    return [str(root), str(loose / "*.jpg")]
+
+
+@pytest.mark.parametrize("faces", ["whole", "detect"])
+def test_beam_writes_the_bytes_and_summary_the_local_run_writes(trained_run, tmp_path, faces):
+    inputs = _photos(tmp_path / "photos")
+    local = predict.run(trained_run, inputs, str(tmp_path / "local"), batch_size=2,
+                        faces=faces)
+    job = predict_beam.Job(trained_run, str(tmp_path / "beam"), faces, 0.9, 20.0, False, 2)
+    summary, failures, counters = predict_beam.run(job, inputs, pipeline_options("", 1),
+                                                   PHOTO_EXTENSIONS)
+    assert summary == local[0] and sorted(failures) == sorted(local[1])
+    assert len(summary) == 4 and len(failures) == 1 and "broken.jpg" in failures[0]
+    # Beam ran it: its counters (RunInference's own among them) saw every photo,
+    # face and failure.
+    faces_found = sum(len(r.get("faces", [])) for r in summary.values())
+    assert counters == {"photos": 4, "faces": faces_found, "failures": 1,
+                        "num_inferences": 4}, counters
+    for name in summary:
+        stem = os.path.splitext(name)[0] + ".labels.png"
+        assert (tmp_path / "beam" / stem).read_bytes() == (tmp_path / "local" / stem).read_bytes()
+    written = json.load(open(tmp_path / "beam" / "summary.json"))
+    assert written["faces"] == json.load(open(tmp_path / "local" / "summary.json"))["faces"]
