@@ -138,14 +138,6 @@ def test_a_model_without_framing_says_what_to_do():
         predictor.predict_faces(np.zeros((64, 64, 3), np.uint8), [])
 
 
-def test_similarity_to_the_framing_is_what_aligns():
-    """The crop of a synthetic face puts its landmarks on the framing's points."""
-    image, _, truth = synthetic.render_with_landmarks(2, 3, 300, 260)
-    points = _framing()
-    matrix = alignment.similarity(truth, points)
-    assert np.abs(imaging.apply(matrix, truth) - points).max() < 6  # a face is not the mean
-
-
 _TEMPLATE = np.array([[49.0, 56.5], [79.0, 56.5], [64.0, 71.5], [55.0, 90.1], [73.0, 90.1]])
 
 
