@@ -43,6 +43,7 @@ from facepars.progress import Progress
 
 FLAGS = flags.FLAGS
 
+
 def collect(inputs: list[str]) -> list[tuple[str, str]]:
     """(path, output name) for every photo: names relative to the directory given."""
     found = []

@@ -24,6 +24,7 @@ failed. Counters (namespace ``facepars.predict``): photos, faces, failures.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 
 import tensorflow as tf
@@ -60,10 +61,15 @@ class Job:
 
 def expand(item: str, extensions: tuple[str, ...]):
     """(path, output name) of every photo an input names, on a worker: a directory's
-    photos (recursively, names relative to it), a glob's or a file's (basenames)."""
+    photos (recursively, names relative to it; a bucket directory ends in "/"), a
+    glob's or a file's (basenames). A named file that is not there is passed on, to
+    be reported as the local run reports it."""
     directory = item.endswith("/") or (not files.is_url(item) and os.path.isdir(item))
     pattern = files.join(item, "**") if directory else item
-    for meta in FileSystems.match([pattern])[0].metadata_list:
+    matched = FileSystems.match([pattern])[0].metadata_list
+    if not matched and not directory and not glob.has_magic(item):
+        yield item, os.path.basename(item)
+    for meta in matched:
         if directory and not meta.path.lower().endswith(extensions):
             continue
         name = os.path.relpath(meta.path, item) if directory else os.path.basename(meta.path)
