@@ -67,11 +67,11 @@ CALLBACK_STATE = {
 class BuildOptimizerOnly:
     """A keras.Model mixin: building before the first step only builds the optimizer.
 
-    Keras's ``_maybe_symbolic_build`` (called by fit, evaluate and
-    make_train_function's users) reduces a first batch across replicas to build
-    the model lazily, and TensorFlow's collective reduce takes no nested batch:
-    under MultiWorkerMirroredStrategy it fails on facepars's dict batches. The
-    network and metrics are built before training, so only the optimizer is left.
+    Keras's ``_maybe_symbolic_build`` (called by fit and evaluate before their
+    first step) reduces a first batch across replicas to build the model lazily,
+    and TensorFlow's collective reduce takes no nested batch: under
+    MultiWorkerMirroredStrategy it fails on facepars's dict batches. The network
+    and metrics are built before training, so only the optimizer is left.
     """
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
