@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Run facepars.prepare on Google Cloud Dataflow; --dry-run prints the commands only.
+# Run facepars.prepare, or facepars.predict on a photo corpus, on Google Cloud
+# Dataflow; --dry-run prints the commands only.
 #
 #   data_prep/dataflow.sh SOURCE INPUT_URL OUTPUT_URL [--dry-run] [prepare flags ...]
 #   data_prep/dataflow.sh celebamask_hq gs://my-bucket/raw/celebamask_hq \
 #       gs://my-bucket/facepars/celebamask256 --image_size=256 --on_error=skip
+#   data_prep/dataflow.sh predict MODEL_URL OUTPUT_URL [--dry-run] [predict flags ...] PHOTOS...
+#   data_prep/dataflow.sh predict gs://my-bucket/export/saved_model gs://my-bucket/parsed \
+#       --faces=detect 'gs://my-bucket/photos/*.jpg'
 #
 # Steps: build facepars's wheel; bake it with TensorFlow into a worker image on
 # top of Beam's own SDK image (Cloud Build); submit prepare with that image. The
@@ -23,8 +27,9 @@ cd "$(dirname "$0")/.."
 : "${PYTHON_VERSION:=3.11}"
 : "${IMAGE:=${REGION}-docker.pkg.dev/${PROJECT}/facepars/prepare-worker:$(sed -n 's/^__version__ = "\(.*\)"/\1/p' facepars/__init__.py)}"
 
-if [ $# -lt 3 ]; then
+if [ $# -lt 3 ] || { [ "$1" = predict ] && [ $# -lt 4 ]; }; then
   echo "usage: $0 SOURCE INPUT_URL OUTPUT_URL [--dry-run] [prepare flags ...]" >&2
+  echo "       $0 predict MODEL_URL OUTPUT_URL [--dry-run] [predict flags ...] PHOTOS..." >&2
   exit 2
 fi
 SOURCE=$1 INPUT=$2 OUTPUT=$3
@@ -42,7 +47,7 @@ run() {
 run rm -rf dist
 run python3 -m pip wheel --no-deps --wheel-dir dist .
 
-# 2. The worker image: Beam's SDK image for this Python and Beam, plus facepars[cpu].
+# 2. The worker image: Beam's SDK image for this Python and Beam, plus facepars[cpu,detect].
 run gcloud builds submit --project="$PROJECT" --region="$REGION" \
   --config=data_prep/dataflow_image.yaml \
   --substitutions="_IMAGE=$IMAGE,_BEAM_VERSION=$BEAM_VERSION,_PYTHON_VERSION=$PYTHON_VERSION" .
@@ -51,6 +56,13 @@ run gcloud builds submit --project="$PROJECT" --region="$REGION" \
 OPTIONS="runner=DataflowRunner,project=$PROJECT,region=$REGION"
 OPTIONS+=",temp_location=$BUCKET/dataflow/tmp,staging_location=$BUCKET/dataflow/staging"
 OPTIONS+=",sdk_container_image=$IMAGE,num_workers=$NUM_WORKERS,max_num_workers=$MAX_WORKERS"
-OPTIONS+=",machine_type=$MACHINE_TYPE,job_name=facepars-prepare-$(date +%Y%m%d-%H%M%S)"
-run python3 -m facepars.prepare --source="$SOURCE" --input_dir="$INPUT" \
-  --output_dir="$OUTPUT" --runner=beam --beam_pipeline_options="$OPTIONS" "${EXTRA[@]}"
+KIND=prepare
+[ "$SOURCE" = predict ] && KIND=predict
+OPTIONS+=",machine_type=$MACHINE_TYPE,job_name=facepars-$KIND-$(date +%Y%m%d-%H%M%S)"
+if [ "$SOURCE" = predict ]; then  # INPUT is the model; the photos are among EXTRA
+  run python3 -m facepars.predict --model_path="$INPUT" --output_dir="$OUTPUT" --runner=beam \
+    --beam_pipeline_options="$OPTIONS" "${EXTRA[@]}"
+else
+  run python3 -m facepars.prepare --source="$SOURCE" --input_dir="$INPUT" \
+    --output_dir="$OUTPUT" --runner=beam --beam_pipeline_options="$OPTIONS" "${EXTRA[@]}"
+fi

@@ -62,6 +62,15 @@ def test_dataflow_dry_run_builds_the_worker_image_and_submits_prepare():
     )
     image = "us-central1-docker.pkg.dev/proj/facepars/prepare-worker:"
     assert f"sdk_container_image={image}" in out and f"_IMAGE={image}" in out
+    predict = subprocess.run(["bash", os.path.join(REPO, "data_prep/dataflow.sh"), "predict",
+                              "gs://b/export/saved_model", "gs://b/parsed", "--dry-run",
+                              "--faces=detect", "gs://b/photos/*.jpg"],
+                             env=ENV, capture_output=True, text=True, check=True).stdout
+    predict = predict.replace("\\", "")
+    assert ("facepars.predict --model_path=gs://b/export/saved_model "
+            "--output_dir=gs://b/parsed --runner=beam") in predict
+    assert "job_name=facepars-predict-" in predict and f"sdk_container_image={image}" in predict
+    assert predict.rstrip().endswith("--faces=detect gs://b/photos/*.jpg")
     usage = subprocess.run(["bash", os.path.join(REPO, "data_prep/dataflow.sh")],
                            capture_output=True, text=True)
     assert usage.returncode == 2 and "usage:" in usage.stderr
