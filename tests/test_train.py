@@ -216,9 +216,12 @@ def test_learning_tensorboard_and_checkpoints(face_data, tmp_path):
     assert "overlays/ground_truth|prediction" in tags["validation"]
 
 
-@pytest.mark.parametrize("schedule,ema", [("poly", 0.9), ("plateau", 0.0)])
-def test_schedules_and_ema_run(face_data, tmp_path, schedule, ema):
-    cfg = _cfg(ema_momentum=ema, epochs=2, steps_per_epoch=2)
+@pytest.mark.parametrize("schedule,ema,jit", [("poly", 0.9, True), ("plateau", 0.0, False)])
+def test_schedules_and_ema_run(face_data, tmp_path, schedule, ema, jit):
+    """train.run end to end (augmentation, EMA, weight decay, warm-up, validation,
+    checkpoints), once with every step compiled by XLA as a TPU would compile it
+    (an op without an XLA kernel fails this; see test_bad_setups_are_refused...)."""
+    cfg = _cfg(ema_momentum=ema, epochs=2, steps_per_epoch=2, jit_compile=jit)
     cfg.schedule.name, cfg.schedule.warmup_epochs = schedule, 0.5
     cfg.optimizer.weight_decay = 1e-4
     summary = train.run(cfg, face_data, str(tmp_path / "run"), "one_device")
