@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -130,20 +131,31 @@ def test_sigterm_and_kill9_mid_epoch_resume_to_the_same_weights(data, tmp_path):
     assert not os.path.exists(dir_ / "backup")  # a finished run leaves no backup
 
 
+def _signal_main_thread(signum):
+    """Send ``signum`` to this process's main thread and let its handler run.
+
+    os.kill may deliver to any of the process's threads (TensorFlow's, Beam's),
+    leaving the main thread asleep; Python runs handlers in the main thread
+    between bytecodes, which the loop below gives it, a few ms at a time.
+    """
+    signal.pthread_kill(threading.main_thread().ident, signum)
+    for _ in range(500):
+        time.sleep(0.01)
+
+
 def test_a_first_signal_asks_a_second_ctrl_c_stops_at_once():
     preemption = loop.Preemption()
     before = signal.getsignal(signal.SIGTERM)
     with preemption.watching():
-        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
         time.sleep(0)  # the handler runs between bytecodes
         assert preemption.requested
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.5)
+            _signal_main_thread(signal.SIGINT)
     assert signal.getsignal(signal.SIGTERM) is before
     again = loop.Preemption()
     with again.watching():
-        os.kill(os.getpid(), signal.SIGINT)  # a first Ctrl-C asks too
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # a first Ctrl-C asks
         time.sleep(0)
         assert again.requested
 
