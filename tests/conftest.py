@@ -22,6 +22,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
+def pytest_collection_modifyitems(items):
+    """Slow tests first. make test runs two workers that take one test at a time
+    (pytest-xdist, --maxschedchunk=1): the long tests then run beside each other and
+    the short ones fill the gaps, instead of one worker ending the run alone on them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def run_cli(module: str, *args: str, check: bool = True, timeout: float = 600,
             **popen) -> subprocess.CompletedProcess:
     """Run ``python -m module args`` as a user would, from the repository root."""
@@ -53,6 +60,16 @@ def synthetic_data(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("synthetic") / "data")
     prepare.run(prepare.PrepareConfig(output_dir=out, num_examples=80, image_size=64,
                                       shard_size=8, synthetic_size=96, workers=1))
+    return out
+
+
+@pytest.fixture(scope="session")
+def face_data(tmp_path_factory):
+    """A larger synthetic set at 96 px, enough for the smoke config to learn faces."""
+    from facepars import prepare
+    out = str(tmp_path_factory.mktemp("faces") / "data")
+    prepare.run(prepare.PrepareConfig(output_dir=out, num_examples=160, image_size=96,
+                                      shard_size=16, synthetic_size=128, workers=2))
     return out
 
 

@@ -48,6 +48,7 @@ def _parser(model="lraspp_mobilenetv3", precision="float32", augment=AugmentConf
     return parser
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("model", list(MODELS))
 def test_steps_compile_for_the_device_alone(model, precision):
@@ -101,6 +102,7 @@ def test_fit_with_xla_and_several_steps_per_execution_trains_like_float32_withou
             assert cosine > bounds[0] and bounds[1] < ratio < bounds[2], (key, cosine, ratio)
 
 
+@pytest.mark.slow
 def test_a_bfloat16_train_step_follows_float32():
     """One train_step (a tf.function) from the same weights on the same batch (augmentation
     off): the bfloat16 step's loss is float32's within 0.5 % (measured 0.04 %) and it

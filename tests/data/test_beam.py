@@ -65,6 +65,7 @@ def kaggle(tmp_path_factory):
     return {"root": root, "good": good, "local": local}
 
 
+@pytest.mark.slow
 def test_beam_writes_the_bytes_the_local_pool_writes(kaggle, tmp_path, monkeypatch):
     counted = []
     log_counters = beam._log_counters
@@ -83,6 +84,7 @@ def test_beam_writes_the_bytes_the_local_pool_writes(kaggle, tmp_path, monkeypat
     _assert_same_data_set(kaggle["local"].output_dir, tmp_path / "beam")
 
 
+@pytest.mark.slow
 def test_beam_fails_naming_the_file_and_resumes_once_it_is_fixed(kaggle, tmp_path):
     root = tmp_path / "kaggle"
     shutil.copytree(kaggle["root"] / "kaggle", root)
@@ -102,6 +104,7 @@ def test_beam_fails_naming_the_file_and_resumes_once_it_is_fixed(kaggle, tmp_pat
     _assert_same_data_set(tmp_path / "local", out)
 
 
+@pytest.mark.slow
 def test_a_killed_beam_job_resumes_to_the_same_data_set(tmp_path):
     args = ["--source=synthetic", "--num_examples=60", "--synthetic_size=160",
             "--image_size=48", "--shard_size=2", "--runner=beam", "--workers=2"]
@@ -143,6 +146,7 @@ def test_pipeline_options_parse_the_tfds_convention():
         beam.pipeline_options("num_wokers=3", workers=2)
 
 
+@pytest.mark.slow
 def test_a_million_pairs_make_a_graph_under_a_megabyte(tmp_path):
     """The graph holds plan entries, not pair references: a simulated listing of
     1,000,000 pairs serializes to under 1 MB (embedding the references, as
