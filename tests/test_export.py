@@ -12,10 +12,19 @@ from facepars.data import synthetic
 from facepars.inference import Predictor
 
 
+@pytest.fixture(scope="session")
+def exported(trained_run, synthetic_data, tmp_path_factory):
+    """The shared trained run exported once to every target: (report, directory)."""
+    out = tmp_path_factory.mktemp("exported") / "export"
+    report = export.run(trained_run, str(out), synthetic_data, ["float32", "float16", "int8"],
+                        parity_records=8, onnx_opset=17)
+    return report, out
+
+
 @pytest.mark.slow
-def test_export_saved_model_and_tflite_with_parity(trained_run, synthetic_data, tmp_path):
-    report = export.run(trained_run, str(tmp_path / "export"), synthetic_data,
-                        ["float32", "float16", "int8"], parity_records=8, onnx_opset=17)
+def test_export_saved_model_and_tflite_with_parity(exported, trained_run, synthetic_data,
+                                                  tmp_path):
+    report, out = exported
     agreement = report["agreement"]
     assert agreement["saved_model"] >= 0.999
     assert agreement["onnx"] >= 0.999 and agreement["onnx_batch1"] >= 0.999
@@ -23,14 +32,13 @@ def test_export_saved_model_and_tflite_with_parity(trained_run, synthetic_data, 
     # int8's target (export.TARGETS) is reported, not required; this tiny model's floor:
     assert agreement["tflite_int8"] >= 0.90
     assert report["failed"] == []
-    table = json.load(open(tmp_path / "export" / "class_table.json"))
+    table = json.load(open(out / "class_table.json"))
     assert table["class_table"]["classes"][7]["name"] == "glasses"
     # Whole photos around the exports: each carries the run's framing.
     framing = Predictor.load(trained_run).framing
     assert framing is not None
     for exported in ("saved_model", "model_float32.tflite", "model.onnx"):
-        np.testing.assert_allclose(Predictor.load(str(tmp_path / "export" / exported)).framing,
-                                   framing)
+        np.testing.assert_allclose(Predictor.load(str(out / exported)).framing, framing)
 
     # evaluate takes every export (TFLite and ONNX run on the host) and scores the
     # split as the Keras run does.
@@ -39,7 +47,7 @@ def test_export_saved_model_and_tflite_with_parity(trained_run, synthetic_data, 
     for name in ("best.keras", "saved_model", "model_float32.tflite", "model_int8.tflite",
                  "model.onnx"):
         path = os.path.join(trained_run, name) if name.endswith(".keras") else \
-            str(tmp_path / "export" / name)
+            str(out / name)
         result = evaluate.run(path, synthetic_data, "val", str(tmp_path / "eval" / name),
                               batch_size=4, strategy_name="one_device")
         scores[name] = result["network_resolution"]["scores"]["iou/mean_face"]
@@ -60,7 +68,7 @@ def test_export_saved_model_and_tflite_with_parity(trained_run, synthetic_data, 
     code = f"""
 import numpy as np, tensorflow as tf, sys
 assert 'facepars' not in sys.modules
-m = tf.saved_model.load({str(tmp_path / 'export' / 'saved_model')!r})
+m = tf.saved_model.load({str(out / 'saved_model')!r})
 for h, w in ((100, 70), (64, 200)):
     out = m.signatures['serving_default'](images=tf.zeros((2, h, w, 3), tf.uint8))
     assert out['labels'].shape == (2, h, w) and out['labels'].dtype == tf.uint8
@@ -78,48 +86,6 @@ print('ok')
     assert proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
-def test_a_model_trained_in_mixed_precision_exports_evaluates_and_predicts(
-        synthetic_data, tmp_path, precision):
-    """Trained in mixed precision, everything after training runs the float32 rebuild:
-    the same parity thresholds as float32 models, and evaluate/predict load it.
-    Before, the TFLite converter failed on the saved mixed policies."""
-    import keras
-
-    from facepars import evaluate, train
-    from facepars.configs import smoke
-    from facepars.inference import Predictor
-    from facepars.models import load_model
-    cfg = smoke.get_config()
-    cfg.epochs, cfg.steps_per_epoch, cfg.overlay_images, cfg.batch_size = 1, 3, 0, 8
-    model_dir = str(tmp_path / "run")
-    try:
-        train.run(cfg, synthetic_data, model_dir, "one_device", precision=precision)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    network = load_model(str(tmp_path / "run" / "best.keras"))
-    assert {layer.dtype_policy.name for layer in network.layers} == {"float32"}
-
-    report = export.run(model_dir, str(tmp_path / "export"), synthetic_data,
-                        ["float32", "float16", "int8"], parity_records=8)
-    assert report["failed"] == [], report["agreement"]
-    assert report["agreement"]["tflite_int8"] >= 0.90
-    # evaluate and predict on the run compute what its float32 SavedModel computes
-    # (whose parity with Keras is checked above): a run loaded in its training
-    # policy (bfloat16 or float16 math) would differ by far more than 1e-4.
-    saved = str(tmp_path / "export" / "saved_model")
-    confusions = [np.asarray(evaluate.run(path, synthetic_data, "val", None, batch_size=4)
-                             ["network_resolution"]["confusion"]) for path in (model_dir, saved)]
-    assert confusions[0].sum() > 0
-    assert np.abs(confusions[0] - confusions[1]).sum() <= 0.002 * confusions[0].sum()
-    photo = synthetic.render(5, 3, 50, 70)[0]
-    run_prediction, saved_prediction = (Predictor.load(p).predict(photo, True)
-                                        for p in (model_dir, saved))
-    assert run_prediction.labels.shape == (50, 70)
-    assert np.abs(run_prediction.probabilities - saved_prediction.probabilities).max() <= 1e-4
-
-
 def _run_with_resize(trained_run, tmp_path, resize):
     """The trained network as a run whose data was prepared with ``resize``."""
     run = tmp_path / f"run_{resize}"
@@ -133,19 +99,22 @@ def _run_with_resize(trained_run, tmp_path, resize):
 @pytest.mark.slow
 @pytest.mark.parametrize("resize", ["stretch", "pad"])
 def test_saved_model_and_tflite_give_predictors_probabilities_at_odd_sizes(
-        trained_run, tmp_path, resize):
+        exported, trained_run, tmp_path, resize):
     """What users see, at sizes other than the network's: probabilities from the
     SavedModel (in Python and in a graph session, as TF Serving loads it) and from
     TFLite against the Keras Predictor. A mapping that differs in the graph (box,
     resize, rounding) or a variable not restored fails it; argmax agreement alone
     would hide both."""
-    run = _run_with_resize(trained_run, tmp_path, resize)
-    out = tmp_path / "export"
-    # The serving graph's two branches both run; TFLite and ONNX take the network's
-    # fixed input and Predictor's own mapping, so one resize mode tests them.
+    # The shared export is the run's own mode (stretch) and has every target. The
+    # serving graph's other branch gets a SavedModel of its own; TFLite and ONNX take
+    # the network's fixed input and Predictor's own mapping, so one mode tests them.
     stretch = resize == "stretch"
-    export.run(run, str(out), None, ["float32"] if stretch else [],
-               onnx_opset=17 if stretch else None)
+    assert rundir.read_info(trained_run)["resize"] == "stretch"
+    if stretch:
+        run, out = trained_run, exported[1]
+    else:
+        run, out = _run_with_resize(trained_run, tmp_path, resize), tmp_path / "export"
+        export.run(run, str(out), None, [])
     photos = [synthetic.render(5, i, h, w)[0] for i, (h, w) in enumerate([(37, 53), (120, 71)])]
     reference = Predictor.load(run)
     backends = [("saved_model", 1e-4)]
