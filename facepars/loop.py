@@ -59,6 +59,10 @@ class Preemption:
     reduced logs carry it to every worker at the same step. After the
     first signal the default handlers are back: a second Ctrl-C stops at once
     (KeyboardInterrupt), a second SIGTERM kills.
+
+    A signal ignored when the run starts stays ignored: a shell starts a script's
+    background jobs (``train &``) with SIGINT ignored, so that a Ctrl-C meant for
+    the terminal leaves them running; catching it would undo that.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -84,8 +88,9 @@ class Preemption:
     def watching(self):
         """Handle the signals inside the block (only the main thread can)."""
         if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.getsignal(s) for s in self.SIGNALS}
-            for s in self.SIGNALS:
+            self._previous = {s: signal.getsignal(s) for s in self.SIGNALS
+                              if signal.getsignal(s) is not signal.SIG_IGN}
+            for s in self._previous:
                 signal.signal(s, self._handle)
         else:
             logging.warning("training outside the main thread: SIGTERM will not be caught")

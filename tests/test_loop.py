@@ -130,8 +130,9 @@ def test_sigterm_and_kill9_mid_epoch_resume_to_the_same_weights(data, tmp_path):
     assert not os.path.exists(dir_ / "backup")  # a finished run leaves no backup
 
 
-# In a fresh interpreter: signal handlers and masks are process-wide, and the suite's
-# earlier tests (TensorFlow, Beam, subprocess machinery) may leave them changed.
+# In a fresh interpreter with SIGINT at Python's own handler, as a terminal starts it:
+# a process started in the background by a script (CI's, for one) inherits SIGINT
+# ignored, and an ignored signal stays ignored (checked at the end).
 _SIGNALS_CODE = """
 import signal, sys, threading, time
 from facepars import loop
@@ -140,6 +141,7 @@ def send(signum):  # to the main thread, where Python runs its handlers
     signal.pthread_kill(threading.main_thread().ident, signum)
     time.sleep(0)
 
+signal.signal(signal.SIGINT, signal.default_int_handler)
 before = signal.getsignal(signal.SIGTERM)
 first = loop.Preemption()
 with first.watching():
@@ -157,6 +159,15 @@ again = loop.Preemption()
 with again.watching():
     send(signal.SIGINT)
     assert again.requested, "a first Ctrl-C did not ask"
+
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+background = loop.Preemption()
+with background.watching():
+    send(signal.SIGINT)
+    for _ in range(50):
+        time.sleep(0.01)
+    assert not background.requested, "an ignored Ctrl-C was caught"
+assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 print("ok")
 """
 
