@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -53,24 +55,53 @@ def read_split(data_dir: str, split: str) -> dict[str, tuple[np.ndarray, np.ndar
     return out
 
 
+def shared(tmp_path_factory, name: str, make) -> str:
+    """``make(path)`` once per test run, its output shared by every pytest-xdist worker.
+
+    The first worker to create the directory makes it; the others wait for its done
+    file (an event: a slow machine only waits longer; the deadline bounds a hang).
+    Without xdist it is an ordinary session fixture."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's directory, above each worker's own
+    path, done, failed = (root / f"shared-{name}{suffix}" for suffix in ("", ".done", ".failed"))
+    try:
+        path.mkdir()
+    except FileExistsError:
+        deadline = time.monotonic() + 3600
+        while not done.exists():
+            if failed.exists():
+                pytest.fail(f"the shared {name!r} failed in another worker:\n"
+                            + failed.read_text())
+            assert time.monotonic() < deadline, f"the shared {name!r} never finished"
+            time.sleep(0.1)
+        return str(path / name)
+    try:
+        make(str(path / name))
+    except BaseException:
+        failed.write_text(traceback.format_exc())
+        raise
+    done.touch()
+    return str(path / name)
+
+
+def _prepare(**config):
+    from facepars import prepare
+    return lambda out: prepare.run(prepare.PrepareConfig(output_dir=out, **config))
+
+
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory):
     """A small prepared synthetic set shared by the pipeline, model and training tests."""
-    from facepars import prepare
-    out = str(tmp_path_factory.mktemp("synthetic") / "data")
-    prepare.run(prepare.PrepareConfig(output_dir=out, num_examples=80, image_size=64,
-                                      shard_size=8, synthetic_size=96, workers=1))
-    return out
+    return shared(tmp_path_factory, "synthetic", _prepare(
+        num_examples=80, image_size=64, shard_size=8, synthetic_size=96, workers=1))
 
 
 @pytest.fixture(scope="session")
 def face_data(tmp_path_factory):
     """A larger synthetic set at 96 px, enough for the smoke config to learn faces."""
-    from facepars import prepare
-    out = str(tmp_path_factory.mktemp("faces") / "data")
-    prepare.run(prepare.PrepareConfig(output_dir=out, num_examples=160, image_size=96,
-                                      shard_size=16, synthetic_size=128, workers=2))
-    return out
+    return shared(tmp_path_factory, "faces", _prepare(
+        num_examples=160, image_size=96, shard_size=16, synthetic_size=128, workers=2))
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +113,10 @@ def trained_run(synthetic_data, tmp_path_factory):
     from facepars.configs import smoke
     cfg = smoke.get_config()
     cfg.epochs, cfg.steps_per_epoch, cfg.overlay_images, cfg.batch_size = 2, 10, 0, 8
-    model_dir = str(tmp_path_factory.mktemp("trained") / "run")
-    train.run(cfg, synthetic_data, model_dir, "one_device")
-    keras.mixed_precision.set_global_policy("float32")
-    return model_dir
+
+    def make(model_dir):
+        try:
+            train.run(cfg, synthetic_data, model_dir, "one_device")
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+    return shared(tmp_path_factory, "trained", make)

@@ -1,5 +1,6 @@
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -11,14 +12,17 @@ from facepars import export, rundir
 from facepars.data import synthetic
 from facepars.inference import Predictor
 
+from conftest import shared
+
 
 @pytest.fixture(scope="session")
 def exported(trained_run, synthetic_data, tmp_path_factory):
     """The shared trained run exported once to every target: (report, directory)."""
-    out = tmp_path_factory.mktemp("exported") / "export"
-    report = export.run(trained_run, str(out), synthetic_data, ["float32", "float16", "int8"],
-                        parity_records=8, onnx_opset=17)
-    return report, out
+    def make(out):
+        export.run(trained_run, out, synthetic_data, ["float32", "float16", "int8"],
+                   parity_records=8, onnx_opset=17)
+    out = pathlib.Path(shared(tmp_path_factory, "exported", make))
+    return json.load(open(out / "export_report.json")), out
 
 
 @pytest.mark.slow
