@@ -20,19 +20,33 @@ def float32_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
-def _parser(precision):
+def _parser(precision, strategy=None):
     keras.mixed_precision.set_global_policy(precision)
-    parser = task.FaceParser(build_model("lraspp_mobilenetv3", 8, 64, width=0.25), TABLE,
-                             smoke.get_config().loss, NO_AUGMENTATION)
-    parser.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True))
-    parser(tf.zeros((1, 64, 64, 3)))
-    parser.optimizer.build(parser.network.trainable_variables)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        parser = task.FaceParser(build_model("lraspp_mobilenetv3", 8, 64, width=0.25), TABLE,
+                                 smoke.get_config().loss, NO_AUGMENTATION)
+        parser.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True))
+        parser(tf.zeros((1, 64, 64, 3)))
+        parser.optimizer.build(parser.network.trainable_variables)
     return parser
 
 
-@pytest.mark.parametrize("precision", ["float32", "mixed_float16", "mixed_bfloat16"])
-def test_nan_restore_puts_back_weights_and_ema_keeps_scale_and_step(precision):
-    parser = _parser(precision)
+def _copies(variable):
+    """Every replica's copy of a variable (one, off a distribution strategy)."""
+    value = getattr(variable, "value", variable)
+    return [copy.numpy() for copy in getattr(value, "values", [value])]
+
+
+@pytest.mark.parametrize("precision,replicas", [
+    ("float32", 1), ("mixed_float16", 1), ("mixed_bfloat16", 1),
+    ("float32", 2), ("mixed_float16", 2)])
+def test_nan_restore_puts_back_weights_and_ema_keeps_scale_and_step(precision, replicas):
+    """On one device and under MirroredStrategy over two logical CPUs, where each
+    replica's copy of every variable must come back (a restore that wrote only
+    the first copy would leave the other replica on NaN)."""
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if replicas == 2 else None
+    parser = _parser(precision, strategy)
+    assert len(_copies(parser.network.weights[0])) == replicas
     guard = callbacks.NanGuard(3, lambda factor: 0.05, 0.5)
     guard.set_model(parser)
     optimizer = parser.optimizer
@@ -54,17 +68,16 @@ def test_nan_restore_puts_back_weights_and_ema_keeps_scale_and_step(precision):
     guard.on_train_batch_end(0, {"loss": float("nan")})
 
     assert guard.restores == 1
-    for variable, value in zip(parser.network.weights, good_weights):
-        np.testing.assert_array_equal(variable.numpy(), value)
-    for variable, value in zip(ema, good_ema):
-        np.testing.assert_array_equal(variable.numpy(), value)
+    for variable, value in zip(parser.network.weights + ema, good_weights + good_ema):
+        for copy in _copies(variable):
+            np.testing.assert_array_equal(copy, value)
     slots = [v for v in inner.variables if v is not inner.iterations
              and all(v is not e for e in ema)
              and v is not keras_internals.learning_rate_variable(optimizer)]
-    assert slots and all(not np.any(v.numpy()) for v in slots)  # momentum zeroed
-    assert int(inner.iterations.numpy()) == 7
+    assert slots and all(not np.any(copy) for v in slots for copy in _copies(v))  # momentum
+    assert {int(copy) for copy in _copies(inner.iterations)} == {7}
     if precision == "mixed_float16":
-        assert float(optimizer.dynamic_scale.numpy()) == 256.0
+        assert {float(copy) for copy in _copies(optimizer.dynamic_scale)} == {256.0}
 
 
 class _Clock:
