@@ -88,6 +88,14 @@ def test_original_resolution_reports_both_protocols_with_the_detectors_recall(
     assert found["detector"][:, 0].sum() >= missed_pixels
 
 
+def _stripes(x):
+    """A parser whose labels show the framing: eight stripes across the crop."""
+    import tensorflow as tf
+    column = tf.range(tf.shape(x)[2]) * 8 // tf.shape(x)[2]
+    logits = tf.one_hot(column, 8)[None, None]
+    return tf.tile(logits, [tf.shape(x)[0], tf.shape(x)[1], 1, 1])
+
+
 def test_data_aligned_by_the_detector_is_scored_aligned_as_prepared(trained_run, tmp_path):
     """``--align=detect`` data is framed as prepare framed it (the largest face the
     detector finds), like ``--align=landmarks`` data: with a detector that finds
@@ -115,15 +123,8 @@ def test_data_aligned_by_the_detector_is_scored_aligned_as_prepared(trained_run,
         image, _, five = synthetic.render_with_landmarks(pair.seed, pair.index, pair.height,
                                                          pair.width)
         points[hashlib.sha1(image.tobytes()).hexdigest()] = five
-    import tensorflow as tf
-
-    def stripes(x):  # a parser whose labels show the framing: stripes across the crop
-        column = tf.range(tf.shape(x)[2]) * 8 // tf.shape(x)[2]
-        logits = tf.one_hot(column, 8)[None, None]
-        return tf.tile(logits, [tf.shape(x)[0], tf.shape(x)[1], 1, 1])
-
     info = dict(Predictor.load(trained_run).info, framing=manifest["framing"])
-    predictor = Predictor(stripes, info)
+    predictor = Predictor(_stripes, info)
     results = [evaluate.original_resolution(predictor, schema.Manifest.load(d), "val", None,
                                             detector)["oracle"] for d in (data, detected)]
     np.testing.assert_array_equal(results[0], results[1])
@@ -146,3 +147,56 @@ def test_original_resolution_reads_the_raw_data_the_manifest_names(tmp_path):
     manifest = schema.Manifest.load(data)
     found = evaluate.original_resolution(skin, manifest, "val", None)
     assert found["oracle"].sum() == manifest.num_records("val") * 40 * 30
+
+
+def test_celebamask_hq_half_size_masks_score_faces_framed_at_the_masks_size(trained_run,
+                                                                          tmp_path):
+    """CelebAMask-HQ's masks are half its photos' size. Data aligned by the detector is
+    scored at the mask's size, on the five points found on the whole photo, halved:
+    both protocols equal confusions computed here from the exact points / 2 on a
+    photo of the mask's size (the stripes show where each crop was taken)."""
+    from PIL import Image
+    from sklearn.metrics import confusion_matrix
+
+    from facepars import prepare
+    fixtures.write_celebamask_hq(str(tmp_path / "celeba"), count=10, mask_size=64)
+    data = str(tmp_path / "data")
+    prepare.run(prepare.PrepareConfig(source="celebamask_hq", image_size=64, output_dir=data,
+                                      input_dir=str(tmp_path / "celeba")))
+    framing = dict(Predictor.load(trained_run).info["framing"], mode="detect")
+    manifest_path = os.path.join(data, "manifest.json")
+    written = json.load(open(manifest_path))
+    json.dump(dict(written, framing=framing), open(manifest_path, "w"))  # as --align=detect
+    manifest = schema.Manifest.load(data)
+
+    faces = {n: fixtures.face_with_landmarks(n, 128, 128) for n in range(10)}
+    thumbs = {n: np.asarray(Image.fromarray(f[0]).resize((16, 16)), np.float32)
+              for n, f in faces.items()}
+
+    def which(photo):
+        thumb = np.asarray(Image.fromarray(photo).resize((16, 16)), np.float32)
+        return min(thumbs, key=lambda n: np.abs(thumbs[n] - thumb).mean())
+
+    def at(points, width):  # at another image width: pixel edges scale, centres are whole
+        return (points + 0.5) * width / 128 - 0.5
+
+    def detector(photo):  # the exact points, at the size of the photo it is given
+        return [detection.from_landmarks(at(faces[which(photo)][2], photo.shape[1]))]
+
+    predictor = Predictor(_stripes, dict(Predictor.load(trained_run).info, framing=framing))
+    found = evaluate.original_resolution(predictor, manifest, "val", None, detector)
+
+    listing, _ = sources.list_source(input_dir=manifest.input_dir, **manifest.source_listing)
+    expected = np.zeros((8, 8), np.int64)
+    for pair in listing["val"]:
+        _, raw = pair.load()
+        assert raw.shape == (64, 64)
+        truth = manifest.source_lookup[raw]
+        labels = predictor.predict_faces(np.zeros((64, 64, 3), np.uint8), [
+            detection.from_landmarks(at(faces[int(pair.source_id)][2], 64))]).labels
+        keep = truth != IGNORE_LABEL
+        expected += confusion_matrix(truth[keep], labels[keep], labels=range(8))
+    assert len(listing["val"]) == 2 and expected[:, 1:].sum() > 0
+    np.testing.assert_array_equal(found["oracle"], expected)
+    np.testing.assert_array_equal(found["detector"], expected)
+    assert found["recall"] == 1.0
