@@ -24,7 +24,7 @@ install: $(VENV)/.installed-$(TEST_EXTRAS)
 demo: $(VENV)/.installed-$(DEMO_EXTRAS)
 	DEMO_DIR=$(DEMO_DIR) PY=$(PY) bash scripts/demo.sh
 
-# Two workers per core pair (pytest-xdist), one test at a time each: the slow tests are
+# One worker per core (pytest-xdist), each taking one test at a time: the slow tests are
 # collected first (tests/conftest.py), so they overlap instead of ending the run alone.
 test: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(PY) -m pytest -q -n auto --maxschedchunk=1
