@@ -41,8 +41,8 @@ def test_export_saved_model_and_tflite_with_parity(exported, trained_run, synthe
     # Whole photos around the exports: each carries the run's framing.
     framing = Predictor.load(trained_run).framing
     assert framing is not None
-    for exported in ("saved_model", "model_float32.tflite", "model.onnx"):
-        np.testing.assert_allclose(Predictor.load(str(out / exported)).framing, framing)
+    for target in ("saved_model", "model_float32.tflite", "model.onnx"):
+        np.testing.assert_allclose(Predictor.load(str(out / target)).framing, framing)
 
     # evaluate takes every export (TFLite and ONNX run on the host) and scores the
     # split as the Keras run does.
