@@ -152,9 +152,10 @@ def test_original_resolution_reads_the_raw_data_the_manifest_names(tmp_path):
 def test_celebamask_hq_half_size_masks_score_faces_framed_at_the_masks_size(trained_run,
                                                                           tmp_path):
     """CelebAMask-HQ's masks are half its photos' size. Data aligned by the detector is
-    scored at the mask's size, on the five points found on the whole photo, halved:
-    both protocols equal confusions computed here from the exact points / 2 on a
-    photo of the mask's size (the stripes show where each crop was taken)."""
+    scored at the mask's size, on the five points found on the whole photo moved to
+    it: both protocols equal confusions computed here from the exact points, scaled
+    by hand about pixel edges (``at``; facepars's own ``alignment.rescale`` is what is
+    under test), on a photo of the mask's size (the stripes show where each crop was)."""
     from PIL import Image
     from sklearn.metrics import confusion_matrix
 
