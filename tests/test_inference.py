@@ -1,12 +1,9 @@
 """Predictor.predict_faces: alignment, warping back and merging, with a parser of known output.
 
-The "network" here reads the class from the pixel colour (the test photos are
-painted with class c's three bits as the R, G, B channels, each 0 or 255; a
-bilinear blend of two classes thresholds to one of them in every channel at
-once), so it parses perfectly in any geometry:
-what the test measures is only the path around it. Labels put back one pixel
-off, a face warped with the inverse matrix, or a merge that lets one face's
-background overwrite another face's parts all fail it.
+The parser reads the class from the pixel colour (tests/colour_parser.py), so it
+parses perfectly in any geometry: what the test measures is only the path around
+it. Labels put back one pixel off, a face warped with the inverse matrix, or a
+merge that lets one face's background overwrite another face's parts all fail it.
 """
 
 import io
@@ -18,49 +15,30 @@ from PIL import Image
 
 from facepars import alignment, detection, imaging
 from facepars.classes import SOURCE_TABLES, TAXONOMIES
-from facepars.data import convert, framing, sources, synthetic
+from facepars.data import convert, sources, synthetic
 from facepars.inference import Predictor, warp_to_photo
 
-TABLE = TAXONOMIES["seed8"].table
-BITS = np.array([1, 2, 4])
-
-
-def _paint(labels):
-    return ((labels[..., None] & BITS) > 0).astype(np.uint8) * 255
-
-
-def _colour_parser(x):
-    classes = tf.reduce_sum(tf.cast(x > 0.5, tf.int32) * BITS, -1)
-    return tf.one_hot(classes, TABLE.num_classes) * 20.0
-
-
-def _predictor(points):
-    info = {"class_table": TABLE.to_json(), "image_size": 128, "resize": "stretch",
-            "framing": {"points": points.tolist()}}
-    return Predictor(_colour_parser, info)
+from colour_parser import (
+    SYNTHETIC_LUT,
+    TABLE,
+    colour_parser,
+    colour_predictor,
+    paint,
+    synthetic_framing,
+)
 
 
 def _group_photo(seed, height, width, faces):
     _, raw, landmarks, _ = synthetic.compose(seed, 0, height, width, faces)
-    lut, _ = SOURCE_TABLES["synthetic"].lookup_table(TAXONOMIES["seed8"])
-    labels = lut[raw]
-    return _paint(labels), labels, landmarks
-
-
-def _framing():
-    """The synthetic set's framing, measured from masks as prepare measures it."""
-    classes = framing.FramingClasses.of(TABLE)
-    lut, _ = SOURCE_TABLES["synthetic"].lookup_table(TAXONOMIES["seed8"])
-    points = [framing.points_from_mask(lut[synthetic.render(0, i, 128, 128)[1]], classes)
-              for i in range(40)]
-    return np.array(framing.median_framing(points)["points"])
+    labels = SYNTHETIC_LUT[raw]
+    return paint(labels), labels, landmarks
 
 
 def test_group_photo_faces_come_back_on_their_pixels():
     photo, labels, landmarks = _group_photo(5, 360, 480, 3)
     assert len(landmarks) >= 2
     faces = [detection.from_landmarks(p) for p in landmarks]
-    predictor = _predictor(_framing())
+    predictor = colour_predictor(synthetic_framing())
     prediction = predictor.predict_faces(photo, faces, probabilities=True)
     assert prediction.labels.shape == labels.shape and len(prediction.faces) == len(faces)
     ious = {TABLE.names[c]: ((labels == c) & (prediction.labels == c)).sum()
@@ -88,7 +66,7 @@ def test_the_face_most_sure_wins_a_shared_pixel_in_any_order(order):
     "Last face wins" or "first face wins" fails one of the two orders."""
     photo = np.full((200, 300, 3), 60, np.uint8)
     photo[:, 150:] = 200
-    points = _framing()
+    points = synthetic_framing()
 
     def parser(x):
         bright = tf.reduce_mean(x, axis=[1, 2, 3]) > 0.5
@@ -96,7 +74,7 @@ def test_the_face_most_sure_wins_a_shared_pixel_in_any_order(order):
         logits = tf.one_hot(classes, TABLE.num_classes) * tf.where(bright, 6.0, 1.0)[:, None]
         return tf.tile(logits[:, None, None], [1, tf.shape(x)[1], tf.shape(x)[2], 1])
 
-    predictor = _predictor(points)
+    predictor = colour_predictor(points)
     # Each face 0.8x its crop scale: a crop covers 160 px around its centre.
     faces = [detection.from_landmarks((points - 64) / 0.8 + centre)
              for centre in ([110, 100], [190, 100])]
@@ -109,7 +87,7 @@ def test_the_face_most_sure_wins_a_shared_pixel_in_any_order(order):
 
 
 def test_no_face_is_background_and_huge_or_tiny_photos_do_not_break():
-    predictor = _predictor(_framing())
+    predictor = colour_predictor(synthetic_framing())
     empty = predictor.predict_faces(np.full((50, 70, 3), 200, np.uint8), [])
     assert (empty.labels == 0).all() and empty.faces == []
     # A 10,000 px photo with one small face: only the face's footprint is worked on.
@@ -132,7 +110,7 @@ def test_no_face_is_background_and_huge_or_tiny_photos_do_not_break():
 
 
 def test_a_model_without_framing_says_what_to_do():
-    predictor = Predictor(_colour_parser, {"class_table": TABLE.to_json(), "image_size": 128,
+    predictor = Predictor(colour_parser, {"class_table": TABLE.to_json(), "image_size": 128,
                                            "resize": "stretch", "framing": None})
     with pytest.raises(Exception, match="--faces=whole"):
         predictor.predict_faces(np.zeros((64, 64, 3), np.uint8), [])
@@ -178,7 +156,7 @@ def test_predict_faces_shows_the_network_the_crop_prepare_trained_it_on(height, 
 
     def capture(x):
         seen.append(np.round(x.numpy() * 255).astype(np.uint8))
-        return _colour_parser(x)
+        return colour_parser(x)
 
     info = {"class_table": TABLE.to_json(), "image_size": 128, "resize": "stretch",
             "framing": {"mode": "landmarks", "points": alignment.template(128).tolist()}}
