@@ -42,16 +42,46 @@ def warp_to_photo(values: np.ndarray, matrix: np.ndarray, height: int, width: in
     window = imaging.footprint(matrix, values.shape[0], height, width)
     if window is None:
         return None
-    y0, y1, x0, x1 = window
-    ones = np.ones(values.shape[:2] + (1,), np.float32)
-    both = tf.constant(np.concatenate([np.asarray(values, np.float32), ones], -1)[None])
-    m = imaging.shifted(matrix, x0, y0)  # window pixels -> crop pixels
-    transform = tf.constant([[m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2], 0.0, 0.0]],
-                            tf.float32)
-    back = tf.raw_ops.ImageProjectiveTransformV3(
-        images=both, transforms=transform, output_shape=tf.constant([y1 - y0, x1 - x0]),
-        fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="CONSTANT")[0].numpy()
+    back = _warp_back(tf.constant(values, tf.float32), _transform(matrix, window),
+                      tf.constant([window[1] - window[0], window[3] - window[2]])).numpy()
     return window, back[..., :-1], back[..., -1]
+
+
+def _transform(matrix: np.ndarray, window) -> tf.Tensor:
+    """ImageProjectiveTransform's 8 numbers: window pixels -> crop pixels."""
+    m = imaging.shifted(matrix, window[2], window[0])
+    return tf.constant([[m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2], 0.0, 0.0]],
+                       tf.float32)
+
+
+@tf.function(reduce_retracing=True)
+def _warp_back(values, transform, size):
+    """(h, w, C + 1): the values and, last, the crop's coverage, in the photo window.
+
+    One graph for every crop and window size, so a video's frames run it without
+    retracing and its ops use every core.
+    """
+    ones = tf.ones_like(values[..., :1])
+    both = tf.concat([values, ones], -1)[None]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=both, transforms=transform, output_shape=size, fill_value=tf.constant(0.0),
+        interpolation="BILINEAR", fill_mode="CONSTANT")[0]
+
+
+@tf.function(reduce_retracing=True)
+def _face_on_photo(values, transform, size, with_probs: bool):
+    """A face's labels, non-background mass (and probabilities) in its photo window.
+
+    The coverage divides the border blend back out; pixels the crop covers less
+    than half carry no mass, so a face never wins a pixel it barely reaches.
+    """
+    back = _warp_back(values, transform, size)
+    coverage = tf.maximum(back[..., -1], 1e-6)
+    mass = tf.where(coverage > 0.5, 1.0 - back[..., 0] / coverage, 0.0)
+    labels = tf.cast(tf.argmax(back[..., :-1], -1), tf.uint8)  # the division keeps the order
+    if not with_probs:
+        return labels, mass
+    return labels, mass, back[..., :-1] / coverage[..., None]
 
 
 @dataclasses.dataclass
@@ -189,33 +219,49 @@ class Predictor:
         back (bilinear), and every photo pixel takes the labels of the face most
         sure it is not background there. Pixels no face covers are background.
         """
+        matrices, crop_probs = self.parse_crops(photo, faces)
+        return self.merge_crops(photo.shape[:2], faces, matrices, crop_probs, probabilities)
+
+    def parse_crops(self, photo: np.ndarray, faces: list) -> tuple[list, np.ndarray]:
+        """(photo -> crop matrices, crop probabilities (N, S, S, C)) of each face, aligned.
+
+        The first half of ``predict_faces``: video (facepars.tracking) blends these
+        with the previous frame's before they go back onto the photo.
+        """
         framing = self.framing
         if framing is None:
             raise ConfigError(f"{NO_FRAMING}; parse whole photos (--faces=whole)")
-        height, width = photo.shape[:2]
-        num_classes = self.table.num_classes
+        matrices = [alignment.similarity(f.landmarks, framing) for f in faces]
+        if not matrices:
+            size = self.image_size
+            return [], np.zeros((0, size, size, self.table.num_classes), np.float32)
+        crops = np.stack([imaging.warp(photo, m, self.image_size, nearest=False,
+                                       fill=(0, 0, 0)) for m in matrices])
+        return matrices, tf.nn.softmax(self.network_logits(crops)).numpy()
+
+    def merge_crops(self, size: tuple[int, int], faces: list, matrices: list,
+                    crop_probs: np.ndarray, probabilities: bool = False) -> Prediction:
+        """The second half of ``predict_faces``: crop probabilities back onto the photo."""
+        height, width = size
         best = np.zeros((height, width), np.float32)  # the winning face's non-background mass
         labels = np.zeros((height, width), np.uint8)
-        probs = np.zeros((height, width, num_classes), np.float32) if probabilities else None
-        if probs is not None:
+        probs = None
+        if probabilities:
+            probs = np.zeros((height, width, self.table.num_classes), np.float32)
             probs[..., 0] = 1.0
-        matrices = [alignment.similarity(f.landmarks, framing) for f in faces]
-        if matrices:
-            crops = np.stack([imaging.warp(photo, m, self.image_size, nearest=False,
-                                           fill=(0, 0, 0)) for m in matrices])
-            face_probs = tf.nn.softmax(self.network_logits(crops)).numpy()
-        for matrix, face_prob in zip(matrices, face_probs if matrices else []):
-            warped = warp_to_photo(face_prob, matrix, height, width)
-            if warped is None:
+        for matrix, face_prob in zip(matrices, crop_probs):
+            window = imaging.footprint(matrix, face_prob.shape[0], height, width)
+            if window is None:
                 continue
-            (y0, y1, x0, x1), values, coverage = warped
-            values = values / np.maximum(coverage, 1e-6)[..., None]  # undo the border blend
-            mass = np.where(coverage > 0.5, 1.0 - values[..., 0], 0.0)
+            y0, y1, x0, x1 = window
+            face_labels, mass, *values = (t.numpy() for t in _face_on_photo(
+                tf.constant(face_prob, tf.float32), _transform(matrix, window),
+                tf.constant([y1 - y0, x1 - x0]), probs is not None))
             wins = mass > best[y0:y1, x0:x1]
             best[y0:y1, x0:x1][wins] = mass[wins]
-            labels[y0:y1, x0:x1][wins] = values.argmax(-1)[wins]
+            labels[y0:y1, x0:x1][wins] = face_labels[wins]
             if probs is not None:
-                probs[y0:y1, x0:x1][wins] = values[wins]
+                probs[y0:y1, x0:x1][wins] = values[0][wins]
         return Prediction(labels, probs, list(faces))
 
 

@@ -20,10 +20,16 @@ def colorize(labels: np.ndarray, table: ClassTable) -> np.ndarray:
 def overlay(
     image: np.ndarray, labels: np.ndarray, table: ClassTable, alpha: float = 0.5
 ) -> np.ndarray:
-    """The photo blended with class colours; background pixels stay the photo."""
-    colours = colorize(labels, table).astype(np.float32)
-    blend = np.where((labels == 0)[..., None], 0.0, alpha)
-    return (image.astype(np.float32) * (1 - blend) + colours * blend).astype(np.uint8)
+    """The photo blended with class colours; background pixels stay the photo.
+
+    Only labelled pixels are blended (a face is a small part of most video frames).
+    """
+    out = np.array(image[..., :3], np.uint8)
+    labelled = labels != 0
+    colours = colorize(labels[labelled], table).astype(np.float32)
+    out[labelled] = (out[labelled].astype(np.float32) * (1 - alpha) + colours * alpha
+                     ).astype(np.uint8)
+    return out
 
 
 def draw_boxes(image: np.ndarray, boxes, colour=(255, 255, 255)) -> np.ndarray:
