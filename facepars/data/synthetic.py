@@ -12,7 +12,10 @@ bit-for-bit anywhere.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+from PIL import Image
 
 from facepars.classes import synthetic_id
 
@@ -203,3 +206,76 @@ def _camera(rng, image, u, v) -> np.ndarray:
                 for dy in range(3) for dx in range(3)) / 9.0
     image += rng.normal(0, rng.uniform(2, 8), image.shape).astype(np.float32)
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+class MovingFrame(NamedTuple):
+    """One frame of ``moving_faces``."""
+
+    image: np.ndarray          # (H, W, 3) uint8
+    mask: np.ndarray           # (H, W) uint8, the synthetic source's ids
+    matrices: list             # per face: its sprite -> frame 2x3 matrix
+    landmarks: list            # per face: its five points (5, 2) in the frame
+    sides: list                # per face: its sprite's side (the face's own frame)
+
+
+def moving_faces(seed: int, frames: int, height: int, width: int, num_faces: int = 1,
+                 face_width: float = 0.25, jitter: float = 1.0, motion: float = 0.15,
+                 sprites: list | None = None):
+    """A video of synthetic faces moving over a still background, with exact masks
+    and the exact motion of every face: what tracking and smoothing are measured on.
+
+    Each face is rendered once (a sprite) and moved in its own lane of the frame:
+    a drift across it (up to ``motion`` of the lane's width and the frame's
+    height over the video), an in-plane turn of up to 20 degrees either way, a
+    slow change of size, and a hand-held ``jitter`` (pixels, standard deviation)
+    on top. Yields, per frame, ``(image (H, W, 3) uint8, mask (H, W) uint8 in the
+    synthetic source's ids, [sprite -> frame 2x3 matrix per face], [landmarks (5, 2)
+    per face])``. Faces keep to their lanes, so none covers another.
+
+    ``sprites`` replaces the drawn faces with given ones, ``(image (S, S, 3),
+    mask (S, S), landmarks (5, 2))`` each (a real face cut from a photo, say, for
+    a benchmark that needs a detector to find it); ``num_faces`` is then their count.
+    """
+    rng = np.random.default_rng([seed, 3])
+    background = np.clip(_background(rng, height, width), 0, 255).astype(np.uint8)
+    if sprites is None:
+        side = max(24, int(face_width * width / (1.52 * 0.29)))  # as compose sizes faces
+        sprites = [render_with_landmarks(seed, 5000 + face, side, side)
+                   for face in range(num_faces)]
+    num_faces = len(sprites)
+    lane = width / num_faces
+    sprites = [(Image.fromarray(image), Image.fromarray(mask), landmarks)
+               for image, mask, landmarks in sprites]
+    paths = []
+    for face in range(num_faces):
+        centre = np.array([lane * (face + 0.5), height * rng.uniform(0.4, 0.6)])
+        drift = rng.uniform(-motion, motion, 2) * [lane, height]  # over the whole video
+        turn = rng.uniform(-20, 20)
+        paths.append((centre - drift / 2, drift, turn, rng.uniform(0.9, 1.1),
+                      rng.uniform(0, 2 * np.pi)))
+    for t in range(frames):
+        phase = t / max(frames - 1, 1)
+        image, mask = background.copy(), np.zeros((height, width), np.uint8)
+        matrices, points = [], []
+        for (sprite, sprite_mask, landmarks), (start, drift, turn, zoom, offset) in zip(
+                sprites, paths):
+            angle = np.deg2rad(turn * np.sin(2 * np.pi * phase + offset))
+            scale = zoom * (1 + 0.08 * np.sin(np.pi * phase + offset))
+            centre = start + drift * phase + rng.normal(0, jitter, 2)
+            rotation = scale * np.array([[np.cos(angle), -np.sin(angle)],
+                                         [np.sin(angle), np.cos(angle)]])
+            half = np.array(sprite.size) / 2
+            matrix = np.hstack([rotation, (centre - rotation @ half)[:, None]])
+            back = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+            # Pillow samples pixel centres at +0.5: the same conjugation as imaging.warp.
+            data = [back[0, 0], back[0, 1], back[0, 2] + 0.5 - 0.5 * (back[0, 0] + back[0, 1]),
+                    back[1, 0], back[1, 1], back[1, 2] + 0.5 - 0.5 * (back[1, 0] + back[1, 1])]
+            face_mask = np.asarray(sprite_mask.transform((width, height), Image.Transform.AFFINE,
+                                                         data, Image.Resampling.NEAREST))
+            face = np.asarray(sprite.transform((width, height), Image.Transform.AFFINE, data,
+                                               Image.Resampling.BILINEAR))
+            region = face_mask > 0
+            image[region], mask[region] = face[region], face_mask[region]
+            matrices.append(matrix)
+            points.append(landmarks @ matrix[:, :2].T + matrix[:, 2])
+        yield MovingFrame(image, mask, matrices, points, [s.size[0] for s, _, _ in sprites])
