@@ -7,10 +7,11 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo_output
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-# The demo needs TensorFlow, scikit-image (its photo) and the face detector; the tests also
+# The demo needs TensorFlow, scikit-image (its photo), the face detector and ffmpeg (its
+# video); the tests also
 # exercise every optional extra.
-DEMO_EXTRAS := $(EXTRA),test,detect
-TEST_EXTRAS := $(EXTRA),test,beam,onnx,detect
+DEMO_EXTRAS := $(EXTRA),test,detect,video
+TEST_EXTRAS := $(EXTRA),test,beam,onnx,detect,video
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)

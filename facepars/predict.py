@@ -14,6 +14,12 @@ and ``summary.json`` with each photo's per-class pixel fractions and the faces
 parsed. A file that cannot be read is reported by name and skipped; the exit
 code is 1 if any was.
 
+Videos (mp4, mov, webm, avi, mkv, animated gif; the ``video`` extra) are parsed
+frame by frame with faces tracked and labels smoothed between frames
+(facepars.tracking; ``--nosmooth`` parses each frame on its own, ``--detect_every``
+sets how often the detector runs). For ``clip.mp4``: ``clip.overlay.mp4``,
+``clip.labels/000000.png ...`` and ``clip.summary.json`` (facepars.video).
+
 ``--faces=detect`` (the default when the detect extra is installed) finds every
 face (MTCNN, score and size thresholds), warps each to where the model's
 training crops put faces, parses it and puts its labels back on the photo
@@ -35,7 +41,8 @@ import sys
 import tensorflow as tf
 from absl import flags, logging
 
-from facepars import cli, detection, files, imaging
+from facepars import cli, detection, files, imaging, video
+from facepars.errors import ConfigError
 from facepars.imaging import BadInput
 from facepars.inference import Predictor, choose_mode
 from facepars.photo_outputs import PHOTO_EXTENSIONS, write_outputs
@@ -51,7 +58,7 @@ def collect(inputs: list[str]) -> list[tuple[str, str]]:
         if os.path.isdir(item):
             for root, _, files in os.walk(item):
                 for name in sorted(files):
-                    if name.lower().endswith(PHOTO_EXTENSIONS):
+                    if name.lower().endswith(PHOTO_EXTENSIONS + video.VIDEO_EXTENSIONS):
                         path = os.path.join(root, name)
                         found.append((path, os.path.relpath(path, item)))
         else:
@@ -62,14 +69,29 @@ def collect(inputs: list[str]) -> list[tuple[str, str]]:
 
 def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
         probabilities: bool = False, faces: str = "auto", min_score: float = 0.9,
-        min_face: float = 20.0) -> tuple[dict, list[str]]:
-    """Returns the per-photo summary and the list of failures ("path: problem")."""
+        min_face: float = 20.0, smooth: bool = True, detect_every: int = 30
+        ) -> tuple[dict, list[str]]:
+    """Returns the per-photo (and per-video) summary and the list of failures
+    ("path: problem"). ``smooth`` and ``detect_every`` apply to videos."""
     predictor = Predictor.load(model)
     mode, detector = choose_mode(faces, predictor)
     logging.info("parsing %s", "each detected face, aligned" if detector else "whole photos")
-    photos = collect(inputs)
+    found = collect(inputs)
+    videos = [(path, name) for path, name in found if video.is_video(path)]
+    photos = [item for item in found if item not in videos]
     tf.io.gfile.makedirs(output_dir)
     summary, failures = {}, []
+    for path, name in videos:
+        try:
+            record = video.parse_video(predictor, detector, path, output_dir, name, smooth=smooth,
+                                       detect_every=detect_every, min_score=min_score,
+                                       min_face=min_face)
+        except BadInput as e:
+            failures.append(str(e))
+            logging.warning("skipped %s", e)
+            continue
+        summary[name] = {"classes": record["classes"], "frames": record["frames"],
+                         "fps": record["fps"]}
     progress = Progress("predict", len(photos), "photos", every=2.0)
     for start in range(0, len(photos), batch_size):
         batch = []
@@ -107,6 +129,10 @@ def define_flags():
     flags.DEFINE_string("output_dir", None, "Where the outputs go (nothing is written elsewhere).")
     flags.DEFINE_integer("batch_size", 8, "Photos per network call.")
     flags.DEFINE_bool("probabilities", False, "Also write per-class probability maps (.npz).")
+    flags.DEFINE_bool("smooth", True, "Videos: track faces and smooth their points and labels "
+                      "across frames (--nosmooth: each frame on its own).")
+    flags.DEFINE_integer("detect_every", 30, "Videos: run the face detector every this many "
+                         "frames (and when a track is lost); 1: every frame.", lower_bound=1)
     cli.define_face_flags()
     flags.DEFINE_enum("runner", "local", ["local", "beam"],
                       "local: this process; beam: Apache Beam's RunInference (the "
@@ -134,6 +160,10 @@ def run_on_beam(model: str, inputs: list[str], output_dir: str, batch_size: int 
 
 def main(argv):
     if FLAGS.runner == "beam":
+        videos = [a for a in argv[1:] if video.is_video(a)]
+        if videos:
+            raise ConfigError(f"{videos[0]}: videos are parsed with --runner=local (one video "
+                              "streams through one process)")
         summary, failures = run_on_beam(
             FLAGS.model_path, argv[1:], FLAGS.output_dir, FLAGS.batch_size, FLAGS.probabilities,
             FLAGS.faces, FLAGS.min_score, FLAGS.min_face, FLAGS.beam_pipeline_options,
@@ -141,15 +171,18 @@ def main(argv):
     else:
         summary, failures = run(FLAGS.model_path, argv[1:], FLAGS.output_dir, FLAGS.batch_size,
                                 FLAGS.probabilities, FLAGS.faces, FLAGS.min_score,
-                                FLAGS.min_face)
+                                FLAGS.min_face, FLAGS.smooth, FLAGS.detect_every)
     if summary:
         names = next(iter(summary.values()))["classes"].keys()
         print(f"{'photo':<34}{'faces':>6}" + "".join(f"{n[:9]:>10}" for n in names))
         for photo, record in summary.items():
-            faces = str(len(record["faces"])) if "faces" in record else "-"
+            faces = (f"{record['frames']}fr" if "frames" in record
+                     else str(len(record["faces"])) if "faces" in record else "-")
             print(f"{photo[:34]:<34}{faces:>6}"
                   + "".join(f"{record['classes'][n]:>10.3f}" for n in names))
-    print(f"\n{len(summary)} photos parsed into {FLAGS.output_dir}, {len(failures)} failed")
+    videos = sum("frames" in record for record in summary.values())
+    parsed = f"{len(summary) - videos} photos" + (f" and {videos} videos" if videos else "")
+    print(f"\n{parsed} parsed into {FLAGS.output_dir}, {len(failures)} failed")
     for failure in failures:
         print(f"  failed: {failure}", file=sys.stderr)
     if failures:

@@ -26,11 +26,12 @@ say "4/6 evaluate on the test split (network and original resolution)"
 "$PY" -m facepars.evaluate --model_path="$OUT/model" --data_dir="$OUT/data" --split=test \
   --original_resolution --output_dir="$OUT/eval" --strategy=one_device
 
-say "5/6 predict on synthetic photos and one real photo (scikit-image's astronaut)"
+say "5/6 predict on synthetic photos, one real photo (scikit-image's astronaut) and a video"
 "$PY" data_prep/write_synthetic_source.py "$OUT/photos_raw" --count 5 --size 360 > /dev/null
 mkdir -p "$OUT/photos"
 cp "$OUT"/photos_raw/content/All_data/train/image/0000[0-2].jpg "$OUT/photos/"
 "$PY" -c "import skimage.data, PIL.Image as I; I.fromarray(skimage.data.astronaut()).save('$OUT/photos/astronaut.jpg')"
+"$PY" data_prep/write_synthetic_video.py "$OUT/photos/moving_face.mp4" --frames 90 > /dev/null
 "$PY" -m facepars.predict --model_path="$OUT/model" --output_dir="$OUT/predictions" "$OUT/photos"
 
 say "6/6 export: SavedModel and TFLite (float32, int8) with parity checks"
@@ -42,5 +43,6 @@ echo "  $OUT/class_distribution.png        class distribution of the data"
 echo "  $OUT/eval/test_confusion.png       confusion matrix (test split)"
 echo "  $OUT/eval/test_report.json         per-class precision / recall / F1 / IoU"
 echo "  $OUT/predictions/*.overlay.jpg     overlays on synthetic faces and the astronaut"
+echo "  $OUT/predictions/moving_face.*     the video: overlay mp4, per-frame labels, summary"
 echo "  $OUT/export/                       SavedModel, TFLite, export_report.json"
 echo "  tensorboard --logdir $OUT/model/tensorboard"
