@@ -42,3 +42,10 @@ def synthetic_framing():
     points = [framing.points_from_mask(SYNTHETIC_LUT[synthetic.render(0, i, 128, 128)[1]],
                                        classes) for i in range(40)]
     return np.array(framing.median_framing(points)["points"])
+
+
+def group_photo(seed, height, width, faces):
+    """A painted group photo (facepars.data.synthetic.compose): photo, labels, five points."""
+    _, raw, landmarks, _ = synthetic.compose(seed, 0, height, width, faces)
+    labels = SYNTHETIC_LUT[raw]
+    return paint(labels), labels, landmarks

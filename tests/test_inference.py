@@ -18,24 +18,11 @@ from facepars.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.data import convert, sources, synthetic
 from facepars.inference import Predictor, warp_to_photo
 
-from colour_parser import (
-    SYNTHETIC_LUT,
-    TABLE,
-    colour_parser,
-    colour_predictor,
-    paint,
-    synthetic_framing,
-)
-
-
-def _group_photo(seed, height, width, faces):
-    _, raw, landmarks, _ = synthetic.compose(seed, 0, height, width, faces)
-    labels = SYNTHETIC_LUT[raw]
-    return paint(labels), labels, landmarks
+from colour_parser import TABLE, colour_parser, colour_predictor, group_photo, synthetic_framing
 
 
 def test_group_photo_faces_come_back_on_their_pixels():
-    photo, labels, landmarks = _group_photo(5, 360, 480, 3)
+    photo, labels, landmarks = group_photo(5, 360, 480, 3)
     assert len(landmarks) >= 2
     faces = [detection.from_landmarks(p) for p in landmarks]
     predictor = colour_predictor(synthetic_framing())
@@ -91,7 +78,7 @@ def test_no_face_is_background_and_huge_or_tiny_photos_do_not_break():
     empty = predictor.predict_faces(np.full((50, 70, 3), 200, np.uint8), [])
     assert (empty.labels == 0).all() and empty.faces == []
     # A 10,000 px photo with one small face: only the face's footprint is worked on.
-    photo, labels, landmarks = _group_photo(8, 300, 300, 1)
+    photo, labels, landmarks = group_photo(8, 300, 300, 1)
     big = np.zeros((10000, 1500, 3), np.uint8)
     big[4000:4300, 600:900] = photo
     out = predictor.predict_faces(big, [detection.from_landmarks(landmarks[0] + [600, 4000])])

@@ -7,6 +7,7 @@ from PIL import Image
 
 from facepars.inference import Predictor
 
+from colour_parser import colour_predictor, group_photo, synthetic_framing
 from conftest import run_cli
 
 
@@ -164,19 +165,17 @@ def test_choose_mode_falls_back_to_whole_photos_and_refuses_what_cannot_run(monk
 
 def test_predict_writes_the_parse_of_every_detected_face(tmp_path, monkeypatch):
     """predict.run end to end with a stand-in detector (the faces' exact points) and
-    a parser of known output (tests/test_inference.py's colour reader): the label
+    a parser of known output (tests/colour_parser.py): the label
     PNG it writes holds each face's true labels, so an all-background, misplaced or
     mixed-up write fails. The CLI test above runs the trained model, which parses
     drawn faces only, so it cannot show this."""
-    from test_inference import _framing, _group_photo, _predictor
-
     from facepars import detection, inference, predict
-    photo, labels, landmarks = _group_photo(5, 360, 480, 3)
+    photo, labels, landmarks = group_photo(5, 360, 480, 3)
     Image.fromarray(photo).save(tmp_path / "group.png")
     faces = [detection.from_landmarks(p) for p in landmarks]
     monkeypatch.setattr(detection, "default_detector", lambda: (lambda _: faces))
     monkeypatch.setattr(inference.Predictor, "load",
-                        classmethod(lambda cls, path: _predictor(_framing())))
+                        classmethod(lambda cls, path: colour_predictor(synthetic_framing())))
     summary, failures = predict.run("stand-in", [str(tmp_path / "group.png")],
                                     str(tmp_path / "out"), faces="detect")
     assert not failures and len(summary["group.png"]["faces"]) == len(faces) >= 2
