@@ -85,3 +85,19 @@ def write_json_atomic(path: str, data: dict) -> None:
 def read_json(path: str) -> dict:
     with _gfile().GFile(path) as f:
         return json.load(f)
+
+
+def list_entries(lines) -> list[str]:
+    """A list file's entries: one per line, blank lines and ``#`` comments skipped."""
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def list_file(item: str) -> str | None:
+    """The list file an ``@LIST`` input names (None for other inputs); refuses a
+    missing one, so a typo is not a silently empty run."""
+    if not item.startswith("@"):
+        return None
+    if not exists(item[1:]):
+        raise FileNotFoundError(f"{item}: no such list file (@LIST names a text file of "
+                                "inputs, one per line)")
+    return item[1:]

@@ -2,7 +2,9 @@ r"""Parse faces in photos of any size: ``python -m facepars.predict``.
 
     python -m facepars.predict --model_path=/tmp/run --output_dir=/tmp/out photos/ 'more/*.jpg'
 
-Inputs are files, directories (searched recursively) and globs. EXIF orientation
+Inputs are files, directories (searched recursively), globs and ``@LIST``, a
+text file (local or in a bucket) naming one input per line; under
+``--runner=beam`` workers read the list and expand what it names. EXIF orientation
 is applied; grey, RGBA, palette, CMYK and 16-bit images are accepted. For each
 photo, under ``--output_dir`` with the input's relative name:
 
@@ -55,9 +57,13 @@ def collect(inputs: list[str]) -> list[tuple[str, str]]:
     """(path, output name) for every photo: names relative to the directory given."""
     found = []
     for item in inputs:
-        if os.path.isdir(item):
-            for root, _, files in os.walk(item):
-                for name in sorted(files):
+        listed = files.list_file(item)
+        if listed is not None:
+            with files.open(listed) as f:
+                found += collect(files.list_entries(f))
+        elif os.path.isdir(item):
+            for root, _, names in os.walk(item):
+                for name in sorted(names):
                     if name.lower().endswith(PHOTO_EXTENSIONS + video.VIDEO_EXTENSIONS):
                         path = os.path.join(root, name)
                         found.append((path, os.path.relpath(path, item)))
@@ -191,4 +197,4 @@ def main(argv):
 
 if __name__ == "__main__":
     cli.run(main, define_flags, required=("model_path", "output_dir"),
-            positional="photos, directories or globs after the flags")
+            positional="photos, videos, directories, globs or @LIST files after the flags")

@@ -5,8 +5,9 @@
         'gs://b/photos/*.jpg'
 
 The same work as the local run, spread over Beam workers: each input (a file, a
-glob, or a directory searched recursively) is expanded on a worker, so the
-pipeline graph holds the patterns, never the photo list. A worker reads each
+glob, or a directory searched recursively) is expanded on a worker, and list
+files (``@LIST``) are read there too, so the pipeline graph holds the patterns,
+never the photo list. A worker reads each
 photo (EXIF applied), and ``RunInference`` batches them (``--batch_size`` at
 most) through a model handler that loads ``Predictor`` and, for
 ``--faces=detect``, the detector once per worker process. Beam's own
@@ -148,10 +149,17 @@ class WriteOutputs(beam.DoFn):
         yield name, write_outputs(self.job.output_dir, name, photo, prediction, self.table)
 
 
-def build(pipeline, job: Job, inputs: list[str], extensions, table_json: dict):
-    """The transforms; returns (summary entries, failures) PCollections."""
-    photos = (pipeline
-              | "Inputs" >> beam.Create(inputs)
+def build(pipeline, job: Job, inputs: list[str], lists: list[str], extensions,
+          table_json: dict):
+    """The transforms; returns (summary entries, failures) PCollections. ``lists``:
+    list files, read on the workers as text (one input per line)."""
+    named = [pipeline | "Inputs" >> beam.Create(inputs)]
+    for i, path in enumerate(lists):
+        named.append(pipeline
+                     | f"ReadList{i}" >> beam.io.ReadFromText(path)
+                     | f"ListEntries{i}" >> beam.FlatMap(lambda line: files.list_entries([line])))
+    photos = (named
+              | "AllInputs" >> beam.Flatten()
               | "Expand" >> beam.FlatMap(expand, extensions)
               | "Spread" >> beam.Reshuffle()
               | "Read" >> beam.ParDo(ReadPhoto()).with_outputs("failed", main="photos"))
@@ -162,10 +170,13 @@ def build(pipeline, job: Job, inputs: list[str], extensions, table_json: dict):
 
 
 def run(job: Job, inputs: list[str], options, extensions) -> tuple[dict, list[str], dict]:
-    """Parse ``inputs`` on the Beam runner ``options`` names; write summary.json.
+    """Parse ``inputs`` on the Beam runner ``options`` names (``@LIST`` inputs: list
+    files, read on the workers); write summary.json.
 
     Returns (summary, failures) as the local run does, and the job's counters.
     """
+    lists = [files.list_file(i) for i in inputs if files.list_file(i)]
+    inputs = [i for i in inputs if not files.list_file(i)]
     predictor = Predictor.load(job.model)  # here first: a bad path fails before any worker
     mode, _ = choose_mode(job.faces, predictor)
     table_json = predictor.table.to_json()
@@ -178,7 +189,7 @@ def run(job: Job, inputs: list[str], options, extensions) -> tuple[dict, list[st
             "failures": sorted(failures)})
 
     with beam.Pipeline(options=options) as pipeline:
-        entries, failed = build(pipeline, job, inputs, extensions, table_json)
+        entries, failed = build(pipeline, job, inputs, lists, extensions, table_json)
         _ = (pipeline
              | "One" >> beam.Create([None])
              | "Summary" >> beam.Map(write_summary, beam.pvalue.AsList(entries),

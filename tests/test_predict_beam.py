@@ -14,7 +14,7 @@ from facepars.photo_outputs import PHOTO_EXTENSIONS
 
 def _photos(root):
     """Photos of several sizes and formats, one in a subdirectory, one unreadable,
-    one named that is not there."""
+    one named that is not there; the last two named by a list file (@LIST)."""
     os.makedirs(root / "sub")
     for i, (h, w, ext) in enumerate([(120, 90, "jpg"), (70, 130, "png"), (96, 96, "jpg")]):
         path = root / ("sub" if i == 2 else "") / f"p{i}.{ext}"
@@ -23,7 +23,9 @@ def _photos(root):
     loose = root.parent / "loose"
     loose.mkdir()
     Image.fromarray(synthetic.render(4, 0, 80, 60)[0]).save(loose / "alone.jpg")
-    return [str(root), str(loose / "*.jpg"), str(loose / "missing.jpg")]
+    (loose / "list.txt").write_text(f"# loose photos\n{loose / '*.jpg'}\n\n  "
+                                    f"{loose / 'missing.jpg'}\n")
+    return [str(root), "@" + str(loose / "list.txt")]
 
 
 @pytest.mark.parametrize("faces", ["whole", "detect"])
