@@ -227,7 +227,7 @@ SOURCE_TABLES: dict[str, SourceTable] = {
     "synthetic": SourceTable("synthetic", tuple((p, p) for p in (
         "background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "nose",
         "u_lip", "l_lip", "inner_mouth", "hair", "l_ear", "r_ear", "glasses",
-        "occluder"))),
+        "occluder", "neck", "cloth"))),
 }
 
 CELEBAMASK_PARTS = tuple(n for n, _ in SOURCE_TABLES["celebamask_hq"].labels[1:])

@@ -19,11 +19,11 @@ from facepars.data import synthetic
 # Published raw ids, by the synthetic renderer's part names.
 KAGGLE_IDS = dict(background=0, skin=1, l_brow=2, r_brow=3, l_eye=4, r_eye=5, nose=6,
                   l_lip=7, inner_mouth=8, u_lip=9, hair=10, l_ear=13, r_ear=14,
-                  glasses=16, occluder=0)
+                  glasses=16, occluder=0, neck=0, cloth=0)
 KAGGLE_NUM_IDS = 18
 LAPA_IDS = dict(background=0, skin=1, l_brow=2, r_brow=3, l_eye=4, r_eye=5, nose=6,
                 u_lip=7, inner_mouth=8, l_lip=9, hair=10, l_ear=1, r_ear=1,
-                glasses=0, occluder=0)
+                glasses=0, occluder=0, neck=0, cloth=0)
 LAPA_NUM_IDS = 11
 CELEBA_PARTS = ["skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear",
                 "r_ear", "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l",
@@ -38,7 +38,7 @@ SEED_MERGE = {0: 0, 1: 1, 2: 2, 3: 2, 4: 3, 5: 3, 6: 4, 7: 5, 8: 5, 9: 5, 10: 0,
               11: 1, 12: 1, 13: 6, 14: 6, 15: 0, 16: 7, 17: 0}
 SYNTHETIC_PARTS = ["background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "nose",
                    "u_lip", "l_lip", "inner_mouth", "hair", "l_ear", "r_ear", "glasses",
-                   "occluder"]
+                   "occluder", "neck", "cloth"]
 
 
 def face(index: int, height: int, width: int, glasses: bool = True):

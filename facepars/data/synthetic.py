@@ -2,9 +2,14 @@
 
 Each face is drawn from analytic shapes in a face-centred frame, so the label of
 every pixel is known exactly, while the picture varies the way photos do: skin
-tone, lighting, background clutter (including skin-coloured blobs), head position,
-scale and in-plane rotation, hair, glasses on some faces, occluders on a few, blur
-and sensor noise. Only the image is blurred and noised; the mask stays exact.
+tone, a light from one side on a rounded head (diffuse and a specular
+highlight), exposure set for the face, background clutter (including
+skin-coloured blobs), a neck and clothes, head position, scale and in-plane
+rotation, hair, eye sockets, lids and pupils, nostrils, the line between the
+lips, glasses on some faces, a hand-sized occluder on a few, blur and sensor
+noise. Only the image is blurred and noised; the mask stays exact. Drawn that
+way MTCNN finds 93-97 % of them (65 % before the light, neck, sockets and the
+rest), which is what lets the detector's path be tested on exact masks.
 
 A face is a pure function of ``(seed, index)``, so a data set regenerates
 bit-for-bit anywhere.
@@ -67,7 +72,16 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
         mask[region] = synthetic_id(part)
 
     skin = _SKIN_TONES[rng.integers(len(_SKIN_TONES))] * rng.uniform(0.9, 1.1, 3)
-    roundness = 1.0 - 0.18 * (u ** 2 + v ** 2)
+    # What makes a drawn face pass for a photographed one (a neck and clothes, light
+    # on a rounded head, eye sockets, lids, pupils, nostrils, the line between the
+    # lips) draws on its own generator, so each face keeps the geometry and colours
+    # it had before they were added.
+    look = np.random.default_rng([seed, index, 7])
+    roundness = _light(look, u, v)
+    paint((v > 1.35 + 0.12 * u ** 2) & (np.abs(u) < 2.6), "cloth", look.uniform(20, 230, 3),
+          1.0 - 0.1 * np.clip(v - 1.35, 0, 1))
+    paint((np.abs(u) < 0.4 - 0.05 * np.clip(v - 0.6, 0, 1)) & (v > 0.55) & (v < 1.5),
+          "neck", skin * 0.8, roundness)
     if rng.random() < 0.85:
         hair = _HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))]
         top = rng.uniform(-0.45, -0.15)
@@ -78,26 +92,34 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
     paint(_ellipse(u, v, 0.76, ear_y, 0.13, 0.22), "r_ear", skin * 0.92, roundness)
     paint(_ellipse(u, v, 0, 0, 0.74, 1.0), "skin", skin, roundness)
     paint(_ellipse(u, v, 0, 0.12, 0.1, 0.22) & (v > -0.1), "nose", skin * 0.85,
-          1.0 - 0.6 * np.abs(u))
+          roundness * (1.0 - 0.6 * np.abs(u)))
+    for sign in (-1, 1):  # nostrils
+        image[_ellipse(u, v, sign * 0.045, 0.3, 0.032, 0.018)] = skin * 0.3
 
     eye_y, eye_dx = rng.uniform(-0.25, -0.1), rng.uniform(0.26, 0.34)
+    for sign in (-1, 1):  # the sockets: skin darkening towards each eye
+        d2 = ((u - sign * eye_dx) / 0.22) ** 2 + ((v - eye_y + 0.02) / 0.13) ** 2
+        socket = (d2 < 1) & (mask == synthetic_id("skin"))
+        image[socket] *= (0.72 + 0.28 * d2[socket])[:, None]
     if rng.random() < 0.3:
         lens = _ellipse(u, v, -eye_dx, eye_y, 0.23, 0.17) | _ellipse(
             u, v, eye_dx, eye_y, 0.23, 0.17
         )
         bridge = (np.abs(u) < eye_dx - 0.2) & (np.abs(v - eye_y + 0.05) < 0.025)
         frame = rng.uniform(0, 80, 3)
-        image[lens] = 0.6 * image[lens] + 0.4 * frame
+        image[lens] = 0.85 * image[lens] + 0.15 * frame  # clear lenses, a faint tint
         rim = lens & ~(
-            _ellipse(u, v, -eye_dx, eye_y, 0.19, 0.13) | _ellipse(u, v, eye_dx, eye_y, 0.19, 0.13)
+            _ellipse(u, v, -eye_dx, eye_y, 0.21, 0.15) | _ellipse(u, v, eye_dx, eye_y, 0.21, 0.15)
         )
         image[rim | bridge] = frame
         mask[lens | bridge] = synthetic_id("glasses")
     iris = rng.uniform(20, 120, 3)
     for sign, part in ((-1, "l_eye"), (1, "r_eye")):
         region = _ellipse(u, v, sign * eye_dx, eye_y, 0.13, 0.06)
-        paint(region, part, (235, 235, 230))
+        paint(region, part, (215, 210, 205))
         image[region & _ellipse(u, v, sign * eye_dx, eye_y, 0.055, 0.055)] = iris
+        image[region & _ellipse(u, v, sign * eye_dx, eye_y, 0.024, 0.024)] = (12, 10, 10)
+        image[region & (v < eye_y - 0.03)] = (45, 32, 30)  # the upper lid and lashes
     brow = _HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))] * 0.8
     brow_y = eye_y - rng.uniform(0.12, 0.2)
     for sign, part in ((-1, "l_brow"), (1, "r_brow")):
@@ -109,14 +131,21 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
     lip = skin * np.array([0.95, 0.6, 0.6]) * rng.uniform(0.8, 1.05)
     paint(lips & (v < mouth_y), "u_lip", lip)
     paint(lips & (v >= mouth_y), "l_lip", lip * 1.08)
+    image[lips & (np.abs(v - mouth_y) < 0.014)] = lip * 0.45  # the line between the lips
     opening = rng.uniform(0.0, 0.05)
     if opening > 0.015:
         paint(_ellipse(u, v, 0, mouth_y, mouth_w * 0.75, opening), "inner_mouth", (70, 20, 25))
 
     if rng.random() < 0.2:
         oy, ox = rng.uniform(-0.6, 0.8), rng.uniform(-0.9, 0.9)
-        region = _ellipse(u, v, ox, oy, rng.uniform(0.2, 0.5), rng.uniform(0.15, 0.4))
+        # A hand or an object over part of the face, seldom all of a feature.
+        region = _ellipse(u, v, ox, oy, 0.75 * rng.uniform(0.2, 0.5), 0.75 * rng.uniform(0.15, 0.4))
         paint(region, "occluder", rng.uniform(0, 255, 3))
+
+    # Cameras expose for the face: a dark face in a dark scene is brightened.
+    face = np.isin(mask, [synthetic_id(p) for p in ("skin", "nose", "l_ear", "r_ear")])
+    level = image[face].mean() if face.any() else 128.0
+    image *= np.clip(look.uniform(110, 140) / max(level, 1.0), 1.0, 2.0)
 
     # The five points in the face frame, then in pixels (the inverse of u, v above).
     fu = np.array([-eye_dx, eye_dx, 0.0, -mouth_w, mouth_w])
@@ -178,6 +207,21 @@ def _mirror_ids(mask: np.ndarray) -> np.ndarray:
 
 def _ellipse(u, v, cu, cv, ru, rv):
     return ((u - cu) / ru) ** 2 + ((v - cv) / rv) ** 2 < 1.0
+
+
+def _light(rng, u, v) -> np.ndarray:
+    """Lambertian shading of the head as an ellipsoid (radii 0.74 and 1 in the face
+    frame) under a light from the front and to one side, with some ambient."""
+    direction = np.array([rng.uniform(-0.7, 0.7), rng.uniform(-0.6, 0.3), 1.0])
+    direction /= np.linalg.norm(direction)
+    nx, ny = u / 0.74, v
+    nz = np.sqrt(np.clip(1 - nx ** 2 - ny ** 2, 0, 1))
+    norm = np.sqrt(nx ** 2 + ny ** 2 + nz ** 2 + 1e-6)
+    lambert = np.clip((nx * direction[0] + ny * direction[1] + nz * direction[2]) / norm, 0, 1)
+    half = direction + [0.0, 0.0, 1.0]  # Blinn's half vector, the camera straight ahead
+    half /= np.linalg.norm(half)
+    shine = np.clip((nx * half[0] + ny * half[1] + nz * half[2]) / norm, 0, 1) ** 24
+    return 0.5 + 0.6 * lambert + rng.uniform(0.1, 0.35) * shine
 
 
 def _background(rng, height, width) -> np.ndarray:
