@@ -9,15 +9,17 @@ confusion matrix over all photos, at the photos' resolution) of
 
   crops   each face as rendered alone, the kind of picture the model trained on,
           through ``Predictor.predict``;
-  detect  the group photos through ``Predictor.predict_faces`` with the faces'
-          exact five points (oracle landmarks: MTCNN is trained on real faces and
-          does not fire on drawn ones), i.e. the alignment, warp-back and merge;
-  whole   the group photos resized whole into the network (``Predictor.predict``);
-  mtcnn   as detect, on the faces MTCNN finds (with the detect extra), and its
-          recall (a face counts as found when a box holds its eyes' midpoint).
+  detect  the group photos as ``predict --faces=detect`` parses them: the faces
+          MTCNN finds, aligned, parsed, warped back and merged
+          (``Predictor.predict_faces``), and MTCNN's recall (a face counts as
+          found when a box holds its eyes' midpoint);
+  exact   as detect, with the faces' exact five points instead of MTCNN's: the
+          alignment, warp-back and merge alone;
+  whole   the group photos resized whole into the network (``Predictor.predict``).
 
-It prints the scores and the ratios detect / crops (target >= 0.9) and
-whole / crops, and draws one photo's overlays under both into ``--out``. The
+It prints the scores and the ratios detect / crops (target >= 0.9), exact /
+crops and whole / crops, and draws one photo's overlays under detect and whole
+into ``--out``. Needs the detect extra. The
 model must come from data prepared by this facepars (its manifest's framing).
 """
 
@@ -56,8 +58,8 @@ def main():
     table = predictor.table
     lut, _ = SOURCE_TABLES["synthetic"].lookup_table(TAXONOMIES[table.name])
     n = table.num_classes
-    detector = detection.default_detector()
-    kinds = ("crops", "detect", "whole") + (("mtcnn",) if detector else ())
+    detector = detection.MTCNNDetector()
+    kinds = ("crops", "detect", "exact", "whole")
     totals = {k: np.zeros((n, n), np.int64) for k in kinds}
     faces_seen, found, example = 0, 0, None
     for i in range(args.photos):
@@ -65,33 +67,31 @@ def main():
         photo, raw, landmarks, crops = synthetic.compose(args.seed, i, 480, 640,
                                                          int(rng.integers(2, 5)))
         truth = lut[raw]
-        faces = [detection.from_landmarks(p) for p in landmarks]
-        detect = predictor.predict_faces(photo, faces)
+        detected = detection.find(detector, photo)
+        found += sum(any(detection.contains(f, p[:2].mean(0)) for f in detected)
+                     for p in landmarks)
+        detect = predictor.predict_faces(photo, detected)
+        exact = predictor.predict_faces(photo, [detection.from_landmarks(p) for p in landmarks])
         whole = predictor.predict(photo)
         totals["detect"] += confusion(truth, detect.labels, n)
+        totals["exact"] += confusion(truth, exact.labels, n)
         totals["whole"] += confusion(truth, whole.labels, n)
         for image, mask in crops:
             totals["crops"] += confusion(lut[mask], predictor.predict(image).labels, n)
-        if detector:
-            detected = detection.find(detector, photo)
-            found += sum(any(detection.contains(f, p[:2].mean(0)) for f in detected)
-                         for p in landmarks)
-            totals["mtcnn"] += confusion(truth, predictor.predict_faces(photo, detected).labels, n)
-        faces_seen += len(faces)
-        if example is None and len(faces) >= 3:
+        faces_seen += len(landmarks)
+        if example is None and len(landmarks) >= 3:
             example = (photo, detect, whole)
         if (i + 1) % 10 == 0:
             print(f"  {i + 1}/{args.photos} photos, {faces_seen} faces", flush=True)
 
     scores = {k: scores_from_confusion(c, table)["iou/mean_face"] for k, c in totals.items()}
-    print(f"{args.photos} group photos, {faces_seen} faces; face-class mIoU:")
+    print(f"{args.photos} group photos, {faces_seen} faces; MTCNN found {found} "
+          f"({found / max(faces_seen, 1):.1%}); face-class mIoU:")
     for k, v in scores.items():
         print(f"  {k:7s} {v:.4f}")
     print(f"ratio detect / crops: {scores['detect'] / scores['crops']:.3f}  (target >= 0.9)")
+    print(f"ratio exact / crops:  {scores['exact'] / scores['crops']:.3f}")
     print(f"ratio whole / crops:  {scores['whole'] / scores['crops']:.3f}")
-    if detector:
-        print(f"ratio mtcnn / crops:  {scores['mtcnn'] / scores['crops']:.3f}; MTCNN found "
-              f"{found} of {faces_seen} faces ({found / max(faces_seen, 1):.1%})")
 
     if example is not None:
         photo, detect, whole = example
