@@ -6,7 +6,7 @@ tone, a light from one side on a rounded head (diffuse and a specular
 highlight), exposure set for the face, background clutter (including
 skin-coloured blobs), a neck and clothes, head position, scale and in-plane
 rotation, hair, eye sockets, lids and pupils, nostrils, the line between the
-lips, glasses on some faces, a hand-sized occluder on a few, blur and sensor
+lips, glasses on some faces, an occluder on a few, blur and sensor
 noise. Only the image is blurred and noised; the mask stays exact. Drawn that
 way MTCNN finds 93-97 % of them (65 % before the light, neck, sockets and the
 rest), which is what lets the detector's path be tested on exact masks.
@@ -138,8 +138,7 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
 
     if rng.random() < 0.2:
         oy, ox = rng.uniform(-0.6, 0.8), rng.uniform(-0.9, 0.9)
-        # A hand or an object over part of the face, seldom all of a feature.
-        region = _ellipse(u, v, ox, oy, 0.75 * rng.uniform(0.2, 0.5), 0.75 * rng.uniform(0.15, 0.4))
+        region = _ellipse(u, v, ox, oy, rng.uniform(0.2, 0.5), rng.uniform(0.15, 0.4))
         paint(region, "occluder", rng.uniform(0, 255, 3))
 
     # Cameras expose for the face: a dark face in a dark scene is brightened.
