@@ -79,7 +79,8 @@ def main():
         for image, mask in crops:
             totals["crops"] += confusion(lut[mask], predictor.predict(image).labels, n)
         faces_seen += len(landmarks)
-        if example is None and len(landmarks) >= 3:
+        # The picture: the photo with the most faces, all of them found.
+        if example is None or len(detected) == len(landmarks) > len(example[1].faces):
             example = (photo, detect, whole)
         if (i + 1) % 10 == 0:
             print(f"  {i + 1}/{args.photos} photos, {faces_seen} faces", flush=True)
