@@ -35,3 +35,10 @@ def make_source(root: str, pairs: int) -> str:
         if i % 20 == 0:
             print(f"  generated {i}/{pairs} source pairs", flush=True)
     return root
+
+
+def confusion(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """Confusion matrix of two label maps on the host (truth pixels >= num_classes skipped)."""
+    valid = truth < num_classes
+    index = truth[valid].astype(np.int64) * num_classes + predicted[valid]
+    return np.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)

@@ -39,11 +39,7 @@ from facepars.data import synthetic
 from facepars.inference import Predictor
 from facepars.metrics import scores_from_confusion
 
-
-def confusion(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    valid = truth < num_classes
-    index = truth[valid].astype(np.int64) * num_classes + predicted[valid]
-    return np.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+from common import confusion
 
 
 def main():

@@ -49,12 +49,9 @@ from facepars.data import synthetic
 from facepars.inference import Predictor
 from facepars.metrics import scores_from_confusion
 
+from common import confusion
+
 HEIGHT, WIDTH = 480, 640
-
-
-def confusion(truth, predicted, n):
-    index = truth.astype(np.int64).ravel() * n + predicted.ravel()
-    return np.bincount(index, minlength=n * n).reshape(n, n)
 
 
 class Consistency:
