@@ -360,7 +360,8 @@ def test_kill_and_resume_gives_identical_shards(tmp_path):
 @pytest.mark.slow
 def test_verify_catches_a_flipped_byte(tmp_path):
     out = tmp_path / "out"
-    run_cli("facepars.prepare", *_prepare_args(out)[:-2], "--shard_size=8", "--workers=1")
+    prepare.run(prepare.PrepareConfig(output_dir=str(out), num_examples=48, image_size=64,
+                                      synthetic_size=96, shard_size=8, workers=1))
     ok = run_cli("facepars.verify", f"--data_dir={out}", f"--output_dir={tmp_path / 'report'}")
     assert "verify OK" in ok.stdout and (tmp_path / "report" / "class_distribution.png").exists()
     # The stamp verify leaves vouches for every shard, until one changes.

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -104,18 +105,26 @@ def test_train_run_mirrored_equals_one_device(face_data, tmp_path):
     assert update > 0.1 and difference < 0.15 * update, (difference, update)
 
 
+class Killed(Exception):
+    """What the monkeypatched callback raises: the process dying between epochs."""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
-def test_a_mixed_precision_run_recovers_from_nan_then_exports_evaluates_predicts(
-        synthetic_data, tmp_path, precision):
-    """The life of a model trained in mixed precision, past training.
+def test_a_mixed_precision_run_recovers_from_nan_resumes_then_exports_evaluates_predicts(
+        synthetic_data, tmp_path, monkeypatch, precision):
+    """The life of a model trained in mixed precision.
 
-    NaN: learning rate 1e5, 8 retries. The factor 1e-6 brings the rate to 0.1 in one
-    restore, where float32 trains on (one restore: test_lowered_learning_rate_...), so
-    each precision must recover in one restore with a finite loss. Before the fix
-    mixed_float16 used all 8: the restore zeroed the loss scale. (At the 1e-3 of the
-    issue's run the intermediate rate of 100 stays finite in float32 but overflows
-    float16's range, a limit of the format rather than of the recovery.)
+    NaN: learning rate 1e5 (poly schedule), 8 retries. The factor 1e-6 brings the
+    rate to 0.1 in one restore, where float32 trains on, so each precision must
+    recover in one restore with a finite loss. Before the fix mixed_float16 used
+    all 8: the restore zeroed the loss scale. (At the 1e-3 of the issue's run the
+    intermediate rate of 100 stays finite in float32 but overflows float16's
+    range, a limit of the format rather than of the recovery.)
+
+    Resume: the run is killed at the start of epoch 2 and rerun. Epoch 2 must run
+    at the lowered rate, not at the schedule's full one (the scale used to live
+    outside the backup), and the restore is not counted twice.
 
     Past training everything runs the float32 rebuild: TFLite converts (it failed on
     the saved mixed policies) with the float32 parity thresholds, and evaluate and
@@ -126,15 +135,27 @@ def test_a_mixed_precision_run_recovers_from_nan_then_exports_evaluates_predicts
     from facepars.data import synthetic
     from facepars.inference import Predictor
     from facepars.models import load_model
-    cfg = _cfg(steps_per_epoch=4, nan_retries=8, nan_lr_factor=1e-6)
+    cfg = _cfg(epochs=3, steps_per_epoch=4, nan_retries=8, nan_lr_factor=1e-6)
     cfg.optimizer.learning_rate = 1e5
-    cfg.schedule.name = "plateau"
+    cfg.schedule.name, cfg.schedule.warmup_epochs = "poly", 0.0
     model_dir = str(tmp_path / "run")
+
+    def kill(self, epoch, logs=None):
+        if epoch == 1:
+            raise Killed()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(callbacks.Summaries, "on_epoch_begin", kill, raising=False)
+        with pytest.raises(Killed):
+            train.run(cfg, synthetic_data, model_dir, "one_device", precision=precision)
+    assert len(list(csv.DictReader(open(os.path.join(model_dir, "history.csv"))))) == 1
     summary = train.run(cfg, synthetic_data, model_dir, "one_device", precision=precision)
     keras.mixed_precision.set_global_policy("float32")
     assert summary["failure"] is None and np.isfinite(summary["last"]["loss"])
-    assert summary["nan_restores"] == 1
-    assert summary["last"]["learning_rate"] == pytest.approx(1e5 * 1e-6)  # lowered once
+    assert summary["nan_restores"] == 1 and summary["steps"] == 12  # the count is the run's
+    rows = list(csv.DictReader(open(os.path.join(model_dir, "history.csv"))))
+    full = 1e5 * (1 - 8 / 12) ** 0.9  # poly's rate at the end of epoch 2 (step 8 of 12)
+    assert float(rows[1]["learning_rate"]) == pytest.approx(full * 1e-6, rel=1e-4)
 
     network = load_model(os.path.join(model_dir, "best.keras"))
     assert {layer.dtype_policy.name for layer in network.layers} == {"float32"}
@@ -152,41 +173,6 @@ def test_a_mixed_precision_run_recovers_from_nan_then_exports_evaluates_predicts
                                         for p in (model_dir, saved))
     assert run_prediction.labels.shape == (50, 70)
     assert np.abs(run_prediction.probabilities - saved_prediction.probabilities).max() <= 1e-4
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("schedule", ["poly"])  # cosine: the same ScaledSchedule
-def test_lowered_learning_rate_survives_kill_and_resume(face_data, tmp_path, monkeypatch,
-                                                        schedule):
-    """A NaN restore in epoch 1 lowers the schedule's scale; the run is killed at the
-    start of epoch 2 and rerun: epoch 2 must run at the lowered rate, not at the
-    schedule's full one (the scale used to live outside the backup)."""
-    cfg = _cfg(epochs=3, steps_per_epoch=4, nan_retries=3, nan_lr_factor=1e-6)
-    cfg.optimizer.learning_rate = 1e5
-    cfg.schedule.name, cfg.schedule.warmup_epochs = schedule, 0.0
-    model_dir = str(tmp_path / "run")
-
-    class Killed(Exception):
-        pass
-
-    def kill(self, epoch, logs=None):
-        if epoch == 1:
-            raise Killed()
-
-    with monkeypatch.context() as patch:
-        patch.setattr(callbacks.Summaries, "on_epoch_begin", kill, raising=False)
-        with pytest.raises(Killed):
-            train.run(cfg, face_data, model_dir, "one_device")
-    rows = list(csv.DictReader(open(os.path.join(model_dir, "history.csv"))))
-    assert len(rows) == 1
-    summary = train.run(cfg, face_data, model_dir, "one_device")
-    assert summary["nan_restores"] == 1 and summary["steps"] == 12  # the count is the run's
-    rows = list(csv.DictReader(open(os.path.join(model_dir, "history.csv"))))
-    step = 8  # the learning rate logged at the end of epoch 2
-    progress = step / 12
-    full = (1e5 * (1 - progress) ** 0.9 if schedule == "poly"
-            else 1e5 * 0.5 * (1 + np.cos(np.pi * progress)))
-    assert float(rows[1]["learning_rate"]) == pytest.approx(full * 1e-6, rel=1e-4)
 
 
 @pytest.mark.slow
@@ -241,13 +227,14 @@ def test_learning_tensorboard_and_checkpoints(face_data, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("schedule,ema,jit", [("poly", 0.9, True), ("plateau", 0.0, False)])
-def test_schedules_and_ema_run(face_data, tmp_path, schedule, ema, jit):
+def test_a_run_compiled_by_xla_with_ema_weight_decay_and_warmup(face_data, tmp_path):
     """train.run end to end (augmentation, EMA, weight decay, warm-up, validation,
-    checkpoints), once with every step compiled by XLA as a TPU would compile it
-    (an op without an XLA kernel fails this; see test_bad_setups_are_refused...)."""
-    cfg = _cfg(ema_momentum=ema, epochs=2, steps_per_epoch=2, jit_compile=jit)
-    cfg.schedule.name, cfg.schedule.warmup_epochs = schedule, 0.5
+    checkpoints) with every step compiled by XLA as a TPU would compile it (an op
+    without an XLA kernel fails this; see test_bad_setups_are_refused...). Without
+    XLA, EMA or warm-up: the shared trained run and the stop-and-resume runs
+    (tests/test_loop.py, the plateau schedule)."""
+    cfg = _cfg(ema_momentum=0.9, epochs=2, steps_per_epoch=2, jit_compile=True)
+    cfg.schedule.name, cfg.schedule.warmup_epochs = "poly", 0.5
     cfg.optimizer.weight_decay = 1e-4
     summary = train.run(cfg, face_data, str(tmp_path / "run"), "one_device")
     assert summary["steps"] == 4 and np.isfinite(summary["last"]["val_loss"])
@@ -265,11 +252,12 @@ def test_nan_loss_that_persists_stops_with_a_message(face_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_incompatible_model_dir_missing_shard_and_no_tpu(face_data, tmp_path):
-    model_dir = str(tmp_path / "run")
-    train.run(_cfg(steps_per_epoch=1), face_data, model_dir, "one_device")
+def test_incompatible_model_dir_missing_shard_and_no_tpu(trained_run, synthetic_data,
+                                                         face_data, tmp_path):
+    model_dir = tmp_path / "run"
+    shutil.copytree(trained_run, model_dir)  # a finished run of width 0.5
     with pytest.raises(train.SetupError, match="width"):
-        train.run(_cfg(steps_per_epoch=1, width=0.25), face_data, model_dir, "one_device")
+        train.run(_cfg(width=0.25), synthetic_data, str(model_dir), "one_device")
     copy = tmp_path / "data"
     subprocess.run(["cp", "-r", face_data, str(copy)], check=True)
     os.remove(copy / "val-00000-of-00001.tfrecord")
@@ -278,7 +266,3 @@ def test_incompatible_model_dir_missing_shard_and_no_tpu(face_data, tmp_path):
     with pytest.raises(distribute.StrategyError, match="no TPU"):
         distribute.make_strategy("tpu")
 
-
-def _train_args(data, model_dir, *extra):
-    return ["--config=smoke", f"--data_dir={data}", f"--model_dir={model_dir}",
-            "--strategy=one_device", "--config.overlay_images=0", *extra]
