@@ -46,20 +46,34 @@ def photos():
                                                                       Image.BICUBIC).convert("RGB"))
 
 
-def check(labels: np.ndarray, face: detection.Face, table) -> dict[str, bool]:
-    """The rule's four checks for one face's parse."""
-    def near(name, point, within=3.0):
-        ids = table.names.index(name)
-        distance = scipy.ndimage.distance_transform_edt(labels != ids)
-        x, y = np.clip(np.round(point).astype(int), 0, [labels.shape[1] - 1, labels.shape[0] - 1])
-        return bool(distance[y, x] <= within)
+WITHIN = 3.0  # px from a keypoint to the nearest pixel of its class
+SKIN = 0.5    # the least fraction of the face box labelled skin
+
+
+def measure(labels: np.ndarray, face: detection.Face, table) -> dict[str, float]:
+    """How far the parse is from each check: the farthest keypoint of each part from
+    a pixel of its class (px; inf when the class is absent), and skin's share of the
+    face box. These move before the pass/fail does, so changes can be compared."""
+    def distance(name, points):
+        absent = labels != table.names.index(name)
+        if absent.all():
+            return float("inf")
+        field = scipy.ndimage.distance_transform_edt(absent)
+        xy = np.clip(np.round(points).astype(int), 0, [labels.shape[1] - 1, labels.shape[0] - 1])
+        return float(field[xy[:, 1], xy[:, 0]].max())
 
     x0, y0, x1, y1 = (int(round(v)) for v in face.box)
     box = labels[max(y0, 0):y1, max(x0, 0):x1]
-    eyes, nose, mouth = face.landmarks[:2], face.landmarks[2], face.landmarks[3:]
-    return {"eyes": all(near("eyes", p) for p in eyes), "nose": near("nose", nose),
-            "mouth": all(near("mouth", p) for p in mouth),
-            "skin": bool((box == table.names.index("skin")).mean() >= 0.5) if box.size else False}
+    return {"eyes": distance("eyes", face.landmarks[:2]),
+            "nose": distance("nose", face.landmarks[2:3]),
+            "mouth": distance("mouth", face.landmarks[3:]),
+            "skin": float((box == table.names.index("skin")).mean()) if box.size else 0.0}
+
+
+def check(measured: dict[str, float]) -> dict[str, bool]:
+    """The rule's four checks, from ``measure``."""
+    return {name: (value >= SKIN if name == "skin" else value <= WITHIN)
+            for name, value in measured.items()}
 
 
 def main():
@@ -71,6 +85,7 @@ def main():
     detector = detection.MTCNNDetector()
     table = predictor.table
     passed, found, total, pictures = 0, 0, 0, []
+    per_check = dict.fromkeys(("eyes", "nose", "mouth", "skin"), 0)
     for name, photo in photos():
         total += 1
         faces = detection.find(detector, photo, min_size=12 if name.startswith("lfw") else 20)
@@ -81,17 +96,22 @@ def main():
         found += 1
         face = max(faces, key=lambda f: f.width)
         labels = predictor.predict_faces(photo, [face]).labels
-        checks = check(labels, face, table)
+        measured = measure(labels, face, table)
+        checks = check(measured)
         passed += all(checks.values())
+        for name_, ok in checks.items():
+            per_check[name_] += ok
         if not name.startswith("lfw"):
-            print(f"{name}: {'pass' if all(checks.values()) else 'FAIL'} "
-                  + ", ".join(f"{k} {'ok' if v else 'no'}" for k, v in checks.items()))
+            print(f"{name}: {'pass' if all(checks.values()) else 'FAIL'}; " + ", ".join(
+                f"{k} {'ok' if checks[k] else 'no'} ({v:.2f}{'' if k == 'skin' else ' px'})"
+                for k, v in measured.items()))
             picture = visualize.draw_boxes(visualize.overlay(photo, labels, table), [face.box])
             height = 360
             pictures.append(np.asarray(Image.fromarray(picture).resize(
                 (int(picture.shape[1] * height / picture.shape[0]), height))))
     print(f"{passed} of {found} faces found pass the rule ({total} photos; MTCNN found "
-          f"a face in {found})")
+          f"a face in {found}); each check alone: "
+          + ", ".join(f"{k} {v}" for k, v in per_check.items()))
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     Image.fromarray(np.concatenate(pictures, 1)).save(args.out)
     print(f"picture: {args.out}")

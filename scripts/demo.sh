@@ -6,12 +6,14 @@ PY=${PY:-python}
 OUT=${DEMO_DIR:-demo_output}
 STEPS=${DEMO_STEPS:-60}      # steps per epoch
 EPOCHS=${DEMO_EPOCHS:-10}
+FACES=${DEMO_FACES:-1200}    # synthetic faces to prepare
+REAL_FACES=${DEMO_REAL_FACES:-0}  # 1: score the real faces the packages ship (make demo-real)
 mkdir -p "$OUT"
 start=$(date +%s)
 say() { echo; echo "== [$(( $(date +%s) - start ))s] $*"; }
 
-say "1/6 prepare: 1200 synthetic faces -> 128x128 sharded TFRecords in $OUT/data"
-"$PY" -m facepars.prepare --source=synthetic --num_examples=1200 --seed=0 --image_size=128 \
+say "1/6 prepare: $FACES synthetic faces -> 128x128 sharded TFRecords in $OUT/data"
+"$PY" -m facepars.prepare --source=synthetic --num_examples="$FACES" --seed=0 --image_size=128 \
   --synthetic_size=200 --shard_size=128 --output_dir="$OUT/data" --overwrite
 
 say "2/6 verify the shards; class distribution chart"
@@ -33,6 +35,10 @@ cp "$OUT"/photos_raw/content/All_data/train/image/0000[0-2].jpg "$OUT/photos/"
 "$PY" -c "import skimage.data, PIL.Image as I; I.fromarray(skimage.data.astronaut()).save('$OUT/photos/astronaut.jpg')"
 "$PY" data_prep/write_synthetic_video.py "$OUT/photos/moving_face.mp4" --frames 90 > /dev/null
 "$PY" -m facepars.predict --model_path="$OUT/model" --output_dir="$OUT/predictions" "$OUT/photos"
+if [ "$REAL_FACES" = 1 ]; then
+  say "5b/6 real faces: does the model parse the astronaut, Grace Hopper and LFW's faces?"
+  "$PY" bench/real_faces_bench.py --model_path="$OUT/model" --out="$OUT/real_faces.png"
+fi
 
 say "6/6 export: SavedModel and TFLite (float32, int8) with parity checks"
 "$PY" -m facepars.export --model_path="$OUT/model" --output_dir="$OUT/export" --data_dir="$OUT/data" \
