@@ -13,8 +13,10 @@ the parse passes when, against the five points MTCNN gives:
   both mouth corners within 3 px of mouth pixels,
   skin covers at least half of the face box.
 
-It prints each named photo's checks and how many faces pass, and draws the
-named photos' overlays into ``--out``.
+It prints each named photo's checks with how far each is from passing (the
+keypoints' distance to their class, skin's share of the box: these move before
+a check flips, so changes can be compared), how many faces pass each check alone
+and all four, and draws the named photos' overlays into ``--out``.
 """
 
 from __future__ import annotations

@@ -3,13 +3,18 @@
 Each face is drawn from analytic shapes in a face-centred frame, so the label of
 every pixel is known exactly, while the picture varies the way photos do: skin
 tone, a light from one side on a rounded head (diffuse and a specular
-highlight), exposure set for the face, background clutter (including
-skin-coloured blobs), a neck and clothes, head position, scale and in-plane
-rotation, hair, eye sockets, lids and pupils, nostrils, the line between the
-lips, glasses on some faces, an occluder on a few, blur and sensor
-noise. Only the image is blurred and noised; the mask stays exact. Drawn that
-way MTCNN finds 93-97 % of them (65 % before the light, neck, sockets and the
-rest), which is what lets the detector's path be tested on exact masks.
+highlight), texture at several scales (more on skin), exposure set for the
+face, backgrounds with texture, blobs (some skin-coloured), boxes and stripes,
+a neck and clothes, head position, scale and in-plane rotation, hair and brows
+in strands, eye sockets, lids and pupils, nostrils, smiles with teeth, glasses
+on some faces, an occluder on a few, and a camera's colour cast, focus blur,
+sensor noise and JPEG. Only the image is degraded; the mask stays exact.
+
+The face keeps a photographed face's proportions (``NOSE_TIP``), so one aligned
+on MTCNN's five points lands its parts where the model learned them, and a
+model trained on these faces alone parses a real one (BUILD_NOTES.md, the
+real-face rule). MTCNN finds about 9 in 10 of them (BUILD_NOTES.md), which lets
+the detector's path be tested on exact masks.
 
 A face is a pure function of ``(seed, index)``, so a data set regenerates
 bit-for-bit anywhere.
