@@ -25,8 +25,9 @@ install: $(VENV)/.installed-$(TEST_EXTRAS)
 demo: $(VENV)/.installed-$(DEMO_EXTRAS)
 	DEMO_DIR=$(DEMO_DIR) PY=$(PY) bash scripts/demo.sh
 
-# The demo at the budget that carries to a real photo: 4000 faces, 30 x 100 steps,
-# then the real-face rule (bench/real_faces_bench.py). About 18 minutes on 2 cores.
+# The demo at a larger budget, 4000 faces and 30 x 100 steps, then the real-face rule
+# (bench/real_faces_bench.py): does a model trained on synthetic faces parse real
+# ones? About 15 minutes on 2 cores.
 demo-real: $(VENV)/.installed-$(DEMO_EXTRAS)
 	DEMO_DIR=demo_real_output DEMO_FACES=4000 DEMO_EPOCHS=30 DEMO_STEPS=100 DEMO_REAL_FACES=1 \
 	  PY=$(PY) bash scripts/demo.sh
