@@ -35,7 +35,7 @@ def batch_confusion(labels: tf.Tensor, predictions: tf.Tensor, num_classes: int,
     return tf.cast(tf.matmul(rows, cols, transpose_a=True), tf.int64)
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)  # no Python branch to convert
 def _logits_confusion(labels: tf.Tensor, logits: tf.Tensor, num_classes: int) -> tf.Tensor:
     """``batch_confusion`` of the logits' argmax, compiled with XLA even when the
     step around it is not: op by op, TensorFlow's argmax over a last axis of a

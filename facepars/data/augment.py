@@ -102,7 +102,9 @@ class Augmenter:
         perm = np.arange(256, dtype=np.int32)
         perm[:class_table.num_classes] = class_table.flip_permutation()
         self.flip_permutation = tf.constant(perm)
-        self._compiled = tf.function(self.transform, jit_compile=True)
+        # No autograph: every branch here is on the config, in Python, and converting
+        # these functions cost each process 2 s of its first step (measured).
+        self._compiled = tf.function(self.transform, jit_compile=True, autograph=False)
 
     def __call__(self, images: tf.Tensor, masks: tf.Tensor, seed: tf.Tensor):
         if self.cfg == NO_AUGMENTATION:
