@@ -29,6 +29,7 @@ required check that fails makes the exit code 1.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -111,13 +112,33 @@ def export_saved_model(network, info: dict, path: str) -> None:
     files.write_json_atomic(files.join(path, SAVED_MODEL_TABLE), rundir.serving_info(info))
 
 
-def tflite_bytes(network, variant: str, calibration: np.ndarray | None) -> bytes:
-    """TFLite at the network's own static input size (batch 1)."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(network)
+def tflite_models(network, variants, calibration: np.ndarray | None) -> dict[str, bytes]:
+    """Each TFLite variant, at the network's own static input size (batch 1).
+
+    What ``TFLiteConverter.from_keras_model`` does with a Keras 3 model (write its
+    inference call as a SavedModel, then convert that), with the SavedModel written
+    once for all variants rather than once each: a third off a three-variant export.
+    """
+    if not variants:
+        return {}
+    with tempfile.TemporaryDirectory() as inference:
+        archive = keras.export.ExportArchive()
+        archive.track(network)
+        archive.add_endpoint("serve", functools.partial(network.__call__, training=False),
+                             [tf.TensorSpec(x.shape, x.dtype, name=x.name) for x in network.inputs])
+        archive.write_out(inference, verbose=False)
+        return {variant: _converter(inference, variant, calibration).convert()
+                for variant in variants}
+
+
+def _converter(saved_model: str, variant: str, calibration):
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "int8":
+        if calibration is None:
+            raise ExportError("int8 TFLite needs --data_dir for calibration records")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([to_model_input(img[None]).numpy()]
                                                     for img in calibration)
@@ -125,7 +146,7 @@ def tflite_bytes(network, variant: str, calibration: np.ndarray | None) -> bytes
         converter.inference_input_type = tf.uint8
     elif variant != "float32":
         raise ExportError(f"unknown TFLite variant {variant!r}: float32, float16 or int8")
-    return converter.convert()
+    return converter
 
 
 def _set_batch(model, dim) -> None:
@@ -209,10 +230,7 @@ def run(model: str, output_dir: str, data_dir: str | None, variants, parity_reco
                               .network_logits(images), -1)
         served = Predictor.load(saved).network_logits(images)
         report["agreement"]["saved_model"] = float((np.argmax(served, -1) == reference).mean())
-    for variant in variants:
-        if variant == "int8" and calibration is None:
-            raise ExportError("int8 TFLite needs --data_dir for calibration records")
-        blob = tflite_bytes(network, variant, calibration)
+    for variant, blob in tflite_models(network, variants, calibration).items():
         target = files.join(output_dir, f"model_{variant}.tflite")
         with tf.io.gfile.GFile(target, "wb") as f:
             f.write(blob)
