@@ -213,3 +213,11 @@ def test_deeplabv3plus_exports_to_onnx_with_its_constants_frozen(trained_run, tm
     reference = Predictor.load(str(run)).predict(photo, True).probabilities
     got = Predictor.load(str(tmp_path / "export" / "model.onnx")).predict(photo, True)
     assert np.abs(got.probabilities - reference).max() <= 1e-4
+
+
+def test_int8_without_data_is_refused_before_any_work(tmp_path):
+    """int8 calibrates on records: without --data_dir it is said at once, before the
+    model is even read (this run does not exist) or any export written."""
+    with pytest.raises(export.ExportError, match="int8 TFLite needs --data_dir"):
+        export.run(str(tmp_path / "no_run"), str(tmp_path / "out"), None, ["float32", "int8"])
+    assert not (tmp_path / "out").exists()

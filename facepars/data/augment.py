@@ -102,8 +102,8 @@ class Augmenter:
         perm = np.arange(256, dtype=np.int32)
         perm[:class_table.num_classes] = class_table.flip_permutation()
         self.flip_permutation = tf.constant(perm)
-        # No autograph: every branch here is on the config, in Python, and converting
-        # these functions cost each process 2 s of its first step (measured).
+        # No autograph: every branch here is Python on the config, and converting these
+        # functions took 2.2 s of a 2.9 s trace (measured; 0.8 s of a training process).
         self._compiled = tf.function(self.transform, jit_compile=True, autograph=False)
 
     def __call__(self, images: tf.Tensor, masks: tf.Tensor, seed: tf.Tensor):
