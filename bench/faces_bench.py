@@ -7,8 +7,9 @@ Composes ``--photos`` synthetic group photos at 480x640, each with 2-4 faces of
 landmarks (facepars.data.synthetic.compose), and scores the face-class mIoU (one
 confusion matrix over all photos, at the photos' resolution) of
 
-  crops   each face as rendered alone, the kind of picture the model trained on,
-          through ``Predictor.predict``;
+  crops   each face as rendered alone, the kind of picture the model trained on:
+          through ``Predictor.predict``, or for a model trained on aligned crops
+          (``prepare --align``) aligned on its exact five points;
   detect  the group photos as ``predict --faces=detect`` parses them: the faces
           MTCNN finds, aligned, parsed, warped back and merged
           (``Predictor.predict_faces``), and MTCNN's recall (a face counts as
@@ -36,6 +37,7 @@ from PIL import Image
 from facepars import detection, visualize
 from facepars.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.data import synthetic
+from facepars.data.convert import ALIGNED_MODES
 from facepars.inference import Predictor
 from facepars.metrics import scores_from_confusion
 
@@ -55,6 +57,7 @@ def main():
     lut, _ = SOURCE_TABLES["synthetic"].lookup_table(TAXONOMIES[table.name])
     n = table.num_classes
     detector = detection.MTCNNDetector()
+    aligned = predictor.info["framing"]["mode"] in ALIGNED_MODES
     kinds = ("crops", "detect", "exact", "whole")
     totals = {k: np.zeros((n, n), np.int64) for k in kinds}
     faces_seen, found, example = 0, 0, None
@@ -72,8 +75,10 @@ def main():
         totals["detect"] += confusion(truth, detect.labels, n)
         totals["exact"] += confusion(truth, exact.labels, n)
         totals["whole"] += confusion(truth, whole.labels, n)
-        for image, mask in crops:
-            totals["crops"] += confusion(lut[mask], predictor.predict(image).labels, n)
+        for image, mask, points in crops:
+            crop = predictor.predict_faces(image, [detection.from_landmarks(points)]) \
+                if aligned else predictor.predict(image)
+            totals["crops"] += confusion(lut[mask], crop.labels, n)
         faces_seen += len(landmarks)
         # The picture: the photo with the most faces, all of them found.
         if example is None or len(detected) == len(landmarks) > len(example[1].faces):
