@@ -147,24 +147,33 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
         paint(_ellipse(u, tilt, sign * eye_dx, brow_y, 0.19, 0.035), part, brow)
 
     # The mouth 0.7-1.0 of the eyes' distance across; half the faces smile: the
-    # corners rise by ``smile`` and draw apart, and the mouth opens on the upper
-    # teeth. ``bent`` is v with the mouth's curve taken out.
+    # corners rise by ``smile`` and draw apart, and most smiles open on the upper
+    # teeth (a laugh shows both rows). An open mouth drops its lower lip, so the
+    # lips keep their thickness around the opening. ``bent`` is v with the
+    # mouth's curve taken out.
     mouth_w = eye_dx * shape.uniform(0.7, 1.0)
     smile = shape.uniform(0.02, 0.08) if shape.random() < 0.5 else 0.0
     mouth_w *= 1.0 + 1.5 * smile
     bent = v + smile * (u / mouth_w) ** 2
-    lips = _ellipse(u, bent, 0, mouth_y, mouth_w, 0.08)
+    opening = rng.uniform(0.0, 0.05) + (shape.uniform(0.0, 0.05) if smile else 0.0)
+    opening = opening if opening > 0.015 else 0.0
     lip = skin * np.array([0.95, 0.6, 0.6]) * rng.uniform(0.8, 1.05)
+    across = np.clip(1 - (u / mouth_w) ** 2, 0, None)  # 1 in the middle, 0 at the corners
+    lips = _ellipse(u, bent, 0, mouth_y, mouth_w, 0.07)
     paint(lips & (bent < mouth_y), "u_lip", lip)
-    paint(lips & (bent >= mouth_y), "l_lip", lip * 1.08)
+    # The lower lip drops most in the middle: the corners stay where they were.
+    drop = 2 * opening * across
+    paint((across > 0) & (bent >= mouth_y) & (bent < mouth_y + drop + 0.07 * np.sqrt(across)),
+          "l_lip", lip * 1.08)
     image[lips & (np.abs(bent - mouth_y) < 0.014)] = lip * 0.45  # the line between the lips
-    opening = rng.uniform(0.0, 0.05) + (shape.uniform(0.0, 0.03) if smile else 0.0)
-    if opening > 0.015:
-        inner = _ellipse(u, bent, 0, mouth_y, mouth_w * 0.75, opening)
+    if opening:
+        inner = (bent > mouth_y) & (bent < mouth_y + 2 * opening * (1 - (u / mouth_w) ** 2 / 0.64))
         paint(inner, "inner_mouth", (70, 20, 25))
         if smile:
-            image[inner & (bent < mouth_y + opening * shape.uniform(-0.3, 0.5))] = \
-                shape.uniform(190, 240) * np.array([1.0, 0.97, 0.9])
+            teeth = shape.uniform(190, 240) * np.array([1.0, 0.97, 0.9])
+            image[inner & (bent < mouth_y + opening * shape.uniform(0.3, 1.0))] = teeth
+            if shape.random() < 0.5:
+                image[inner & (bent > mouth_y + opening * shape.uniform(1.4, 1.8))] = teeth * 0.9
 
     if rng.random() < 0.2:
         # From the jaw or a cheek (a hand, a cup, a microphone), clear of the eyes and

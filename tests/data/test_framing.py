@@ -56,7 +56,7 @@ def test_prepare_records_the_median_framing(tmp_path):
     assert left_eye[0] < nose[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
     assert left_eye[1] < nose[1] < mouth_left[1]
     # Against an independent reference: the median of the drawn faces' exact five
-    # points, carried into the 128 px crops. Measured 0.51-0.92 px apart over seeds
+    # points, carried into the 128 px crops. Measured 0.6-1.2 px apart over seeds
     # 0-5 (mask centroids are not the drawing's landmarks, and a mouth corner is a
     # few pixels); a framing 20 % too small is 4.2 px off. At 64 px the spread was
     # 0.6-1.4 px, too close to a wrong framing's: 31 faces' pixel-quantised points.
