@@ -20,7 +20,8 @@ confusion matrix over all photos, at the photos' resolution) of
 
 It prints the scores and the ratios detect / crops (target >= 0.9), exact /
 crops and whole / crops, and draws one photo's overlays under detect and whole
-into ``--out``. Needs the detect extra. The
+into ``--out``. ``--singles N`` also counts MTCNN's recall on N single faces
+drawn as ``prepare`` draws them (``--synthetic_size`` 200, the demo's). Needs the detect extra. The
 model must come from data prepared by this facepars (its manifest's framing).
 """
 
@@ -50,6 +51,7 @@ def main():
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=os.path.join("docs", "images", "whole_photos.png"))
+    parser.add_argument("--singles", type=int, default=0)
     args = parser.parse_args()
 
     predictor = Predictor.load(args.model_path)
@@ -95,6 +97,10 @@ def main():
     print(f"ratio exact / crops:  {scores['exact'] / scores['crops']:.3f}")
     print(f"ratio whole / crops:  {scores['whole'] / scores['crops']:.3f}")
 
+    if args.singles:
+        print(f"MTCNN found {singles_found(detector, args.seed, args.singles)} of "
+              f"{args.singles} single faces (seed {args.seed}, drawn at ~200 px)")
+
     if example is not None:
         photo, detect, whole = example
         left = visualize.draw_boxes(visualize.overlay(photo, detect.labels, table),
@@ -104,6 +110,18 @@ def main():
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         Image.fromarray(np.concatenate([photo, gap, left, gap, right], 1)).save(args.out)
         print(f"picture (photo | --faces=detect | --faces=whole): {args.out}")
+
+
+def singles_found(detector, seed: int, count: int) -> int:
+    """How many of ``count`` faces, each alone in its photo, MTCNN finds (a box
+    holding the eyes' midpoint): the test split's faces, without a trained model."""
+    found = 0
+    for i in range(count):
+        height, width = synthetic.size_for(seed, i, 200)
+        photo, _, points = synthetic.render_with_landmarks(seed, i, height, width)
+        found += any(detection.contains(f, points[:2].mean(0))
+                     for f in detection.find(detector, photo))
+    return found
 
 
 if __name__ == "__main__":

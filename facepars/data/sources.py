@@ -10,6 +10,7 @@ like any other bad pair.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 
@@ -129,11 +130,22 @@ class SyntheticPair:
 
     def load(self, at_least=None) -> tuple[np.ndarray, np.ndarray]:
         del at_least  # drawn at its own size
-        return synthetic.render(self.seed, self.index, self.height, self.width)
+        return _drawn(self.seed, self.index, self.height, self.width)[:2]
 
     def five_points(self) -> np.ndarray:
-        """Exact, from the drawing (drawn again: a face costs a few milliseconds)."""
-        return synthetic.render_with_landmarks(self.seed, self.index, self.height, self.width)[2]
+        """Exact, from the drawing."""
+        return _drawn(self.seed, self.index, self.height, self.width)[2]
+
+
+@functools.lru_cache(maxsize=1)
+def _drawn(seed: int, index: int, height: int, width: int):
+    """A synthetic face drawn once for both its pixels and its points (``prepare
+    --align=landmarks`` asks for both; drawing it twice doubled the time per
+    face). Read-only, since the arrays are shared."""
+    drawn = synthetic.render_with_landmarks(seed, index, height, width)
+    for array in drawn:
+        array.flags.writeable = False
+    return drawn
 
 
 Listing = tuple[dict[str, list], list[BadInput]]
