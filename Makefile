@@ -27,7 +27,7 @@ demo: $(VENV)/.installed-$(DEMO_EXTRAS)
 
 # The demo at a larger budget, 4000 faces and 30 x 100 steps, then the real-face rule
 # (bench/real_faces_bench.py): does a model trained on synthetic faces parse real
-# ones? About 15 minutes on 2 cores.
+# ones? About 14 minutes on 2 cores.
 demo-real: $(VENV)/.installed-$(DEMO_EXTRAS)
 	DEMO_DIR=demo_real_output DEMO_FACES=4000 DEMO_EPOCHS=30 DEMO_STEPS=100 DEMO_REAL_FACES=1 \
 	  PY=$(PY) bash scripts/demo.sh
