@@ -69,9 +69,10 @@ def test_train_run_mirrored_equals_one_device(face_data, tmp_path):
     constant, so equal matrices would prove little. Weights: in
     float32 two strategies sum in different orders, and this small network from
     scratch amplifies that about tenfold per step (tests/mirrored_step.py checks
-    one step in float64 to 1e-3); after 4 steps they differ by 6 % of the update
-    (measured), where a missing gradient scale or unsynchronised batch norm
-    differs by 100 % and more.
+    one step in float64 to 1e-3). How far depends on the pictures: after 4 steps
+    they differ by 2.5 % of the update on the faces before the nose's relief and
+    by 20 % on today's (measured), where unsynchronised batch norm differs by 97 %
+    (planted) and a missing gradient scale fails the validation losses above.
     """
     from facepars.classes import IGNORE_LABEL
     from facepars.models import load_model
@@ -102,7 +103,7 @@ def test_train_run_mirrored_equals_one_device(face_data, tmp_path):
                              for a, b in zip(ends["one_device"], ends["mirrored"])))
     update = np.sqrt(sum(np.sum((a.numpy() - s.numpy()) ** 2)
                          for a, s in zip(ends["one_device"], start)))
-    assert update > 0.1 and difference < 0.15 * update, (difference, update)
+    assert update > 0.1 and difference < 0.4 * update, (difference, update)
 
 
 class Killed(Exception):

@@ -82,7 +82,8 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
     # lips) draws on its own generator, so each face keeps the geometry and colours
     # it had before they were added.
     look = np.random.default_rng([seed, index, 7])
-    roundness = _light(look, u, v)
+    light = _Light(look)
+    roundness = light.shade(u, v)
     paint((v > 1.35 + 0.12 * u ** 2) & (np.abs(u) < 2.6), "cloth", look.uniform(20, 230, 3),
           1.0 - 0.1 * np.clip(v - 1.35, 0, 1))
     paint((np.abs(u) < 0.4 - 0.05 * np.clip(v - 0.6, 0, 1)) & (v > 0.55) & (v < 1.5),
@@ -95,7 +96,6 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
     ear_y = rng.uniform(-0.1, 0.1)
     paint(_ellipse(u, v, -0.76, ear_y, 0.13, 0.22), "l_ear", skin * 0.92, roundness)
     paint(_ellipse(u, v, 0.76, ear_y, 0.13, 0.22), "r_ear", skin * 0.92, roundness)
-    paint(_ellipse(u, v, 0, 0, 0.74, 1.0), "skin", skin, roundness)
     eye_y, eye_dx = rng.uniform(-0.25, -0.1), rng.uniform(0.26, 0.34)
     # Photographed faces put the nose tip 0.5-0.7 of the eyes' distance below them
     # and the mouth 0.9-1.2 below (ArcFace's mean five points: 0.57 and 1.16; MTCNN
@@ -107,13 +107,16 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
     mouth_y = eye_y + 2 * eye_dx * shape.uniform(0.9, 1.2)
     # The nose: a bridge from between the eyes, widening to the wings; its rounded
     # tip reaches a little below the point MTCNN gives (the nostrils' level), as a
-    # photographed nose's outline does. Lit along the bridge, shadowed on its sides.
+    # photographed nose's outline does. It has the skin's colour and stands out by
+    # its relief under the face's light.
     wings = shape.uniform(0.09, 0.14)
     reach = np.clip((v - eye_y) / (nose_tip - eye_y), 0, 1)
     bridge = (v > eye_y + 0.03) & (v < nose_tip) & (np.abs(u) < 0.035 + 0.03 * reach)
     nose = bridge | _ellipse(u, v, 0, nose_tip - 0.04, wings, 0.05) | _ellipse(
         u, v, 0, nose_tip - 0.02, 0.05, 0.05)
-    paint(nose, "nose", skin * 0.85, roundness * (1.0 - 0.6 * np.abs(u) / wings))
+    shading = light.shade(u, v, lambda u, v: _nose_relief(u, v, eye_y, nose_tip, wings))
+    paint(_ellipse(u, v, 0, 0, 0.74, 1.0), "skin", skin, shading)
+    paint(nose, "nose", skin, shading)
     for sign in (-1, 1):  # nostrils
         image[_ellipse(u, v, sign * wings * 0.45, nose_tip + 0.02, 0.03, 0.016)] = skin * 0.3
 
@@ -252,19 +255,63 @@ def _ellipse(u, v, cu, cv, ru, rv):
     return ((u - cu) / ru) ** 2 + ((v - cv) / rv) ** 2 < 1.0
 
 
-def _light(rng, u, v) -> np.ndarray:
-    """Lambertian shading of the head as an ellipsoid (radii 0.74 and 1 in the face
-    frame) under a light from the front and to one side, with some ambient."""
-    direction = np.array([rng.uniform(-0.7, 0.7), rng.uniform(-0.6, 0.3), 1.0])
-    direction /= np.linalg.norm(direction)
-    nx, ny = u / 0.74, v
-    nz = np.sqrt(np.clip(1 - nx ** 2 - ny ** 2, 0, 1))
-    norm = np.sqrt(nx ** 2 + ny ** 2 + nz ** 2 + 1e-6)
-    lambert = np.clip((nx * direction[0] + ny * direction[1] + nz * direction[2]) / norm, 0, 1)
-    half = direction + [0.0, 0.0, 1.0]  # Blinn's half vector, the camera straight ahead
-    half /= np.linalg.norm(half)
-    shine = np.clip((nx * half[0] + ny * half[1] + nz * half[2]) / norm, 0, 1) ** 24
-    return 0.5 + 0.6 * lambert + rng.uniform(0.1, 0.35) * shine
+class _Light:
+    """One light per face, from the front and to one side, with some ambient: shades
+    the head as an ellipsoid (radii 0.74 and 1 in the face frame) with a relief on
+    it (the nose), Lambertian with a specular highlight, and lets the relief cast
+    its shadow. A photographed nose is skin-coloured: what shows it is this light
+    (a lit side and a shaded one, a bright tip, a shadow beneath)."""
+
+    def __init__(self, rng):
+        direction = np.array([rng.uniform(-0.7, 0.7), rng.uniform(-0.6, 0.3), 1.0])
+        self.direction = direction / np.linalg.norm(direction)
+        half = self.direction + [0.0, 0.0, 1.0]  # Blinn's half vector, camera straight ahead
+        self.half = half / np.linalg.norm(half)
+        self.shine = rng.uniform(0.1, 0.35)
+
+    def shade(self, u, v, relief=None) -> np.ndarray:
+        """Brightness factor per pixel; ``relief(u, v)`` is a height over the head."""
+        nx, ny = u / 0.74, v
+        nz = np.sqrt(np.clip(1 - nx ** 2 - ny ** 2, 0, 1))
+        direct = 1.0
+        if relief is not None:
+            step = 0.004  # the surface's slope, by finite differences in the face frame
+            height = relief(u, v)
+            nx = nx - (relief(u + step, v) - height) / step
+            ny = ny - (relief(u, v + step) - height) / step
+            direct = 1.0 - self._shadow(u, v, height, relief)
+        norm = np.sqrt(nx ** 2 + ny ** 2 + nz ** 2 + 1e-6)
+        lambert = np.clip((nx * self.direction[0] + ny * self.direction[1]
+                           + nz * self.direction[2]) / norm, 0, 1)
+        shine = np.clip((nx * self.half[0] + ny * self.half[1] + nz * self.half[2]) / norm,
+                        0, 1) ** 24
+        return 0.5 + direct * (0.6 * lambert + self.shine * shine)
+
+    def _shadow(self, u, v, height, relief) -> np.ndarray:
+        """How much of the direct light the relief blocks (0-1, soft-edged): march
+        towards the light and compare the relief with the ray's height."""
+        across = np.hypot(*self.direction[:2])
+        if across < 1e-3:
+            return np.zeros_like(u)
+        du, dv = self.direction[:2] / across
+        rise = self.direction[2] / across  # the ray's height gained per unit across
+        blocked = np.zeros_like(u)
+        for t in np.linspace(0.01, 0.2, 8):
+            above = relief(u + t * du, v + t * dv) - height - t * rise
+            blocked = np.maximum(blocked, np.clip(above / 0.01, 0, 1))
+        return blocked
+
+
+def _nose_relief(u, v, eye_y, nose_tip, wings):
+    """The nose's height over the face (face-radius units): a ridge rising from
+    between the eyes to a rounded tip, with a wing either side of it."""
+    reach = np.clip((v - eye_y) / (nose_tip - eye_y), 0, 1)
+    ridge = (0.015 + 0.05 * reach) * np.exp(-(u / (0.04 + 0.035 * reach)) ** 2) * (
+        (v > eye_y) & (v < nose_tip))
+    tip = 0.09 * np.exp(-(u / 0.06) ** 2 - ((v - nose_tip + 0.025) / 0.05) ** 2)
+    wing = 0.045 * np.exp(-((np.abs(u) - 0.65 * wings) / (0.4 * wings)) ** 2
+                          - ((v - nose_tip + 0.03) / 0.035) ** 2)
+    return np.maximum(np.maximum(ridge, tip), wing)
 
 
 def _background(rng, height, width) -> np.ndarray:
