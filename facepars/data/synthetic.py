@@ -82,6 +82,7 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
     # lips) draws on its own generator, so each face keeps the geometry and colours
     # it had before they were added.
     look = np.random.default_rng([seed, index, 7])
+    strands = np.random.default_rng([seed, index, 10])  # hair and brows, their own too
     light = _Light(look)
     roundness = light.shade(u, v)
     paint((v > 1.35 + 0.12 * u ** 2) & (np.abs(u) < 2.6), "cloth", look.uniform(20, 230, 3),
@@ -92,7 +93,7 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
         hair = _HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))]
         top = rng.uniform(-0.45, -0.15)
         region = (_ellipse(u, v, 0, -0.1, 0.95, 1.05) & ((v < top) | (np.abs(u) > 0.68)))
-        paint(region, "hair", hair, 1.0 + 0.15 * np.sin(18 * u + 3 * v))
+        paint(region, "hair", hair, _strands(strands, u, v))
     ear_y = rng.uniform(-0.1, 0.1)
     paint(_ellipse(u, v, -0.76, ear_y, 0.13, 0.22), "l_ear", skin * 0.92, roundness)
     paint(_ellipse(u, v, 0.76, ear_y, 0.13, 0.22), "r_ear", skin * 0.92, roundness)
@@ -147,7 +148,15 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
     brow_y = eye_y - rng.uniform(0.12, 0.2)
     for sign, part in ((-1, "l_brow"), (1, "r_brow")):
         tilt = v + 0.15 * sign * (u - sign * eye_dx)
-        paint(_ellipse(u, tilt, sign * eye_dx, brow_y, 0.19, 0.035), part, brow)
+        region = _ellipse(u, tilt, sign * eye_dx, brow_y, 0.19, 0.035)
+        # Hairs over skin, thinning towards the tail: a photographed brow is a
+        # stroke the skin shows through, not a solid patch.
+        tail = np.clip(sign * (u[region] - sign * eye_dx) / 0.19, 0, 1)
+        hairs = 0.5 + 0.5 * np.sin(70 * u[region] + sign * 25 * v[region]
+                                   + strands.uniform(0, 2 * np.pi))
+        cover = ((0.9 - 0.4 * tail) * (0.55 + 0.45 * hairs))[:, None]
+        image[region] = (1 - cover) * image[region] + cover * brow
+        mask[region] = synthetic_id(part)
 
     # The mouth 0.7-1.0 of the eyes' distance across; half the faces smile: the
     # corners rise by ``smile`` and draw apart, and most smiles open on the upper
@@ -300,6 +309,20 @@ class _Light:
             above = relief(u + t * du, v + t * dv) - height - t * rise
             blocked = np.maximum(blocked, np.clip(above / 0.01, 0, 1))
         return blocked
+
+
+def _strands(rng, u, v) -> np.ndarray:
+    """Shading of hair: light and dark strands running from the crown, waved by a
+    smooth field, over a broad sheen. Flat or gently striped hair taught a model
+    that any streaky texture (a real head of hair) was glasses' rims or brows."""
+    height, width = u.shape
+    grid = rng.standard_normal((5, 5)).astype(np.float32)
+    wave = np.asarray(Image.fromarray(grid).resize((width, height), Image.Resampling.BILINEAR))
+    around = np.arctan2(u, -(v + 0.3))  # the angle from a crown above the face
+    count, phase = rng.uniform(40, 90), rng.uniform(0, 2 * np.pi, 2)
+    fine = (np.sin(count * around + 3 * wave + phase[0])
+            + 0.5 * np.sin(2.3 * count * around + 5 * wave + phase[1]))
+    return 1.0 + 0.15 * np.sin(18 * u + 3 * v) + rng.uniform(0.1, 0.25) * fine
 
 
 def _nose_relief(u, v, eye_y, nose_tip, wings):
