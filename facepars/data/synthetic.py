@@ -5,8 +5,9 @@ every pixel is known exactly, while the picture varies the way photos do: skin
 tone, a light from one side on a rounded head (diffuse and a specular
 highlight), exposure set for the face, background clutter (including
 skin-coloured blobs), a neck and clothes, head position, scale and in-plane
-rotation, hair, eye sockets, lids and pupils, a nose narrow at the bridge and
-wide at the wings, nostrils, the line between the lips, smiles showing teeth,
+rotation, hair in strands, brows as strokes of hairs, eye sockets, lids and
+their crease, irises of an eye's colours, a nose narrow at the bridge and wide
+at the wings, nostrils, the line between the lips, smiles showing teeth,
 glasses on some faces, an occluder from the jaw or a cheek on a few, blur and
 sensor noise. Only the image is blurred and noised; the mask stays exact. Drawn
 that way MTCNN finds 95-98 % of them (65 % before the light, neck, sockets and
@@ -14,7 +15,9 @@ the rest), which is what lets the detector's path be tested on exact masks.
 
 The nose and mouth sit where a photographed face has them, in eye distances
 below the eyes: a model trained on crops aligned on these faces' five points
-then finds a real face's parts where MTCNN's points put them.
+then finds a real face's parts where MTCNN's points put them. The nose has the
+skin's colour and shows, as a photographed one does, by its relief under the
+face's light: a lit side, a shaded one, a shadow cast beneath.
 
 A face is a pure function of ``(seed, index)``, so a data set regenerates
 bit-for-bit anywhere.
@@ -34,6 +37,8 @@ _SKIN_TONES = np.array([[247, 214, 190], [236, 188, 150], [212, 160, 120],
 _HAIR_COLOURS = np.array([[20, 16, 14], [60, 40, 25], [110, 75, 40],
                           [190, 150, 90], [150, 60, 30], [160, 160, 160]], np.float32)
 
+_IRIS_COLOURS = np.array([[70, 45, 25], [110, 75, 40], [95, 110, 70], [80, 110, 140],
+                          [40, 28, 20]], np.float32)  # brown, hazel, green, blue, dark
 
 # The typical long side of a synthetic photo (prepare's --synthetic_size default).
 BASE_SIZE = 320
@@ -137,11 +142,22 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
         )
         image[rim | bridge] = frame
         mask[lens | bridge] = synthetic_id("glasses")
-    iris = rng.uniform(20, 120, 3)
+    iris = _IRIS_COLOURS[strands.integers(len(_IRIS_COLOURS))] * (rng.uniform(20, 120, 3) / 140
+                                                                  + 0.5)
+    whites = strands.uniform(0.9, 1.0)
     for sign, part in ((-1, "l_eye"), (1, "r_eye")):
+        # The lid's crease: a shadowed arc on the skin above the eye, which a
+        # photographed eye has and a brow-like stroke must not be taken for.
+        crease = (_ellipse(u, v, sign * eye_dx, eye_y + 0.01, 0.16, 0.1)
+                  & ~_ellipse(u, v, sign * eye_dx, eye_y + 0.015, 0.15, 0.08)
+                  & (v < eye_y) & (mask == synthetic_id("skin")))
+        image[crease] *= 0.7
         region = _ellipse(u, v, sign * eye_dx, eye_y, 0.13, 0.06)
-        paint(region, part, (215, 210, 205))
-        image[region & _ellipse(u, v, sign * eye_dx, eye_y, 0.055, 0.055)] = iris
+        across = np.clip(1 - ((u - sign * eye_dx) / 0.13) ** 2, 0, 1)  # grey in the corners
+        paint(region, part, np.array([215, 210, 205]) * whites, 0.85 + 0.15 * across)
+        ring = _ellipse(u, v, sign * eye_dx, eye_y, 0.06, 0.06)
+        image[region & ring] = iris
+        image[region & ring & ~_ellipse(u, v, sign * eye_dx, eye_y, 0.05, 0.05)] = iris * 0.5
         image[region & _ellipse(u, v, sign * eye_dx, eye_y, 0.024, 0.024)] = (12, 10, 10)
         image[region & (v < eye_y - 0.03)] = (45, 32, 30)  # the upper lid and lashes
     brow = _HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))] * 0.8
