@@ -120,7 +120,14 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
     bridge = (v > eye_y + 0.03) & (v < nose_tip) & (np.abs(u) < 0.035 + 0.03 * reach)
     nose = bridge | _ellipse(u, v, 0, nose_tip - 0.04, wings, 0.05) | _ellipse(
         u, v, 0, nose_tip - 0.02, 0.05, 0.05)
-    shading = light.shade(u, v, lambda u, v: _nose_relief(u, v, eye_y, nose_tip, wings))
+    # The relief and its shadow reach no farther than this box around the nose:
+    # shaded alone, it costs a tenth of the whole photo's.
+    near = np.nonzero((np.abs(u) < 0.45) & (v > eye_y - 0.25) & (v < nose_tip + 0.3))
+    shading = roundness.copy()
+    if near[0].size:
+        box = (slice(near[0].min(), near[0].max() + 1), slice(near[1].min(), near[1].max() + 1))
+        shading[box] = light.shade(u[box], v[box],
+                                   lambda u, v: _nose_relief(u, v, eye_y, nose_tip, wings))
     paint(_ellipse(u, v, 0, 0, 0.74, 1.0), "skin", skin, shading)
     paint(nose, "nose", skin, shading)
     for sign in (-1, 1):  # nostrils

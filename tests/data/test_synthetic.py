@@ -36,7 +36,7 @@ def test_faces_vary_in_tone_position_and_size():
 
 
 def test_a_face_detector_finds_the_drawn_faces():
-    """MTCNN, trained on real photos, finds nearly all of them (95-96 % measured
+    """MTCNN, trained on real photos, finds nearly all of them (96-98 % measured
     on 300 faces each of seeds 0 and 1, BUILD_NOTES.md; 65 % with flat fills and no
     neck, sockets or light), so the whole-photo path is tested on exact masks with
     the real detector."""
