@@ -87,7 +87,7 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
     # lips) draws on its own generator, so each face keeps the geometry and colours
     # it had before they were added.
     look = np.random.default_rng([seed, index, 7])
-    strands = np.random.default_rng([seed, index, 10])  # hair and brows, their own too
+    strands = np.random.default_rng([seed, index, 10])  # hair, brows, eyes: theirs too
     light = _Light(look)
     roundness = light.shade(u, v)
     paint((v > 1.35 + 0.12 * u ** 2) & (np.abs(u) < 2.6), "cloth", look.uniform(20, 230, 3),
