@@ -1,10 +1,10 @@
-"""A photo corpus: ``predict`` locally against ``predict --runner=beam`` (DirectRunner).
+"""A photo corpus: ``predict`` locally against ``predict --runner=beam`` (FnApiRunner).
 
     python bench/corpus_bench.py [--photos 48] [--faces whole]
 
 ``--photos`` synthetic 640x480 JPEGs, the demo's model shape (LR-ASPP width 0.5,
 128 px, random weights: speed does not depend on them). Times the local run and
-Beam's DirectRunner with 1 process (in memory) and 2 processes, each writing
+Beam's FnApiRunner with 1 process (in memory) and 2 processes, each writing
 every output, and prints photos/s and each one's ratio to the local run. Beam
 start-up (pipeline construction, worker processes, model load per worker) is
 included: it is what a user waits for.
@@ -40,9 +40,9 @@ def main():
         Image.fromarray(image).save(os.path.join(photos, f"{i:04d}.jpg"), quality=90)
     rows = {
         "local": lambda out: predict.run(run, [photos], out, faces=args.faces),
-        "beam, DirectRunner, 1 process": lambda out: predict.run_on_beam(
+        "beam, FnApiRunner, 1 process": lambda out: predict.run_on_beam(
             run, [photos], out, faces=args.faces, workers=1),
-        "beam, DirectRunner, 2 processes": lambda out: predict.run_on_beam(
+        "beam, FnApiRunner, 2 processes": lambda out: predict.run_on_beam(
             run, [photos], out, faces=args.faces, workers=2),
     }
     rates = {}

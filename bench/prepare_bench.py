@@ -9,7 +9,7 @@ on the same files, measures pairs/s of
   1. facepars conversion with 1 worker (in-process),
   2. facepars conversion with --workers processes,
   3. the notebook's way: one process, cv2 read, remap, resize, write a PNG pair per image,
-  4. --runner=beam on Beam's DirectRunner with --workers processes (when the
+  4. --runner=beam on Beam's local FnApiRunner with --workers processes (when the
      facepars[beam] extra is installed),
 
 and prints the ratios 2/1 (target >= 1.7 with 2 workers on 2 cores), 2/3, 4/2
@@ -118,7 +118,7 @@ def main():
           f"per round {', '.join(f'{r[1] / r[0]:.2f}' for r in rounds)}")
     print(f"ratio {args.workers} workers / seed loop: {many / seed:.2f}x")
     if with_beam:
-        print(f"beam DirectRunner, {args.workers} workers: {beam:7.2f} pairs/s")
+        print(f"beam FnApiRunner, {args.workers} workers: {beam:7.2f} pairs/s")
         print(f"ratio beam / local pool, {args.workers} workers each: {beam / many:.2f}x; "
               f"per round {', '.join(f'{r[3] / r[1]:.2f}' for r in rounds)}")
         print(f"beam's extra wall time per job: {args.pairs / beam - args.pairs / many:.1f} s "

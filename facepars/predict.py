@@ -30,8 +30,8 @@ photo without a face found says so and stays background. ``--faces=whole``
 resizes the whole photo into the network, as for face crops.
 
 ``--runner=beam`` parses a corpus on Apache Beam (facepars.predict_beam): the
-same outputs, written by Beam workers (Dataflow, Flink, Spark, or the
-DirectRunner with ``--workers`` processes here).
+same outputs, written by Beam workers (Dataflow, Flink, Spark, or Beam's local
+FnApiRunner with ``--workers`` processes here).
 """
 
 from __future__ import annotations
@@ -145,9 +145,9 @@ def define_flags():
                       "facepars[beam] extra), e.g. on Dataflow.")
     flags.DEFINE_string("beam_pipeline_options", "",
                         "With --runner=beam: Beam options as k=v,k=v (as prepare takes them). "
-                        "Default: the DirectRunner with --workers processes.")
-    flags.DEFINE_integer("workers", 2, "With --runner=beam and no runner named: DirectRunner "
-                         "processes.", lower_bound=1)
+                        "Default: Beam's local FnApiRunner with --workers processes.")
+    flags.DEFINE_integer("workers", 2, "With --runner=beam and no runner named: the local "
+                         "runner's processes.", lower_bound=1)
 
 
 def run_on_beam(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,

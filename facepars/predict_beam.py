@@ -44,6 +44,8 @@ try:
 except ImportError as e:  # the optional facepars[beam] extra
     raise ConfigError("--runner=beam needs Apache Beam: pip install 'facepars[beam]'") from e
 
+from facepars.data.beam import pipeline as beam_pipeline  # after the check: it needs Beam
+
 NAMESPACE = "facepars.predict"
 
 
@@ -188,7 +190,7 @@ def run(job: Job, inputs: list[str], options, extensions) -> tuple[dict, list[st
             "model": job.model, "faces": mode, "photos": dict(sorted(entries)),
             "failures": sorted(failures)})
 
-    with beam.Pipeline(options=options) as pipeline:
+    with beam_pipeline(options) as pipeline:
         entries, failed = build(pipeline, job, inputs, lists, extensions, table_json)
         _ = (pipeline
              | "One" >> beam.Create([None])

@@ -67,8 +67,8 @@ def define_flags():
                       "facepars[beam] extra), e.g. on Dataflow, Flink or Spark.")
     flags.DEFINE_string("beam_pipeline_options", d["beam_pipeline_options"],
                         "With --runner=beam: Beam options as k=v,k=v, e.g. 'runner=DataflowRunner,"
-                        "project=P,region=R,temp_location=gs://B/tmp'. Default: the DirectRunner "
-                        "with --workers processes.")
+                        "project=P,region=R,temp_location=gs://B/tmp'. Default: Beam's local "
+                        "FnApiRunner with --workers processes.")
     flags.DEFINE_enum("on_error", d["on_error"], ["fail", "skip"],
                       "What a bad pair does to the run.")
     flags.DEFINE_bool("resume", d["resume"], "Finish an interrupted run in output_dir.")

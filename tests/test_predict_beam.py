@@ -1,4 +1,4 @@
-"""predict --runner=beam: RunInference on Beam's DirectRunner writes what the local run writes."""
+"""predict --runner=beam: RunInference on Beam's local runner writes what the local run writes."""
 
 import json
 import os

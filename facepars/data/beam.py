@@ -57,10 +57,15 @@ except ImportError as e:  # the optional facepars[beam] extra
 NAMESPACE = "facepars.prepare"
 
 
+# The runner a run names none: Beam's own, in-process on this machine.
+LOCAL_RUNNER = "FnApiRunner"
+
+
 def pipeline_options(options: str, workers: int) -> PipelineOptions:
     """Beam options from ``k=v,k=v`` (the convention of ``tfds build --beam_pipeline_options``).
 
-    Without a runner, Beam's DirectRunner runs ``workers`` processes on this machine.
+    Without a runner, Beam's FnApiRunner runs ``workers`` processes on this machine
+    (see ``pipeline`` for why not the DirectRunner).
     """
     argv = [f"--{item.strip()}" for item in options.split(",") if item.strip()]
     opts = PipelineOptions(argv)
@@ -73,11 +78,34 @@ def pipeline_options(options: str, workers: int) -> PipelineOptions:
         # Beam's workers log every bundle at INFO; keep facepars's progress readable.
         opts = PipelineOptions(argv + ["--default_sdk_harness_log_level=WARNING"])
     if opts.view_as(StandardOptions).runner is None:
-        opts.view_as(StandardOptions).runner = "DirectRunner"
+        opts.view_as(StandardOptions).runner = LOCAL_RUNNER
         direct = opts.view_as(DirectOptions)
         direct.direct_num_workers = workers
         direct.direct_running_mode = "multi_processing" if workers > 1 else "in_memory"
     return opts
+
+
+def pipeline(options: PipelineOptions) -> beam.Pipeline:
+    """A pipeline on the runner ``options`` name.
+
+    The local runner is the FnApiRunner, named, not the DirectRunner: since Beam
+    2.68 the DirectRunner first hands a pipeline to Prism, a Go binary it fetches
+    from GitHub (offline it logs the failure and falls back to the FnApiRunner),
+    whose workers and counters are not the ones facepars sets and reads, so a
+    machine online would run other code than the tests do. Beam's release notes
+    advise the pin (apache/beam#34612). Built as the DirectRunner's fallback
+    builds it, with the options provisioned, or the workers would not get them
+    (their log level, for one).
+    """
+    if options.view_as(StandardOptions).runner != LOCAL_RUNNER:
+        return beam.Pipeline(options=options)
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+    provided = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    runner = fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=provided)))
+    return beam.Pipeline(runner=runner, options=options)
 
 
 PLAN_FILE = "shard_pairs.jsonl"  # beside plan.json, the resume fingerprint
@@ -170,7 +198,7 @@ def _watch(job: shards.Job, stop: threading.Event, every: float = 10.0) -> None:
     """Log shards done, with rate and time left, from the sidecars the workers write.
 
     Works the same for every runner (Beam's own counters are only final on the
-    DirectRunner), at the cost of one listing of ``_parts/`` per line.
+    local runner), at the cost of one listing of ``_parts/`` per line.
     """
     progress = Progress("prepare (beam)", len(job.pending), "shards", every=0.0)
     wanted = {shards.sidecar_path(job.parts_dir, s["file"]) for s in job.pending}
@@ -211,9 +239,9 @@ def write_shards(job: shards.Job) -> None:
     watcher.start()
     plan_path, entries = write_plan(job.pending, job.parts_dir)
     try:
-        with beam.Pipeline(options=options) as pipeline:
-            build(pipeline, job, plan_path, entries)
-        _log_counters(pipeline.result)
+        with pipeline(options) as run:
+            build(run, job, plan_path, entries)
+        _log_counters(run.result)
     finally:
         stop.set()
         watcher.join()

@@ -1,6 +1,6 @@
 """prepare --runner=beam against the local runner: same bytes, same failures, same resume.
 
-The Beam runs use the DirectRunner in multi-processing mode with 2 workers, so
+The Beam runs use Beam's FnApiRunner in multi-processing mode with 2 workers, so
 shards really are written by other processes than the one that plans them.
 """
 
@@ -141,9 +141,33 @@ def test_pipeline_options_parse_the_tfds_convention():
         ("DataflowRunner", "p", "europe-west4", 7)
     direct = beam.pipeline_options("", workers=3).get_all_options()
     assert (direct["runner"], direct["direct_num_workers"], direct["direct_running_mode"]) == \
-        ("DirectRunner", 3, "multi_processing")
+        ("FnApiRunner", 3, "multi_processing")
     with pytest.raises(PrepareError, match="num_wokers"):
         beam.pipeline_options("num_wokers=3", workers=2)
+
+
+def test_the_local_runner_skips_prism_and_provisions_the_options(caplog):
+    """Beam's DirectRunner hands a pipeline to Prism first, a binary it fetches
+    from GitHub (offline the fetch fails and it falls back), so a machine online
+    would run other code than this suite does: facepars names the FnApiRunner.
+    Named bare, that runner gives its worker processes no options; facepars
+    provisions them, and the workers log at the level it sets (WARNING)."""
+    import logging
+
+    import apache_beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    def worker_log_level(_):  # nested: pickled by value for the worker processes
+        import logging
+        return logging.getLogger().getEffectiveLevel()
+
+    with caplog.at_level(logging.INFO, logger="apache_beam"):
+        with beam.pipeline(beam.pipeline_options("", workers=2)) as p:
+            levels = (p | apache_beam.Create(range(4), reshuffle=False)
+                      | apache_beam.Reshuffle() | apache_beam.Map(worker_log_level))
+            assert_that(levels, equal_to([logging.WARNING] * 4))
+    prism = [r.getMessage() for r in caplog.records if "prism" in r.getMessage().lower()]
+    assert not prism, prism
 
 
 @pytest.mark.slow
