@@ -57,7 +57,7 @@ except ImportError as e:  # the optional facepars[beam] extra
 NAMESPACE = "facepars.prepare"
 
 
-# The runner a run names none: Beam's own, in-process on this machine.
+# The runner when the options name none: Beam's own, on this machine.
 LOCAL_RUNNER = "FnApiRunner"
 
 
