@@ -5,9 +5,13 @@ Everything about labels lives here, as data:
 * ``PARTS`` is one vocabulary of face parts shared by every source.
 * A ``SourceTable`` says which raw id of a source dataset means which part.
 * A ``Taxonomy`` says which training class each part becomes, and carries the
-  ``ClassTable`` (names, colours, face classes, flip pairs) that is written into
-  the manifest. Downstream code never looks a taxonomy up by name: it reads the
-  ``ClassTable`` back from the manifest or the model directory.
+  ``ClassTable`` (names, colours, face classes, flip pairs, the parts each class
+  holds) that is written into the manifest. Downstream code never looks a
+  taxonomy up by name: it reads the ``ClassTable`` back from the manifest or the
+  model directory, so a table with names facepars has never seen works everywhere.
+* ``--taxonomy=source`` trains on a source's own labels as published
+  (``SourceTable.own_table``); ``target`` resolves either kind into the class
+  table and the raw-id lookup prepare writes with.
 
 Going through parts rather than source-to-target tables means a new source or a
 new taxonomy is one table, not one table per pair.
@@ -15,10 +19,13 @@ new taxonomy is one table, not one table per pair.
 
 from __future__ import annotations
 
+import colorsys
 import dataclasses
 from typing import Mapping
 
 import numpy as np
+
+from facepars.errors import ConfigError
 
 IGNORE_LABEL = 255
 """Mask value that counts in no loss term and no metric (padding, unknown)."""
@@ -33,6 +40,21 @@ PARTS = (
     "r_ear", "glasses", "hat", "head", "earring", "necklace", "neck", "cloth",
     "occluder",
 )
+MIRRORED_PARTS = tuple((p, "r_" + p[2:]) for p in PARTS if p.startswith("l_"))
+"""Left/right part pairs: classes holding them swap under a horizontal flip."""
+
+TAXONOMY_SOURCE = "source"
+"""``--taxonomy`` value that keeps the source's own label set (SourceTable.own_table)."""
+
+
+def distinct_colors(count: int) -> tuple[tuple[int, int, int], ...]:
+    """Black for class 0, then ``count - 1`` colours far apart in hue (golden-angle
+    steps) at alternating brightness: overlays for tables that bring no colours."""
+    out = [(0, 0, 0)]
+    for i in range(1, count):
+        r, g, b = colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.85, (1.0, 0.75)[i % 2])
+        out.append((round(r * 255), round(g * 255), round(b * 255)))
+    return tuple(out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +68,10 @@ class ClassTable:
     """Classes averaged in the ``mean_face`` scores (the literature's mean)."""
     flip_pairs: tuple[tuple[int, int], ...] = ()
     """Left/right class pairs a horizontal flip must swap."""
+    parts: tuple[tuple[str, ...], ...] = ()
+    """Per class, the parts of ``PARTS`` it holds (empty for a class that maps onto
+    none): how part-level code (where the eyes are, facepars.data.framing) reads a
+    table whose names it does not know. Empty altogether for hand-made tables."""
 
     def __post_init__(self):
         if not self.names or self.names[0] != BACKGROUND:
@@ -58,6 +84,11 @@ class ClassTable:
         for i in self.face_classes + tuple(c for p in self.flip_pairs for c in p):
             if not 0 <= i < len(self.names):
                 raise ValueError(f"{self.name}: class id {i} out of range")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"{self.name}: class names repeat ({list(self.names)})")
+        if self.parts and len(self.parts) != len(self.names):
+            raise ValueError(f"{self.name}: {len(self.names)} names but parts for "
+                             f"{len(self.parts)}")
 
     @property
     def num_classes(self) -> int:
@@ -74,10 +105,21 @@ class ClassTable:
             perm[a], perm[b] = b, a
         return perm
 
+    def classes_of(self, parts) -> tuple[int, ...]:
+        """Ids of the classes holding any of ``parts``, in part order, each once,
+        background left out."""
+        ids = []
+        for part in parts:
+            for i, held in enumerate(self.parts):
+                if i and part in held and i not in ids:
+                    ids.append(i)
+        return tuple(ids)
+
     def to_json(self) -> dict:
         return {
             "name": self.name,
-            "classes": [{"id": i, "name": n, "color": list(c)}
+            "classes": [{"id": i, "name": n, "color": list(c),
+                         "parts": list(self.parts[i]) if self.parts else []}
                         for i, (n, c) in enumerate(zip(self.names, self.colors))],
             "face_classes": list(self.face_classes),
             "flip_pairs": [list(p) for p in self.flip_pairs],
@@ -95,6 +137,8 @@ class ClassTable:
             colors=tuple(tuple(int(v) for v in c["color"]) for c in classes),
             face_classes=tuple(data["face_classes"]),
             flip_pairs=tuple(tuple(p) for p in data.get("flip_pairs", ())),
+            parts=tuple(tuple(c["parts"]) for c in classes)
+            if all("parts" in c for c in classes) else _builtin_parts(data["name"], classes),
         )
 
 
@@ -118,10 +162,23 @@ class Taxonomy:
 
 @dataclasses.dataclass(frozen=True)
 class SourceTable:
-    """Raw label ids of one source dataset: ``labels[i] = (source's name, part)``."""
+    """Raw label ids of one source dataset: ``labels[i] = (source's name, part)``.
+
+    The part is None for a label facepars's part vocabulary has no word for (a
+    user's own class without a ``part``): such a source trains only with
+    ``--taxonomy=source``. For sources whose mask files hold other values than
+    0..N-1 (a user's ids, colours) ``values``/``colors`` say, per label, what
+    its pixels hold; facepars.data.sources decodes them to the label's position.
+    """
 
     name: str
-    labels: tuple[tuple[str, str], ...]
+    labels: tuple[tuple[str, str | None], ...]
+    colors: tuple[tuple[int, int, int], ...] | None = None
+    values: tuple[int, ...] | None = None
+    face: tuple[bool, ...] | None = None      # None: every label but the first
+    flips: tuple[tuple[int, int], ...] | None = None  # None: from the parts' left/right
+    ignore: bool = False
+    """Raw value 255 marks pixels no loss or metric counts (VOC's boundaries)."""
 
     def lookup_table(self, taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(lut, valid)``, both of length 256, for ``lut[raw_mask]``.
@@ -129,12 +186,45 @@ class SourceTable:
         ``valid[v]`` is False for raw values the source never uses, so a converter
         can name them instead of silently mapping them somewhere.
         """
+        unmapped = [name for name, part in self.labels if part is None]
+        if unmapped:
+            raise ConfigError(f"{self.name}: classes {unmapped} map onto no facepars part, so "
+                              f"--taxonomy={taxonomy.table.name} cannot place them; give each a "
+                              f"part in the class file or use --taxonomy={TAXONOMY_SOURCE}")
+        return self._lookup([taxonomy.class_of_part(part) for _, part in self.labels])
+
+    def _lookup(self, class_ids) -> tuple[np.ndarray, np.ndarray]:
         lut = np.full(256, IGNORE_LABEL, dtype=np.uint8)
         valid = np.zeros(256, dtype=bool)
-        for raw_id, (_, part) in enumerate(self.labels):
-            lut[raw_id] = taxonomy.class_of_part(part)
-            valid[raw_id] = True
+        lut[:len(class_ids)] = class_ids
+        valid[:len(class_ids)] = True
+        valid[IGNORE_LABEL] |= self.ignore
         return lut, valid
+
+    def own_table(self) -> ClassTable:
+        """The source's labels as training classes, one to one (``--taxonomy=source``)."""
+        names = tuple(name for name, _ in self.labels)
+        parts = tuple((part,) if part else () for _, part in self.labels)
+        face = self.face or (False,) + (True,) * (len(names) - 1)
+        flips = self.flips
+        if flips is None:
+            holder = {part: i for i, (_, part) in enumerate(self.labels) if part}
+            flips = tuple((holder[a], holder[b]) for a, b in MIRRORED_PARTS
+                          if a in holder and b in holder)
+        try:
+            return ClassTable(self.name, names, self.colors or distinct_colors(len(names)),
+                              tuple(i for i, f in enumerate(face) if f), flips, parts)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def target(self, taxonomy: str) -> tuple[ClassTable, np.ndarray, np.ndarray]:
+        """(class table, lut, valid) for ``--taxonomy``: a built-in one or ``source``."""
+        if taxonomy == TAXONOMY_SOURCE:
+            return self.own_table(), *self._lookup(range(len(self.labels)))
+        if taxonomy not in TAXONOMIES:
+            raise ConfigError(f"unknown taxonomy {taxonomy!r}; one of "
+                              f"{', '.join(TAXONOMY_CHOICES)}")
+        return TAXONOMIES[taxonomy].table, *self.lookup_table(TAXONOMIES[taxonomy])
 
 
 def _taxonomy(name, classes, face, flip_pairs=(), **part_to_class):
@@ -142,8 +232,9 @@ def _taxonomy(name, classes, face, flip_pairs=(), **part_to_class):
     names = tuple(n for n, _ in classes)
     mapping = {p: BACKGROUND for p in PARTS}
     mapping.update(part_to_class)
+    parts = tuple(tuple(p for p in PARTS if mapping[p] == n) for n in names)
     table = ClassTable(name, names, tuple(c for _, c in classes),
-                       tuple(names.index(n) for n in face), flip_pairs)
+                       tuple(names.index(n) for n in face), flip_pairs, parts)
     return Taxonomy(table, mapping)
 
 
@@ -194,6 +285,17 @@ TAXONOMIES: dict[str, Taxonomy] = {
         inner_mouth="inner_mouth", l_lip="lower_lip", hair="hair"),
 }
 DEFAULT_TAXONOMY = "seed8"
+TAXONOMY_CHOICES = (*TAXONOMIES, TAXONOMY_SOURCE)
+
+
+def _builtin_parts(name: str, classes: list) -> tuple[tuple[str, ...], ...]:
+    """The parts of a table written before tables carried them: its built-in
+    taxonomy's, or, by class name, any built-in taxonomy's."""
+    names = tuple(c["name"] for c in classes)
+    if name in TAXONOMIES and TAXONOMIES[name].table.names == names:
+        return TAXONOMIES[name].table.parts
+    known = {n: ps for t in TAXONOMIES.values() for n, ps in zip(t.table.names, t.table.parts)}
+    return tuple(known.get(n, ()) for n in names)
 
 SOURCE_TABLES: dict[str, SourceTable] = {
     # Kaggle "multiclass-face-segmentation": 8-bit PNG ids 0..17.
@@ -243,23 +345,6 @@ def translate_ids(source: str, target: str) -> np.ndarray:
     target_ids = {part: i for i, (_, part) in enumerate(SOURCE_TABLES[target].labels)}
     return np.array([target_ids.get(part, 0) for _, part in SOURCE_TABLES[source].labels],
                     np.uint8)
-
-
-def classes_of_parts(table: ClassTable, parts) -> tuple[int, ...]:
-    """Ids of ``table``'s classes that ``parts`` become in the known taxonomies, in
-    part order, each once, background left out.
-
-    For part-level code (facepars.data.framing) on a table read back from a
-    manifest, which carries class names but not the part mapping: the class
-    names come from the taxonomies here, never typed out again.
-    """
-    ids = []
-    for part in parts:
-        for taxonomy in TAXONOMIES.values():
-            name = taxonomy.part_to_class[part]
-            if name in table.names and name != BACKGROUND and table.names.index(name) not in ids:
-                ids.append(table.names.index(name))
-    return tuple(ids)
 
 
 def synthetic_id(part: str) -> int:

@@ -25,6 +25,7 @@ from facepars.inference import Predictor, choose_mode
 from facepars.metrics import (
     ConfusionMatrixMetric,
     batch_confusion,
+    published_mean_f1,
     score_table,
     scores_from_confusion,
 )
@@ -116,8 +117,12 @@ def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: 
 def describe(confusion: np.ndarray, table: classes.ClassTable, title: str) -> dict:
     scores = scores_from_confusion(confusion, table)
     pixels = confusion.sum(1)
-    print(f"\n{title}\n" + score_table(scores, table, pixels))
-    return {"scores": scores, "confusion": confusion.tolist(),
+    published, absent = published_mean_f1(confusion)
+    note = f"; no pixels of {[table.names[c] for c in absent]}, left out" if absent else ""
+    print(f"\n{title}\n" + score_table(scores, table, pixels)
+          + f"\nmean F1 as published (FaRL, SegFace: the {table.num_classes - 1} classes but "
+          f"background, over the split) {published:.4f}{note}")
+    return {"scores": scores, "published_mean_f1": published, "confusion": confusion.tolist(),
             "pixels": {n: int(p) for n, p in zip(table.names, pixels)}}
 
 

@@ -98,6 +98,20 @@ def read_mask(path: str) -> np.ndarray:
     return mask
 
 
+def read_label_image(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A mask as its file holds it, for sources whose masks are not plain ids:
+    ``(pixels, palette)``, pixels (H, W) indices or values for palette and grey
+    files (with the (N, 3) palette of a palette file, else None), (H, W, 3) colours
+    for RGB and RGBA ones (alpha dropped)."""
+    img = _open(path)[0]
+    if img.mode in ("RGB", "RGBA", "RGBX"):
+        return np.asarray(img.convert("RGB")), None
+    if img.mode == "P":
+        palette = np.asarray(img.getpalette() or [], np.uint8).reshape(-1, 3)
+        return np.asarray(img), palette
+    return read_mask(path), None
+
+
 @dataclasses.dataclass(frozen=True)
 class Geometry:
     """Where a photo of (height, width) lands in the square network input.

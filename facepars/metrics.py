@@ -80,6 +80,21 @@ def scores_from_confusion(confusion: np.ndarray, table: ClassTable) -> dict[str,
     return out
 
 
+def published_mean_f1(confusion: np.ndarray) -> tuple[float, list[int]]:
+    """The figure face-parsing papers report (FaRL, SegFace on CelebAMask-HQ and LaPa):
+    F1 = 2TP / (labelled + predicted) per class from one confusion matrix over the
+    whole test set, averaged over every class but the background (hair, neck and
+    cloth included). Returns it and the classes with no pixels on either side,
+    whose F1 is undefined (0/0) and which it leaves out; the papers' sets have none."""
+    cm = np.asarray(confusion, np.float64)
+    both = cm.sum(0) + cm.sum(1)
+    absent = [c for c in range(1, len(cm)) if both[c] == 0]
+    kept = [c for c in range(1, len(cm)) if both[c] > 0]
+    if not kept:
+        return float("nan"), absent
+    return float(np.mean(2 * np.diag(cm)[kept] / both[kept])), absent
+
+
 @keras.saving.register_keras_serializable("facepars")
 class ConfusionMatrixMetric(keras.metrics.Metric):
     """Accumulates the confusion matrix of a split from labels and logits.

@@ -40,7 +40,12 @@ def define_flags():
     flags.DEFINE_string("input_dir", None, "Root of the raw dataset (not used for synthetic).")
     flags.DEFINE_string("output_dir", None,
                         "Where shards and manifest.json go (local or gs://...).")
-    flags.DEFINE_enum("taxonomy", d["taxonomy"], list(classes.TAXONOMIES), "Target class table.")
+    flags.DEFINE_string("classes", d["classes"],
+                        "The class file of --source=folder (JSON or CSV: docs/data.md, \"Your "
+                        "own classes\"); for --source=voc, instead of its labelmap.txt.")
+    flags.DEFINE_enum("taxonomy", d["taxonomy"], list(classes.TAXONOMY_CHOICES),
+                      "Target class table: a built-in one, or source: the source's own labels "
+                      "as published (CelebAMask-HQ's 19, LaPa's 11, a class file's).")
     flags.DEFINE_integer("image_size", d["image_size"],
                          "Side of the square images and masks written.")
     flags.DEFINE_enum("resize", d["resize"], list(RESIZE_MODES),
@@ -75,7 +80,7 @@ def define_flags():
     flags.DEFINE_bool("overwrite", d["overwrite"],
                       "Delete facepars output already in output_dir first.")
     flags.DEFINE_float("val_fraction", d["val_fraction"], "Carve this seeded fraction of train "
-                       "into a val split (for sources that have none).",
+                       "into a val split (for sources that have none; 0: 0.1 for those).",
                        lower_bound=0.0, upper_bound=1.0)
     flags.DEFINE_integer("seed", d["seed"],
                          "Seed of the shard shuffle, the val carve and synthetic faces.")

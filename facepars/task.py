@@ -30,9 +30,14 @@ class FaceParser(keras_internals.BuildOptimizerOnly, keras.Model):
     """Train and evaluate ``network`` on ``{"image": uint8, "mask": uint8}`` batches."""
 
     def __init__(self, network: keras.Model, class_table: ClassTable, loss_cfg,
-                 augment: AugmentConfig, fill_label: int = 0, seed: int = 0):
+                 augment: AugmentConfig, fill_label: int = 0, seed: int = 0,
+                 frozen: list[bool] | None = None, frozen_steps: int = 0):
         super().__init__(name="face_parser")
         self.network = network
+        # Per trainable variable, whether it holds still for the first frozen_steps
+        # steps (the backbone while a fine-tune's new head settles; see train_step).
+        self.frozen = frozen or [False] * len(network.trainable_variables)
+        self.frozen_steps = frozen_steps
         self.class_table = class_table
         self.term_weights = (loss_cfg.cross_entropy, loss_cfg.dice, loss_cfg.jaccard)
         self.class_weights = loss_cfg.class_weights
@@ -95,7 +100,16 @@ class FaceParser(keras_internals.BuildOptimizerOnly, keras.Model):
             scaled = terms["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
             scaled = self.optimizer.scale_loss(scaled)  # dynamic loss scale under float16
         variables = self.network.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        gradients = tape.gradient(scaled, variables)
+        if self.frozen_steps:
+            # Zero gradients hold the frozen variables still under every optimizer
+            # (momentum and Adam's moments stay zero too), in one compiled step: no
+            # retrace or rebuilt optimizer when they thaw, and the step count that
+            # decides it is in every backup, so a resumed run thaws at the same step.
+            thawed = self.optimizer.iterations >= self.frozen_steps
+            gradients = [tf.where(thawed, g, tf.zeros_like(g)) if frozen else g
+                         for g, frozen in zip(gradients, self.frozen)]
+        self.optimizer.apply_gradients(zip(gradients, variables))
         # Keras reduces a step's logs over the replicas (the mean over every worker's
         # replicas under MultiWorkerMirroredStrategy; the first replica on a TPU, whose
         # one host sets every core's copy): all workers read the same flag after the

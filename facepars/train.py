@@ -9,8 +9,14 @@ field can be overridden with ``--config.FIELD=VALUE``. Rerunning the same comman
 after a crash or preemption resumes from the last backup in model_dir.
 
 model_dir receives: config.json (the resolved config, the data's image size,
-resize mode and class table), last.keras and best.keras (best val face-class
-mIoU, with best.json), history.csv, tensorboard/ and backup/ while running.
+resize mode and class table, and what ``--init_from`` copied), last.keras and
+best.keras (best val face-class mIoU, with best.json), history.csv, tensorboard/
+and backup/ while running.
+
+Fine-tuning: ``--init_from=RUN_OR_KERAS_FILE --init_modules=all|backbone[,decoder]``
+starts from another run's weights (facepars.initialization): its classifier rows
+carried by class name onto this data's class table, ``--config.freeze_backbone_steps=N``
+holding the backbone still while the new head settles.
 
 Preemption: SIGTERM (a spot VM's or a Cloud TPU's notice) or a first Ctrl-C
 finishes the step in flight, saves a backup at that step and exits with
@@ -36,6 +42,7 @@ from facepars import (
     configs,
     distribute,
     files,
+    initialization,
     loop,
     metrics,
     optimization,
@@ -59,11 +66,12 @@ class SetupError(FaceparsError):
 COMPATIBLE_KEYS = ("model", "width", "num_classes", "image_size")
 
 
-def check_model_dir(model_dir: str, run_info: dict) -> None:
-    """Refuse a model_dir written by an incompatible run (other model or classes)."""
+def check_model_dir(model_dir: str, run_info: dict) -> dict | None:
+    """Refuse a model_dir written by an incompatible run (other model or classes);
+    returns the earlier run's config.json, if any."""
     path = rundir.path(model_dir, rundir.CONFIG)
     if not tf.io.gfile.exists(path):
-        return
+        return None
     earlier = files.read_json(path)
     changed = [k for k in COMPATIBLE_KEYS if earlier.get(k) != run_info.get(k)]
     if changed:
@@ -72,6 +80,7 @@ def check_model_dir(model_dir: str, run_info: dict) -> None:
             + ", ".join(f"{k} ({earlier.get(k)} vs {run_info.get(k)})" for k in changed)
             + "; use a new --model_dir"
         )
+    return earlier
 
 
 @contextlib.contextmanager
@@ -164,12 +173,19 @@ def build_task(cfg, manifest: schema.Manifest, strategy, steps_per_epoch: int):
     """The network inside FaceParser, compiled with its optimizer, under the strategy."""
     table = manifest.class_table
     fill = IGNORE_LABEL if manifest.resize == "pad" else 0
+    weights = cfg.loss.class_weights
+    if weights is not None and len(weights) != table.num_classes:
+        raise SetupError(f"--config.loss.class_weights has {len(weights)} weights for the "
+                         f"{table.num_classes} classes of {table.name} ({', '.join(table.names)})")
     with strategy.scope():
         network = build_model(cfg.model, table.num_classes, manifest.image_size,
                               weights=cfg.weights or None, width=cfg.width)
         configure_batchnorm(network, cfg.bn_momentum, cfg.sync_batchnorm)
+        frozen = (initialization.frozen_mask(network, cfg.model) if cfg.freeze_backbone_steps
+                  else None)
         parser = task.FaceParser(network, table, cfg.loss, AugmentConfig(**cfg.augment.to_dict()),
-                                 fill_label=fill, seed=cfg.seed)
+                                 fill_label=fill, seed=cfg.seed, frozen=frozen,
+                                 frozen_steps=cfg.freeze_backbone_steps)
         lr = optimization.learning_rate(cfg, steps_per_epoch, parser.learning_rate_scale)
         optimizer = optimization.make_optimizer(cfg, lr)
         parser.compile(optimizer=optimizer, jit_compile=cfg.jit_compile,
@@ -243,13 +259,30 @@ def backup_dir(model_dir: str, strategy) -> str:
     return backup
 
 
+def start_from(parser, cfg, table, backup: loop.Backup, init_from: str | None,
+               init_modules: str, earlier: dict | None):
+    """Copy ``init_from`` into a run that starts afresh; a run with a backup resumes
+    from it instead. Returns what config.json records of the initialisation."""
+    if not init_from:
+        return None
+    modules = initialization.parse_modules(init_modules)
+    if backup.manager.latest_checkpoint:
+        logging.info("%s holds a backup: resuming from it; --init_from=%s is ignored",
+                     backup.directory, init_from)
+        return (earlier or {}).get("init_from")
+    return initialization.initialize(parser.network, cfg.model, cfg.width, table, init_from,
+                                     modules).to_json()
+
+
 def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=None,
         precision: str = "auto", profile_steps: str = "", verify_data: bool = False,
-        preemption: loop.Preemption | None = None) -> dict:
+        preemption: loop.Preemption | None = None, init_from: str | None = None,
+        init_modules: str = initialization.ALL) -> dict:
     """One training run; returns a summary (best scores, steps, weights checksum).
 
-    Resumes from model_dir's backup if there is one. On SIGTERM or Ctrl-C it
-    stops at a step boundary, saves a backup there and raises ``loop.Preempted``.
+    Resumes from model_dir's backup if there is one; otherwise starts from
+    ``init_from``'s ``init_modules`` when given. On SIGTERM or Ctrl-C it stops at
+    a step boundary, saves a backup there and raises ``loop.Preempted``.
     """
     preemption = preemption or loop.Preemption()
     strategy, policy = start(precision, strategy_name, tpu, cfg)
@@ -262,12 +295,15 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
                 "data_dir": data_dir, "precision": policy,
                 "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
                 "steps_per_epoch": steps_per_epoch, "config": cfg.to_dict()}
-    check_model_dir(model_dir, run_info)
+    earlier = check_model_dir(model_dir, run_info)
+    parser, lr = build_task(cfg, manifest, strategy, steps_per_epoch)
+    backup = loop.Backup(backup_dir(model_dir, strategy), parser)
+    run_info["init_from"] = start_from(parser, cfg, table, backup, init_from, init_modules,
+                                       earlier)
     if distribute.is_chief(strategy):
         tf.io.gfile.makedirs(model_dir)
         files.write_json_atomic(rundir.path(model_dir, rundir.CONFIG), run_info)
 
-    parser, lr = build_task(cfg, manifest, strategy, steps_per_epoch)
     train_from, val_ds, val_steps = datasets(cfg, manifest, strategy)
     cbs, guard = make_callbacks(cfg, manifest, model_dir, strategy, parser, lr, profile_steps)
     workers = distribute.num_workers(strategy)
@@ -279,7 +315,6 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
                                            input_cfgs[which], step, workers,
                                            distribute.worker_index(strategy))
 
-    backup = loop.Backup(backup_dir(model_dir, strategy), parser)
     with preemption.watching(), naming_xla_failures():
         history = loop.fit(parser, train_from, val_ds, val_steps, cfg.epochs, steps_per_epoch,
                            cbs, backup, cfg.backup_every_steps, preemption,
@@ -316,6 +351,12 @@ def define_flags():
     flags.DEFINE_enum("precision", "auto", list(distribute.PRECISIONS),
                       "auto: bfloat16 on TPU, float16 on GPU, float32 on CPU.")
     flags.DEFINE_string("profile_steps", "", "Profile steps A,B into TensorBoard (e.g. 10,15).")
+    flags.DEFINE_string("init_from", None, "Start from this run's weights (a training "
+                        "model_dir or .keras file of the same model and width); ignored when "
+                        "model_dir holds a backup to resume.")
+    flags.DEFINE_string("init_modules", initialization.ALL, "What --init_from copies: all, or "
+                        "a comma list of backbone, decoder, classifier (classifier rows are "
+                        "carried by class name; new classes start as in a fresh run).")
     flags.DEFINE_bool("verify_data", False, "Hash every shard that no facepars.verify stamp "
                       "covers before the first step (each start; presence and size are "
                       "always checked).")
@@ -325,7 +366,8 @@ def main(argv):
     del argv
     try:
         summary = run(FLAGS.config, FLAGS.data_dir, FLAGS.model_dir, FLAGS.strategy, FLAGS.tpu,
-                      FLAGS.precision, FLAGS.profile_steps, FLAGS.verify_data)
+                      FLAGS.precision, FLAGS.profile_steps, FLAGS.verify_data,
+                      init_from=FLAGS.init_from, init_modules=FLAGS.init_modules)
     except loop.Preempted as e:
         print(f"train: {e}", file=sys.stderr)
         sys.exit(loop.EXIT_PREEMPTED)

@@ -130,3 +130,47 @@ def write_celebamask_hq(root, count=6, mask_size=128):
         f.write("\n".join(mapping) + "\n")
     with open(f"{root}/list_eval_partition.txt", "w") as f:
         f.write("\n".join(partition) + "\n")
+
+
+# A CVAT "Segmentation mask 1.1" export's classes: names no built-in table has, in
+# labelmap.txt's order, and what each synthetic part is labelled as.
+CVAT_CLASSES = (("background", (0, 0, 0)), ("face skin", (250, 200, 160)),
+                ("brow", (90, 50, 20)), ("eye", (20, 120, 250)), ("snout", (250, 210, 0)),
+                ("lips", (220, 20, 60)), ("ear", (150, 90, 220)), ("specs", (0, 210, 140)),
+                ("locks", (255, 120, 0)))
+CVAT_OF_SYNTHETIC = dict(skin="face skin", l_brow="brow", r_brow="brow", l_eye="eye",
+                         r_eye="eye", nose="snout", u_lip="lips", l_lip="lips",
+                         inner_mouth="lips", l_ear="ear", r_ear="ear", glasses="specs",
+                         hair="locks")
+
+
+def cvat_ids(mask: np.ndarray) -> np.ndarray:
+    """A synthetic mask in CVAT_CLASSES positions (every class in a band at the bottom)."""
+    names = [n for n, _ in CVAT_CLASSES]
+    ids = {p: names.index(CVAT_OF_SYNTHETIC.get(p, "background")) for p in SYNTHETIC_PARTS}
+    return relabel(mask, ids, len(CVAT_CLASSES))
+
+
+def write_cvat(root, count=8, size=(120, 100), subsets=None):
+    """JPEGImages/, SegmentationClass/ (RGB colour masks), ImageSets/Segmentation/*.txt
+    (``default.txt`` with every name unless ``subsets`` maps subset -> count) and
+    labelmap.txt, as CVAT writes them. Returns the masks in CVAT_CLASSES positions."""
+    palette = np.array([c for _, c in CVAT_CLASSES], np.uint8)
+    names, masks = [], {}
+    for n in range(count):
+        image, mask = face(n, *size)
+        name = f"frame_{n:06d}"
+        _save(image, f"{root}/JPEGImages/{name}.jpg")
+        masks[name] = cvat_ids(mask)
+        _save(palette[masks[name]], f"{root}/SegmentationClass/{name}.png")
+        names.append(name)
+    os.makedirs(f"{root}/ImageSets/Segmentation", exist_ok=True)
+    groups, start = subsets or {"default": count}, 0
+    for subset, k in groups.items():
+        with open(f"{root}/ImageSets/Segmentation/{subset}.txt", "w") as f:
+            f.write("\n".join(names[start:start + k]) + "\n")
+        start += k
+    with open(f"{root}/labelmap.txt", "w") as f:
+        f.write("# label:color_rgb:parts:actions\n")
+        f.write("".join(f"{n}:{r},{g},{b}::\n" for n, (r, g, b) in CVAT_CLASSES))
+    return masks

@@ -81,7 +81,7 @@ def test_a_table_whose_class_0_is_not_background_is_refused():
 
 def test_the_parts_classes_come_from_the_taxonomies():
     seed8, lapa11 = (classes.TAXONOMIES[n].table for n in ("seed8", "lapa11"))
-    assert classes.classes_of_parts(seed8, ("l_eye", "r_eye")) == (3,)
-    assert classes.classes_of_parts(lapa11, ("l_eye", "r_eye")) == (4, 5)
-    assert classes.classes_of_parts(lapa11, ("u_lip", "l_lip", "inner_mouth")) == (7, 9, 8)
-    assert classes.classes_of_parts(lapa11, ("glasses",)) == ()  # background in lapa11
+    assert seed8.classes_of(("l_eye", "r_eye")) == (3,)
+    assert lapa11.classes_of(("l_eye", "r_eye")) == (4, 5)
+    assert lapa11.classes_of(("u_lip", "l_lip", "inner_mouth")) == (7, 9, 8)
+    assert lapa11.classes_of(("glasses",)) == ()  # background in lapa11

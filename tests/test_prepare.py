@@ -1,6 +1,7 @@
 """facepars.prepare end to end: real layouts, the real CLI, bad input, resume, verify."""
 
 import glob
+import re
 import json
 import os
 import signal
@@ -412,3 +413,172 @@ def test_a_manifest_of_another_format_is_refused_with_what_to_do(tmp_path):
     with pytest.raises(schema.ManifestError, match="format 1, this facepars reads 2; prepare "
                                                    "the data again"):
         schema.Manifest.load(out)
+
+
+def test_celebamask_hq_with_taxonomy_source_keeps_the_painters_19_classes(tmp_path):
+    """--taxonomy=source: background and the 18 parts in the published paint order,
+    one to one (a part painted later wins), left/right flip pairs recorded."""
+    fixtures.write_celebamask_hq(str(tmp_path / "celeba"))
+    manifest = prepare.run(_config(tmp_path, source="celebamask_hq",
+                                   input_dir=str(tmp_path / "celeba"), taxonomy="source"))
+    table = schema.Manifest.load(str(tmp_path / "out")).class_table
+    assert table.names == ("background", *fixtures.CELEBA_PARTS)
+    pairs = {(table.names[a], table.names[b]) for a, b in table.flip_pairs}
+    assert pairs == {("l_brow", "r_brow"), ("l_eye", "r_eye"), ("l_ear", "r_ear")}
+    assert table.face_classes == tuple(range(1, 19))
+    seen = set()
+    for split in manifest["splits"]:
+        for source_id, (_, mask) in read_split(str(tmp_path / "out"), split).items():
+            painted = np.zeros((128, 128), np.uint8)
+            for i, part in enumerate(fixtures.CELEBA_PARTS):
+                path = f"{tmp_path}/celeba/CelebAMask-HQ-mask-anno/0/{int(source_id):05d}_{part}.png"
+                if os.path.exists(path):
+                    painted[np.asarray(Image.open(path)) > 0] = i + 1
+            ref = tf.image.resize(painted[..., None], (32, 32), method="nearest").numpy()[..., 0]
+            np.testing.assert_array_equal(mask, ref)
+            seen |= set(np.unique(mask).tolist())
+    assert seen == set(range(19))
+
+
+@pytest.mark.slow
+def test_a_cvat_export_gives_labelmaps_ids_and_names_through_the_cli(tmp_path):
+    """CVAT's Segmentation mask 1.1: RGB colour masks decoded by labelmap.txt, ids in
+    its order, its names and colours the class table; default.txt is train with val
+    carved from it."""
+    truth = fixtures.write_cvat(str(tmp_path / "cvat"), count=10)
+    out = str(tmp_path / "out")
+    proc = run_cli("facepars.prepare", "--source=voc", f"--input_dir={tmp_path}/cvat",
+                   f"--output_dir={out}", f"--image_size={SIZE}", "--taxonomy=source",
+                   "--workers=1")
+    assert "carving 10% of train into val" in proc.stderr
+    manifest = schema.Manifest.load(out)
+    table = manifest.class_table
+    assert table.names == tuple(n for n, _ in fixtures.CVAT_CLASSES)
+    assert table.colors == tuple(c for _, c in fixtures.CVAT_CLASSES)
+    assert {s: manifest.num_records(s) for s in manifest.splits} == {"train": 9, "val": 1}
+    seen = set()
+    for split in manifest.splits:
+        for source_id, (_, mask) in read_split(out, split).items():
+            raw = truth[source_id.split("/")[1]]
+            ref = tf.image.resize(raw[..., None], (SIZE, SIZE), method="nearest").numpy()[..., 0]
+            np.testing.assert_array_equal(mask, ref)
+            seen |= set(np.unique(mask).tolist())
+    assert seen == set(range(len(fixtures.CVAT_CLASSES)))
+
+
+def test_a_colour_the_labelmap_lacks_is_named_or_listed(tmp_path):
+    fixtures.write_cvat(str(tmp_path / "cvat"), count=4)
+    path = tmp_path / "cvat" / "SegmentationClass" / "frame_000002.png"
+    pixels = np.asarray(Image.open(path)).copy()
+    pixels[:3, :5] = (1, 2, 3)
+    Image.fromarray(pixels).save(path)
+    cfg = dict(source="voc", input_dir=str(tmp_path / "cvat"), taxonomy="source")
+    with pytest.raises(PrepareError, match=r"frame_000002.png: colour \(1, 2, 3\) at 15 pixels"
+                                           r"[^;]*: not in .*labelmap.txt"):
+        prepare.run(_config(tmp_path, **cfg))
+    _assert_nothing_half_written(tmp_path)
+    manifest = prepare.run(_config(tmp_path, on_error="skip", overwrite=True, **cfg))
+    assert [s["source_id"] for s in manifest["skipped"]] == ["train/frame_000002"]
+    assert "colour (1, 2, 3)" in manifest["skipped"][0]["error"]
+
+
+def _folder(root, class_rows: str, masks_as="ids"):
+    """images/ and masks/ under train/ and val/, masks holding the ids (or colours) of
+    fixtures.CVAT_CLASSES's classes as a class file numbers them (id 10 * position)."""
+    palette = np.array([c for _, c in fixtures.CVAT_CLASSES], np.uint8)
+    truth = {}
+    for split, count in (("train", 4), ("val", 2)):
+        for n in range(count):
+            image, mask = fixtures.face(n + 10 * len(split), 90, 70)
+            ids = fixtures.cvat_ids(mask)
+            os.makedirs(f"{root}/{split}/images", exist_ok=True)
+            os.makedirs(f"{root}/{split}/masks", exist_ok=True)
+            Image.fromarray(image).save(f"{root}/{split}/images/p{n}.png")
+            coded = palette[ids] if masks_as == "colors" else (ids * 10).astype(np.uint8)
+            Image.fromarray(coded).save(f"{root}/{split}/masks/p{n}.png")
+            truth[f"{split}/p{n}"] = ids
+    with open(f"{root}/classes.csv", "w") as f:
+        f.write(class_rows)
+    return truth
+
+
+FOLDER_CLASSES = "name,id,part,flip\n" + "".join(
+    f"{name},{10 * i},{part},{flip}\n" for i, (name, part, flip) in enumerate(
+        [("background", "", ""), ("face skin", "skin", ""), ("brow", "l_brow", ""),
+         ("eye", "l_eye", ""), ("snout", "nose", ""), ("lips", "u_lip", ""), ("ear", "", ""),
+         ("specs", "glasses", ""), ("locks", "hair", "")]))
+
+
+def test_a_folder_of_id_masks_with_a_class_file(tmp_path):
+    """Non-contiguous ids (0, 10, ... 80) become ids 0..8 in the class file's order;
+    parts let a built-in taxonomy take the same data."""
+    truth = _folder(tmp_path / "own", FOLDER_CLASSES)
+    cfg = dict(source="folder", input_dir=str(tmp_path / "own"),
+               classes=str(tmp_path / "own" / "classes.csv"))
+    manifest = prepare.run(_config(tmp_path, taxonomy="source", **cfg))
+    assert [c["name"] for c in manifest["class_table"]["classes"]][1:3] == ["face skin", "brow"]
+    for split in ("train", "val"):
+        for source_id, (_, mask) in read_split(str(tmp_path / "out"), split).items():
+            ref = tf.image.resize(truth[source_id][..., None], (32, 32),
+                                  method="nearest").numpy()[..., 0]
+            np.testing.assert_array_equal(mask, ref)
+    with pytest.raises(PrepareError, match=r"classes \['ear'\] map onto no facepars part"):
+        prepare.run(_config(tmp_path, taxonomy="seed8", overwrite=True, **cfg))
+
+
+@pytest.mark.parametrize("rows,message", [
+    ("name,id\nskin,1\nbackground,0\n", r"classes.csv:2: the first class must be 'background'"),
+    ("name,id\nbackground,0\nskin,0\n", r"classes.csv:3: id 0 is given to two classes"),
+    ("name,id,color\nbackground,0,#000000\nskin,1,#zz0000\n",
+     r"classes.csv:3: colour '#zz0000' is not #rrggbb"),
+    ("name,id,part\nbackground,0,\nskin,1,cheek\n", r"classes.csv:3: part 'cheek' is not one"),
+    ("label,id\nbackground,0\n", r"classes.csv:1: the header must name the columns"),
+])
+def test_a_class_file_that_does_not_parse_names_the_line(tmp_path, rows, message):
+    _folder(tmp_path / "own", rows)
+    with pytest.raises(PrepareError, match=message):
+        prepare.run(_config(tmp_path, source="folder", input_dir=str(tmp_path / "own"),
+                            classes=str(tmp_path / "own" / "classes.csv"), taxonomy="source"))
+
+
+def test_a_folder_value_the_class_file_lacks_and_a_lone_mask_are_named(tmp_path):
+    _folder(tmp_path / "own", FOLDER_CLASSES.replace("locks,80,hair,\n", ""))
+    os.remove(tmp_path / "own" / "val" / "images" / "p1.png")
+    cfg = dict(source="folder", input_dir=str(tmp_path / "own"), taxonomy="source",
+               classes=str(tmp_path / "own" / "classes.csv"))
+    with pytest.raises(PrepareError, match=r"val/masks/p1.png: mask without image"):
+        prepare.run(_config(tmp_path, **cfg))
+    manifest = prepare.run(_config(tmp_path, on_error="skip", overwrite=True, **cfg))
+    errors = [s["error"] for s in manifest["skipped"]]
+    assert any("p1.png: mask without image" in e for e in errors)
+    assert any(re.search(r"masks/p\d.png: value 80 at \d+ pixels: not in .*classes.csv", e)
+               for e in errors), errors
+
+
+def test_voc_palette_masks_without_labelmap_take_vocs_classes_and_ignore_boundaries(tmp_path):
+    """VOC's own layout: palette PNGs whose index is the class, 255 a boundary."""
+    root = tmp_path / "voc"
+    for d in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        os.makedirs(root / d)
+    index = np.zeros((40, 40), np.uint8)
+    index[5:20, 5:20], index[20:35, 20:35], index[19:21, :] = 15, 12, 255  # person, dog
+    palette = [0] * 768
+    for i, rgb in {1: (128, 0, 0), 12: (64, 0, 128), 15: (192, 128, 128),
+                   255: (224, 224, 192)}.items():
+        palette[3 * i:3 * i + 3] = rgb
+    for name, split in (("2007_000001", "train"), ("2007_000002", "val")):
+        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(root / "JPEGImages" / f"{name}.jpg")
+        mask = Image.fromarray(index, "P")
+        mask.putpalette(palette)
+        mask.save(root / "SegmentationClass" / f"{name}.png")
+        with open(root / "ImageSets" / "Segmentation" / f"{split}.txt", "w") as f:
+            f.write(name + "\n")
+    prepare.run(prepare.PrepareConfig(output_dir=str(tmp_path / "out"), source="voc",
+                                      input_dir=str(root), taxonomy="source", image_size=40))
+    table = schema.Manifest.load(str(tmp_path / "out")).class_table
+    assert table.num_classes == 21 and table.names[15] == "person"
+    assert table.colors[15] == (192, 128, 128) and table.colors[12] == (64, 0, 128)
+    (_, mask), = read_split(str(tmp_path / "out"), "val").values()
+    expected = index.copy()
+    np.testing.assert_array_equal(mask, expected)  # 255 stays the ignore label
+    assert IGNORE_LABEL == 255

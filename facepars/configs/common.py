@@ -30,6 +30,8 @@ def base_config() -> ml_collections.ConfigDict:
         name="plateau", plateau_patience=4, plateau_factor=0.5, min_learning_rate=1e-5,
         warmup_epochs=0.0, poly_power=0.9, end_learning_rate=0.0))
     c.early_stopping_patience = 10   # epochs without val_loss improvement; 0: off
+    c.freeze_backbone_steps = 0      # the backbone holds still for the first N steps (a
+                                     # fine-tune's new head settles on it first)
     c.ema_momentum = 0.0             # > 0: evaluate and save EMA weights
 
     c.loss = ml_collections.ConfigDict(dict(

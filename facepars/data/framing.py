@@ -13,8 +13,9 @@ nose pixels reaching furthest along the face's own downward axis (eye midpoint
 to mouth centroid, so a tilted head gives the tip, not the lowest image row);
 the mouth corners, the means of the mouth pixels furthest out along the eye
 line either way. A record missing any of those parts (occluded, cut off) gives
-no points. Which classes are eyes, nose and mouth comes from the taxonomies
-(facepars.classes.classes_of_parts).
+no points. Which classes are eyes, nose and mouth comes from the parts each
+class of the table holds (``ClassTable.classes_of``); a table that names no
+eyes, nose or mouth part has no framing (predict then parses whole photos).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from facepars.classes import ClassTable, classes_of_parts
+from facepars.classes import ClassTable
 
 _MIN_PIXELS = 3
 
@@ -39,9 +40,9 @@ class FramingClasses:
     @classmethod
     def of(cls, table: ClassTable) -> "FramingClasses | None":
         """None for a table without eyes, nose or mouth classes."""
-        eyes = classes_of_parts(table, ("l_eye", "r_eye"))  # one merged class or two
-        nose = classes_of_parts(table, ("nose",))
-        mouth = classes_of_parts(table, ("u_lip", "l_lip", "inner_mouth"))
+        eyes = table.classes_of(("l_eye", "r_eye"))  # one merged class or two
+        nose = table.classes_of(("nose",))
+        mouth = table.classes_of(("u_lip", "l_lip", "inner_mouth"))
         if not eyes or len(nose) != 1 or not mouth:
             return None
         return cls(eyes, nose[0], mouth)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from facepars import classes
+from facepars.classes import DEFAULT_TAXONOMY
 from facepars.data import synthetic
 
 
@@ -21,7 +21,8 @@ class PrepareConfig:
     output_dir: str
     source: str = "synthetic"
     input_dir: str | None = None
-    taxonomy: str = classes.DEFAULT_TAXONOMY
+    classes: str | None = None    # the class file of the voc and folder sources
+    taxonomy: str = DEFAULT_TAXONOMY
     image_size: int = 256
     resize: str = "stretch"
     align: str = "none"           # landmarks|detect: crops aligned on the five points
@@ -35,7 +36,7 @@ class PrepareConfig:
     on_error: str = "fail"
     resume: bool = False
     overwrite: bool = False
-    val_fraction: float = 0.0
+    val_fraction: float = 0.0     # 0: as the source splits, or VAL_FRACTION if it has no val
     seed: int = 0
     num_examples: int = 0
     synthetic_size: int = synthetic.BASE_SIZE
@@ -48,5 +49,8 @@ class PrepareConfig:
                 "resume", "overwrite", "on_error"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
+
+VAL_FRACTION = 0.1
+"""The share of train carved into val for a source without a val split (a CVAT export)."""
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(PrepareConfig)}

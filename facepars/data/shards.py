@@ -36,12 +36,12 @@ from absl import logging
 import facepars
 from facepars import alignment, classes, detection, files, schema
 from facepars.data import convert, framing, sources
-from facepars.data.prepare_config import PrepareConfig
-from facepars.errors import PrepareError
+from facepars.data.prepare_config import VAL_FRACTION, PrepareConfig
+from facepars.errors import ConfigError, PrepareError
 
 PARTS_DIR = "_parts"
 # The settings facepars.data.sources.list_source takes (with the input directory).
-SOURCE_LISTING = ("source", "num_examples", "seed", "synthetic_size")
+SOURCE_LISTING = ("source", "num_examples", "seed", "synthetic_size", "classes")
 TRAIN_SPLIT = "train"  # the split the framing is measured on
 _SHARD_RE = re.compile(r"^[a-z]+-\d{5}-of-\d{5}\.tfrecord$")
 
@@ -236,25 +236,30 @@ def plan_job(cfg: PrepareConfig) -> Job | dict:
     Returns the manifest instead when the run being resumed had already finished.
     Every runner starts here, so they all convert the same pairs into the same files.
     """
-    taxonomy = classes.TAXONOMIES[cfg.taxonomy]
-    lut, valid = classes.SOURCE_TABLES[cfg.source].lookup_table(taxonomy)
+    try:
+        table, lut, valid = sources.source_table(cfg.source, cfg.input_dir,
+                                                 cfg.classes).target(cfg.taxonomy)
+    except ConfigError as e:
+        raise PrepareError(str(e)) from None
     if cfg.align == "detect":
         detection.check_installed()  # before any worker starts
     if cfg.align == "landmarks" and cfg.source not in sources.SOURCES_WITH_LANDMARKS:
         raise PrepareError(f"--align=landmarks: {cfg.source} ships no face landmarks (sources "
                            f"with them: {', '.join(sources.SOURCES_WITH_LANDMARKS)}); use "
                            "--align=none, which measures where its faces sit")
-    spec = convert.ConvertSpec(cfg.source, lut, valid, taxonomy.table.num_classes,
+    spec = convert.ConvertSpec(cfg.source, lut, valid, table.num_classes,
                                cfg.image_size, cfg.resize, cfg.image_format, cfg.jpeg_quality,
-                               framing.FramingClasses.of(taxonomy.table), cfg.align)
+                               framing.FramingClasses.of(table), cfg.align)
     pairs, bad = sources.list_source(cfg.source, cfg.input_dir, cfg.num_examples,
-                                     cfg.seed, cfg.synthetic_size)
+                                     cfg.seed, cfg.synthetic_size, cfg.classes)
     if bad and cfg.on_error == "fail":
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise PrepareError(f"{bad[0]}{more}; rerun with --on_error=skip to convert the rest "
                            "and list them")
-    if cfg.val_fraction > 0:
-        pairs = sources.carve_split(pairs, cfg.val_fraction, cfg.seed)
+    if cfg.val_fraction > 0 or ("val" not in pairs and "train" in pairs):
+        fraction = cfg.val_fraction or VAL_FRACTION
+        logging.info("carving %.0f%% of train into val", 100 * fraction)
+        pairs = sources.carve_split(pairs, fraction, cfg.seed)
     listing_skips = [{"split": None, "source_id": None, "error": str(e)} for e in bad]
 
     plan = plan_shards(pairs, cfg.shard_size, cfg.seed, cfg.num_shards)
@@ -280,7 +285,7 @@ def plan_job(cfg: PrepareConfig) -> Job | dict:
                  "%d workers", cfg.source, cfg.output_dir, sum(len(s["refs"]) for s in plan),
                  len(plan), ", ".join(f"{k} {len(v)}" for k, v in sorted(pairs.items())),
                  len(plan) - len(pending), cfg.runner, cfg.workers)
-    return Job(cfg, spec, taxonomy.table, plan, pending, stats, listing_skips, settings, parts_dir)
+    return Job(cfg, spec, table, plan, pending, stats, listing_skips, settings, parts_dir)
 
 
 def finish(job: Job) -> dict:

@@ -5,6 +5,11 @@ picklable objects that a worker process turns into ``(image, raw mask)`` with
 ``load()``. Pairing problems found while listing (an image without its mask, a
 mask without its image) come back as ``BadInput`` so the converter treats them
 like any other bad pair.
+
+Raw ids are the positions of the source's labels (``source_table``). The user's
+sources (``voc``, ``folder``) bring their table in a file and masks of their own
+values or colours; a pair decodes its mask to positions on loading
+(``decode_labels``), naming any value or colour the table does not have.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ import re
 import numpy as np
 
 from facepars import files
-from facepars.classes import CELEBAMASK_PARTS, SOURCE_TABLES
-from facepars.data import synthetic
+from facepars.classes import CELEBAMASK_PARTS, IGNORE_LABEL, SOURCE_TABLES, SourceTable
+from facepars.data import class_files, synthetic
 from facepars.errors import FaceparsError
-from facepars.imaging import BadInput, read_image, read_mask
+from facepars.imaging import BadInput, read_image, read_label_image, read_mask
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -52,14 +57,53 @@ def read_lapa_landmarks(path: str) -> np.ndarray:
     return points[list(LAPA_FIVE)]
 
 
+def decode_labels(path: str, table: SourceTable, coding: str) -> np.ndarray:
+    """A user source's mask file -> label positions (H, W) uint8, IGNORE_LABEL where the
+    table ignores (VOC's boundaries). Palette and grey files hold ids (or, for a table
+    of colours only, a palette's colours); RGB files colours (or ids, if grey)."""
+    pixels, palette = read_label_image(path)
+    if pixels.ndim == 2 and table.values is None:  # a palette file of a colours-only table
+        if palette is None or len(palette) <= pixels.max(initial=0):
+            raise BadInput(path, f"a single-channel mask, but {coding} gives the classes' "
+                                 "colours only")
+        pixels = palette[pixels]
+    if pixels.ndim == 3 and table.colors is None:
+        if not ((pixels[..., 0] == pixels[..., 1]) & (pixels[..., 1] == pixels[..., 2])).all():
+            raise BadInput(path, f"a colour mask, but {coding} gives the classes' ids only")
+        pixels = pixels[..., 0]
+    if pixels.ndim == 2:
+        keys, known = pixels, {v: i for i, v in enumerate(table.values)}
+        if table.ignore:
+            known[IGNORE_LABEL] = IGNORE_LABEL
+        name = lambda k: f"value {k}"
+    else:
+        keys = (pixels[..., 0].astype(np.int32) << 16) | (pixels[..., 1].astype(np.int32) << 8) \
+            | pixels[..., 2]
+        pack = lambda c: (c[0] << 16) | (c[1] << 8) | c[2]
+        known = {pack(c): i for i, c in enumerate(table.colors)}
+        if table.ignore:
+            known[pack(class_files.VOC_BOUNDARY)] = IGNORE_LABEL
+        name = lambda k: f"colour ({k >> 16}, {(k >> 8) & 255}, {k & 255})"
+    found, inverse = np.unique(keys, return_inverse=True)
+    unknown = [int(k) for k in found if int(k) not in known]
+    if unknown:
+        counts = {int(k): int(c) for k, c in zip(*np.unique(keys, return_counts=True))}
+        listed = ", ".join(f"{name(k)} at {counts[k]} pixels" for k in unknown[:5])
+        raise BadInput(path, f"{listed}{' and more' if len(unknown) > 5 else ''}: not in "
+                             f"{coding}")
+    return np.array([known[int(k)] for k in found], np.uint8)[inverse].reshape(keys.shape)
+
+
 @dataclasses.dataclass(frozen=True)
 class FilePair:
-    """An image and a mask file of ids (Kaggle, LaPa), and LaPa's landmark file."""
+    """An image and a mask file (Kaggle, LaPa: ids; VOC and folder sources: decoded
+    through ``coding``, their class table), and LaPa's landmark file."""
 
     source_id: str
     image: str
     mask: str
     landmarks_file: str | None = None
+    coding: str | None = None  # class_files.load(coding); None: the mask holds raw ids
 
     def five_points(self) -> np.ndarray | None:
         return None if self.landmarks_file is None else read_lapa_landmarks(self.landmarks_file)
@@ -69,7 +113,9 @@ class FilePair:
         return self.mask
 
     def load(self, at_least=None) -> tuple[np.ndarray, np.ndarray]:
-        (image, (h, w)), mask = read_image(self.image, at_least=at_least), read_mask(self.mask)
+        image, (h, w) = read_image(self.image, at_least=at_least)
+        mask = read_mask(self.mask) if self.coding is None else \
+            decode_labels(self.mask, class_files.load(self.coding), self.coding)
         if (h, w) != mask.shape:
             raise BadInput(self.mask, f"mask is {mask.shape[1]}x{mask.shape[0]} but "
                                       f"image {self.image} is {w}x{h}")
@@ -172,11 +218,11 @@ def _files(directory: str, extensions=IMAGE_EXTENSIONS) -> dict[str, str]:
 
 
 def _pair_dirs(image_dir: str, mask_dir: str, prefix: str,
-               landmark_dir: str | None = None) -> tuple[list, list]:
+               landmark_dir: str | None = None, coding: str | None = None) -> tuple[list, list]:
     images, masks = _files(image_dir), _files(mask_dir, (".png", ".bmp"))
     landmarks = _files(landmark_dir, (".txt",)) if landmark_dir and files.isdir(landmark_dir) \
         else {}
-    pairs = [FilePair(f"{prefix}{stem}", images[stem], masks[stem], landmarks.get(stem))
+    pairs = [FilePair(f"{prefix}{stem}", images[stem], masks[stem], landmarks.get(stem), coding)
              for stem in sorted(images.keys() & masks.keys())]
     bad = [
         BadInput(images[s], f"image without mask (expected {files.join(mask_dir, s)}.png)")
@@ -278,6 +324,72 @@ def list_celebamask_hq(input_dir: str) -> Listing:
     return found, bad
 
 
+def list_voc(input_dir: str, classes: str | None = None) -> Listing:
+    """Pascal VOC's segmentation layout, as CVAT's "Segmentation mask 1.1" export writes
+    it: ``JPEGImages/``, ``SegmentationClass/``, ``ImageSets/Segmentation/<split>.txt``
+    (CVAT's ``default.txt`` becomes train; without the folder every pair is train),
+    and ``labelmap.txt`` (else VOC's own 21 classes). ``classes`` overrides the table."""
+    image_dir, mask_dir = (files.join(input_dir, d) for d in ("JPEGImages", "SegmentationClass"))
+    for path in (image_dir, mask_dir):
+        if not files.isdir(path):
+            raise LayoutError(f"{path}: missing; the VOC layout needs JPEGImages/ and "
+                              "SegmentationClass/ (and ImageSets/Segmentation/*.txt)")
+    coding = voc_coding(input_dir, classes)
+    pairs, bad = _pair_dirs(image_dir, mask_dir, "", coding=coding)
+    by_stem = {p.source_id: p for p in pairs}
+    sets_dir = files.join(input_dir, "ImageSets", "Segmentation")
+    subsets = {os.path.splitext(n)[0]: files.join(sets_dir, n)
+               for n in (files.listdir(sets_dir) if files.isdir(sets_dir) else ())
+               if n.endswith(".txt")}
+    if {"train", "val"} <= subsets.keys():
+        subsets.pop("trainval", None)  # VOC's union of the two
+    if not subsets:
+        return {"train": pairs}, bad
+    found: dict[str, list] = {}
+    for subset, path in sorted(subsets.items()):
+        split = "train" if subset == "default" else subset
+        with files.open(path) as f:
+            stems = [line.split()[0] for line in f.read().splitlines() if line.strip()]
+        for stem in stems:
+            if stem not in by_stem:
+                bad.append(BadInput(path, f"{stem} is listed, but {image_dir}/{stem}.jpg or "
+                                          f"{mask_dir}/{stem}.png is missing"))
+                continue
+            found.setdefault(split, []).append(dataclasses.replace(
+                by_stem[stem], source_id=f"{split}/{stem}"))
+    return found, bad
+
+
+def voc_coding(input_dir: str, classes: str | None) -> str:
+    """The class table of a VOC layout: ``classes``, its labelmap.txt, or VOC's own."""
+    labelmap = files.join(input_dir, class_files.LABELMAP)
+    return classes or (labelmap if files.exists(labelmap) else class_files.VOC)
+
+
+def list_folder(input_dir: str, classes: str | None) -> Listing:
+    """``images/`` and ``masks/`` matched by file stem, at the top (all train) or under
+    split folders (``train/images``, ``train/masks``, ``val/...``), with a class file."""
+    if not classes:
+        raise LayoutError("--source=folder needs --classes=FILE (the class file: "
+                          "docs/data.md, \"Your own classes\")")
+    if files.isdir(files.join(input_dir, "images")):
+        pairs, bad = _pair_dirs(files.join(input_dir, "images"),
+                                files.join(input_dir, "masks"), "", coding=classes)
+        return {"train": pairs}, bad
+    splits = [n.rstrip("/") for n in files.listdir(input_dir)
+              if files.isdir(files.join(input_dir, n.rstrip("/"), "images"))]
+    if not splits:
+        raise LayoutError(f"{input_dir}: expected images/ and masks/, or split folders "
+                          "holding them (train/images, train/masks, val/...)")
+    found, bad = {}, []
+    for split in sorted(splits):
+        found[split], split_bad = _pair_dirs(files.join(input_dir, split, "images"),
+                                             files.join(input_dir, split, "masks"),
+                                             f"{split}/", coding=classes)
+        bad += split_bad
+    return found, bad
+
+
 SYNTHETIC_SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
 
 
@@ -298,23 +410,41 @@ def list_synthetic(num_examples: int, seed: int, base_size: int) -> Listing:
 
 
 FILE_SOURCES = {"kaggle": list_kaggle, "celebamask_hq": list_celebamask_hq, "lapa": list_lapa}
-SOURCES = tuple(FILE_SOURCES) + ("synthetic",)
-assert set(SOURCES) == set(SOURCE_TABLES)
+USER_SOURCES = {"voc": list_voc, "folder": list_folder}  # they bring their own class table
+SOURCES = tuple(FILE_SOURCES) + ("synthetic",) + tuple(USER_SOURCES)
+assert set(SOURCES) == set(SOURCE_TABLES) | set(USER_SOURCES)
+
+
+def source_table(source: str, input_dir: str | None, classes: str | None = None) -> SourceTable:
+    """The raw labels of ``source``: built in, or read from the user's class file."""
+    if source == "voc":
+        return class_files.load(voc_coding(input_dir or "", classes))
+    if source == "folder":
+        if not classes:
+            raise LayoutError("--source=folder needs --classes=FILE")
+        return class_files.load(classes)
+    if classes:
+        raise LayoutError(f"--classes is for the voc and folder sources; {source} has its own "
+                          "table (--taxonomy=source keeps it as published)")
+    return SOURCE_TABLES[source]
 
 
 def list_source(source: str, input_dir: str | None, num_examples: int = 0,
-                seed: int = 0, synthetic_size: int = synthetic.BASE_SIZE) -> Listing:
+                seed: int = 0, synthetic_size: int = synthetic.BASE_SIZE,
+                classes: str | None = None) -> Listing:
     """Pairs per split for ``source``; raises LayoutError for a missing or alien layout."""
     if source == "synthetic":
         if num_examples <= 0:
             raise LayoutError("--source=synthetic needs --num_examples > 0")
         return list_synthetic(num_examples, seed, synthetic_size)
-    if source not in FILE_SOURCES:
+    if source not in FILE_SOURCES and source not in USER_SOURCES:
         raise LayoutError(f"unknown source {source!r}; one of {', '.join(SOURCES)}")
     if not input_dir or not files.isdir(input_dir):
         raise LayoutError(f"{input_dir}: input dir does not exist")
     if not files.listdir(input_dir):
         raise LayoutError(f"{input_dir}: input dir is empty")
+    if source in USER_SOURCES:
+        return USER_SOURCES[source](input_dir, classes)
     return FILE_SOURCES[source](input_dir)
 
 

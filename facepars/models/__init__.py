@@ -1,8 +1,12 @@
-"""The model registry: one explicit name -> constructor table.
+"""The model registry: one explicit name -> family module table.
 
-Every constructor has the signature
+Every family module has a constructor
 ``build(num_classes, input_size=256, weights=None, width=1.0) -> keras.Model``
-and returns a model from [0, 1] RGB images to float32 logits at the input size.
+returning a model from [0, 1] RGB images to float32 logits at the input size, and
+names its parts: ``BACKBONE_OUTPUTS`` (the backbone layers the decoder reads) and
+``CLASSIFIERS`` (the convolutions with one output channel per class). ``modules``
+splits any built or loaded network of the family into backbone, decoder and
+classifier layers by them: what fine-tuning copies and freezes.
 """
 
 from __future__ import annotations
@@ -13,11 +17,31 @@ import tensorflow as tf
 from facepars.errors import ConfigError
 from facepars.models import deeplabv3plus, lraspp, pspnet
 
-MODELS = {
-    "pspnet_resnet50": pspnet.build,
-    "deeplabv3plus_efficientnetb0": deeplabv3plus.build,
-    "lraspp_mobilenetv3": lraspp.build,
+FAMILIES = {
+    "pspnet_resnet50": pspnet,
+    "deeplabv3plus_efficientnetb0": deeplabv3plus,
+    "lraspp_mobilenetv3": lraspp,
 }
+MODELS = {name: family.build for name, family in FAMILIES.items()}
+MODULES = ("backbone", "decoder", "classifier")
+
+
+def modules(network: keras.Model, name: str) -> dict[str, list[keras.layers.Layer]]:
+    """The network's weighted layers as backbone, decoder and classifier: the backbone
+    is every layer its ``BACKBONE_OUTPUTS`` depend on, the classifier its
+    ``CLASSIFIERS``, the decoder the rest."""
+    family = FAMILIES[name]
+    trunk = keras.Model(network.inputs, [network.get_layer(n).output
+                                         for n in family.BACKBONE_OUTPUTS])
+    backbone = {layer.name for layer in trunk.layers}
+    out = {m: [] for m in MODULES}
+    for layer in network.layers:
+        if not layer.weights:
+            continue
+        module = ("classifier" if layer.name in family.CLASSIFIERS else
+                  "backbone" if layer.name in backbone else "decoder")
+        out[module].append(layer)
+    return out
 
 
 def to_model_input(images) -> tf.Tensor:

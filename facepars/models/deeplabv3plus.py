@@ -16,6 +16,9 @@ from facepars.models.layers import (
 
 RATES = (6, 12, 18)  # dilations of the three atrous branches at output stride 16
 
+BACKBONE_OUTPUTS = ("block3a_expand_bn", "block6a_expand_bn")  # facepars.models.modules
+CLASSIFIERS = ("decoder_classifier",)
+
 
 def aspp(x, filters: int):
     """Atrous spatial pyramid pooling: 1x1, three dilated 3x3, and image pooling."""

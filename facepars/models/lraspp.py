@@ -20,6 +20,9 @@ from facepars.models.layers import (
     scaled,
 )
 
+BACKBONE_OUTPUTS = ("expanded_conv_5_add", "expanded_conv_11_add")  # facepars.models.modules
+CLASSIFIERS = ("lraspp_high_classifier", "lraspp_low_classifier")
+
 
 def build(num_classes: int, input_size: int = 256, weights=None, width: float = 1.0) -> keras.Model:
     image = image_input(input_size)

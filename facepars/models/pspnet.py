@@ -15,6 +15,8 @@ from facepars.models.layers import (
 )
 
 BINS = (1, 2, 3, 6)  # the global bin and three finer ones, as in the paper
+BACKBONE_OUTPUTS = ("conv3_block4_add",)  # what the decoder reads (facepars.models.modules)
+CLASSIFIERS = ("psp_classifier",)
 
 
 def pyramid_pool(x, bins: int, filters: int, name: str):
