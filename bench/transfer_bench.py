@@ -88,7 +88,8 @@ def main():
                                         f"--config.freeze_backbone_steps={args.freeze}"])):
         model_dir = os.path.join(work, name)
         seconds = cli("facepars.train", *common, *extra, f"--data_dir={hair}",
-                      f"--model_dir={model_dir}", f"--config.epochs={args.steps // args.eval_every}")
+                      f"--model_dir={model_dir}",
+                      f"--config.epochs={args.steps // args.eval_every}")
         runs[name] = curve(model_dir, args.eval_every)
         print(f"{name}: {args.steps} steps in {seconds:.0f} s")
 

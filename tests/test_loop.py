@@ -25,14 +25,18 @@ TIMING = ("images_per_second", "step_time")  # history columns that measure the 
 
 
 @pytest.fixture(scope="module")
-def data(synthetic_data):
+def data(synthetic_data, trained_run):
     """The shared synthetic set: 64 train records in 8 shards, so 20 steps of 8 cross
-    two passes and a pass boundary falls inside an epoch."""
-    return synthetic_data
+    two passes and a pass boundary falls inside an epoch. Every run is a fine-tune of
+    the shared trained run with the backbone frozen for 6 steps, so a stop before
+    step 6 must resume frozen, and a resumed run must ignore --init_from."""
+    return synthetic_data, trained_run
 
 
 def _args(data, model_dir, *extra, steps_per_epoch=10):
+    data, start = data
     return ["--config=smoke", f"--data_dir={data}", f"--model_dir={model_dir}",
+            f"--init_from={start}", "--config.freeze_backbone_steps=6",
             "--config.overlay_images=0", "--config.batch_size=8", "--config.epochs=2",
             f"--config.steps_per_epoch={steps_per_epoch}", "--config.backup_every_steps=2",
             "--config.op_determinism=True", "--config.schedule.name=plateau",
@@ -114,6 +118,7 @@ def test_sigterm_and_kill9_mid_epoch_resume_to_the_same_weights(data, tmp_path):
     second.send_signal(signal.SIGTERM)
     code, _, err = _finish(second, tmp_path / "b")
     assert f"resuming from the backup at epoch 1, step {killed_at}" in err, err[-3000:]
+    assert "--init_from" in err and "is ignored" in err, err[-3000:]
     assert code == loop.EXIT_PREEMPTED, err[-3000:]
     stopped = re.search(r"stopped on a signal after step (\d+)", err)
     assert stopped and 12 <= int(stopped.group(1)) < 20, err[-3000:]

@@ -102,3 +102,18 @@ def test_metric_round_trips_through_config():
     metric = ConfusionMatrixMetric(TABLE)
     again = ConfusionMatrixMetric.from_config(metric.get_config())
     assert again.class_table == TABLE
+
+
+def test_the_published_mean_f1_is_scikit_learns_over_the_classes_but_background():
+    """FaRL's and SegFace's figure: F1 per class over the whole split, the mean over
+    every class but the background; a class with no pixels at all is left out (the
+    papers' sets have none) and named."""
+    from facepars.metrics import published_mean_f1
+
+    y, p = _flat(_stream(seed=2))
+    cm = confusion_matrix(y, p, labels=range(C))
+    kept = [c for c in range(1, C) if c in set(y) | set(p)]
+    f1 = precision_recall_fscore_support(y, p, labels=kept, zero_division=0)[2]
+    value, absent = published_mean_f1(cm)
+    assert absent == [5]
+    assert value == pytest.approx(f1.mean(), abs=1e-12)

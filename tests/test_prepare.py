@@ -1,9 +1,9 @@
 """facepars.prepare end to end: real layouts, the real CLI, bad input, resume, verify."""
 
 import glob
-import re
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -430,8 +430,9 @@ def test_celebamask_hq_with_taxonomy_source_keeps_the_painters_19_classes(tmp_pa
     for split in manifest["splits"]:
         for source_id, (_, mask) in read_split(str(tmp_path / "out"), split).items():
             painted = np.zeros((128, 128), np.uint8)
+            anno = f"{tmp_path}/celeba/CelebAMask-HQ-mask-anno/0"
             for i, part in enumerate(fixtures.CELEBA_PARTS):
-                path = f"{tmp_path}/celeba/CelebAMask-HQ-mask-anno/0/{int(source_id):05d}_{part}.png"
+                path = f"{anno}/{int(source_id):05d}_{part}.png"
                 if os.path.exists(path):
                     painted[np.asarray(Image.open(path)) > 0] = i + 1
             ref = tf.image.resize(painted[..., None], (32, 32), method="nearest").numpy()[..., 0]
