@@ -419,6 +419,10 @@ def test_celebamask_hq_with_taxonomy_source_keeps_the_painters_19_classes(tmp_pa
     """--taxonomy=source: background and the 18 parts in the published paint order,
     one to one (a part painted later wins), left/right flip pairs recorded."""
     fixtures.write_celebamask_hq(str(tmp_path / "celeba"))
+    for hair in glob.glob(f"{tmp_path}/celeba/CelebAMask-HQ-mask-anno/0/*_hair.png"):
+        overlap = np.asarray(Image.open(hair)).copy()
+        overlap[30:90, 30:90] = 255  # hair over the face: painted after skin, nose, eyes
+        Image.fromarray(overlap).save(hair)
     manifest = prepare.run(_config(tmp_path, source="celebamask_hq",
                                    input_dir=str(tmp_path / "celeba"), taxonomy="source"))
     table = schema.Manifest.load(str(tmp_path / "out")).class_table
