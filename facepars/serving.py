@@ -80,13 +80,23 @@ def _uint(raw: tf.Tensor, n: int, little: tf.Tensor) -> tf.Tensor:
 
 
 def exif_orientation(data: tf.Tensor) -> tf.Tensor:
-    """The EXIF orientation (1-8) of JPEG bytes, 1 when there is none, in graph ops.
+    """The EXIF orientation (1-8) of JPEG or PNG bytes, 1 when there is none, in graph ops.
 
-    Reads the APP1 "Exif" segment's TIFF header and IFD0 entries; anything
-    malformed counts as no orientation, as a photo viewer would show it.
+    Reads the TIFF header and IFD0 entries of JPEG's APP1 "Exif" segment or PNG's
+    eXIf chunk (the formats whose EXIF Pillow, and so ``predict``, applies);
+    anything malformed counts as no orientation, as a photo viewer would show it.
     """
-    parts = tf.strings.split(tf.strings.substr(data, 0, 65536), sep="Exif\x00\x00", maxsplit=1)
-    tiff = tf.cond(tf.size(parts) > 1, lambda: parts[-1], lambda: tf.constant(b""))
+    head = tf.strings.substr(data, 0, 65536)
+
+    def after(marker: str) -> tf.Tensor:
+        parts = tf.strings.split(head, sep=marker, maxsplit=1)
+        return tf.cond(tf.size(parts) > 1, lambda: parts[-1], lambda: tf.constant(b""))
+
+    is_png = tf.equal(tf.strings.substr(head, 0, 8), b"\x89PNG\r\n\x1a\n")
+    tiff = tf.cond(is_png, lambda: after("eXIf"), lambda: after("Exif\x00\x00"))
+    # Some writers keep JPEG's "Exif\0\0" prefix inside the PNG chunk too.
+    tiff = tf.cond(tf.equal(tf.strings.substr(tiff, 0, 6), b"Exif\x00\x00"),
+                   lambda: tf.strings.substr(tiff, 6, -1), lambda: tiff)
     raw = tf.io.decode_raw(tf.strings.substr(tiff, 0, 8) + tf.constant(b"\x00" * 8), tf.uint8)
     little = tf.reduce_all(tf.equal(raw[:2], [73, 73]))  # "II": Intel byte order
     valid = little | tf.reduce_all(tf.equal(raw[:2], [77, 77]))  # or "MM"

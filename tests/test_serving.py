@@ -75,15 +75,31 @@ def _jpeg_with_orientation(image, orientation, byte_order):
     return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
 
 
+def _png_with_orientation(image, orientation, byte_order):
+    """PNG bytes with an eXIf chunk, as Pillow writes it (the TIFF data of the JPEG's)."""
+    import io
+
+    from PIL import Image
+    tiff = _jpeg_with_orientation(image, orientation, byte_order).split(b"Exif\x00\x00")[1]
+    tiff = tiff[:tiff.index(b"\xff\xdb")]  # up to the JPEG's next segment
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG", exif=b"Exif\x00\x00" + tiff)
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize("byte_order", [b"II", b"MM"])
-def test_encoded_photos_are_decoded_upright_as_predict_reads_them(tmp_path, byte_order):
-    """Every EXIF orientation, both TIFF byte orders: the graph's decode gives the
-    pixels imaging.read_image(apply_exif=True) gives (Pillow is the reference)."""
+@pytest.mark.parametrize("fmt", ["jpg", "png"])
+def test_encoded_photos_are_decoded_upright_as_predict_reads_them(tmp_path, byte_order, fmt):
+    """Every EXIF orientation, both TIFF byte orders, JPEG's Exif segment and PNG's
+    eXIf chunk: the graph's decode gives the pixels imaging.read_image(apply_exif=True)
+    gives (Pillow is the reference)."""
     image = synthetic.render(2, 0, 30, 44)[0]
     decode = tf.function(serving.decode_photo)
+    encode = {"jpg": _jpeg_with_orientation, "png": _png_with_orientation}[fmt]
     for orientation in range(1, 9):
-        data = _jpeg_with_orientation(image, orientation, byte_order)
-        path = tmp_path / f"{orientation}.jpg"
+        data = encode(image, orientation, byte_order)
+        assert (b"eXIf" in data) == (fmt == "png")
+        path = tmp_path / f"{orientation}.{fmt}"
         path.write_bytes(data)
         expected, _ = imaging.read_image(str(path), apply_exif=True)
         got = decode(tf.constant(data)).numpy()
