@@ -86,6 +86,8 @@ class ClassTable:
                 raise ValueError(f"{self.name}: class id {i} out of range")
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"{self.name}: class names repeat ({list(self.names)})")
+        if not any(self.parts):  # no class holds a part: a hand-made table, as ()
+            object.__setattr__(self, "parts", ())
         if self.parts and len(self.parts) != len(self.names):
             raise ValueError(f"{self.name}: {len(self.names)} names but parts for "
                              f"{len(self.parts)}")

@@ -9,6 +9,8 @@
 * An error the user can act on (facepars.errors.FaceparsError, a missing file):
   one line, ``<command> failed: <message>``, and exit code 1. Anything else is a
   bug and keeps its traceback.
+* ``--helpshort`` (the command's own flags), ``--helpfull`` (absl's too) and
+  ``--help`` print and exit 0, as a help request that was answered (absl exits 1).
 * Path flags (``*_dir``, ``*_path``) and positional paths expand a leading ``~``,
   which the shell does not after ``=``.
 * TensorFlow's C++ start-up lines, its Python warnings and Keras's are hidden;
@@ -33,6 +35,7 @@ from facepars.errors import FaceparsError
 FLAGS = flags.FLAGS
 
 USAGE_EXIT, FAILURE_EXIT = 2, 1
+HELP_FLAGS = ("--help", "--helpshort", "--helpfull", "--helpxml", "-h", "-?")
 
 
 def _verbosity(argv: list[str]) -> int:
@@ -127,6 +130,10 @@ def run(main, define_flags, required: tuple[str, ...] = (), argv: list[str] | No
             return FLAGS(args)
         except flags.Error as e:
             fail(command, f"{e} (see --helpshort)", USAGE_EXIT)
+        except SystemExit as e:
+            if e.code == FAILURE_EXIT and any(a in HELP_FLAGS for a in args[1:]):
+                raise SystemExit(0) from None
+            raise
 
     def checked_main(args):
         if _verbosity(sys.argv) <= 0:

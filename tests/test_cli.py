@@ -74,6 +74,21 @@ def test_bad_flags_and_bad_input_are_one_line(tmp_path):
     assert any(noise in procs["verbose"].stderr for noise in TF_NOISE)
 
 
+@pytest.mark.slow
+def test_helpshort_lists_the_commands_own_flags_and_helpfull_all():
+    """Each command's --helpshort: exit 0, its own flags (the ones its module docstring
+    and the README name), no TensorFlow noise; --helpfull also absl's."""
+    own = {"prepare": "--source", "verify": "--data_dir", "train": "--init_from",
+           "evaluate": "--original_resolution", "predict": "--faces", "export": "--tflite"}
+    procs = _all({(c, h): [f"facepars.{c}", f"--{h}"] for c in COMMANDS
+                  for h in ("helpshort", "helpfull")})
+    for (command, which), proc in procs.items():
+        assert proc.returncode == 0, (command, which, proc.stderr[-2000:])
+        assert own[command] in proc.stdout, (command, which)
+        assert ("--verbosity" in proc.stdout) == (which == "helpfull"), (command, which)
+        assert not any(noise in proc.stderr + proc.stdout for noise in TF_NOISE)
+
+
 def test_a_readme_command_as_written_expands_the_home_directory(tmp_path):
     """``--output_dir=~/data/...``: bash leaves that ``~`` alone; prepare must not make
     a directory named ``~`` where it runs, but write under $HOME."""

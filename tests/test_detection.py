@@ -50,7 +50,7 @@ def test_relocate_finds_a_moved_face_where_a_full_detection_finds_it():
     round to whole pixels and move 1-2 px themselves when the photo shifts), in a
     2,600 px photo too (searched downscaled), and a score near 0 where the face
     was painted over."""
-    pytest.importorskip("mtcnn")
+    import mtcnn  # noqa: F401  (the detect extra, which make test installs)
     detector = detection.MTCNNDetector()
     photo = np.pad(skimage.data.astronaut(), ((40, 40), (40, 40), (0, 0)), mode="edge")
     moved = np.roll(photo, (5, -7), axis=(0, 1))
@@ -74,7 +74,7 @@ def test_relocate_is_mtcnns_own_last_stage_on_the_box_it_is_given():
     stage that proposes the given box (its public stages API), then its ONet stage;
     the points, box and score agree to float precision (a pixel-centre offset, a
     different normalisation or crop convention would not)."""
-    pytest.importorskip("mtcnn")
+    import mtcnn  # noqa: F401  (the detect extra, which make test installs)
     from mtcnn import MTCNN
     from mtcnn.stages import StageONet
 

@@ -107,8 +107,11 @@ def test_the_backbone_holds_still_for_the_frozen_steps_then_trains(strategy, pre
     """Two steps frozen: the backbone's weights do not move (momentum and EMA on),
     the rest does; the third step moves the backbone too."""
     keras.mixed_precision.set_global_policy(precision)
-    strategy = (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if strategy == "mirrored"
-                else tf.distribute.OneDeviceStrategy("/cpu:0"))
+    # Mirrored: reduced on one device, not by collectives, whose instance keys a second
+    # strategy in this process (tests/test_losses.py's) would collide with.
+    strategy = (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
+                                               tf.distribute.ReductionToOneDevice())
+                if strategy == "mirrored" else tf.distribute.OneDeviceStrategy("/cpu:0"))
     table = TAXONOMIES["seed8"].table
     with strategy.scope():
         network = build_model(SMOKE.model, table.num_classes, 64, width=0.25)

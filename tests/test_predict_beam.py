@@ -50,3 +50,27 @@ def test_beam_writes_the_bytes_and_summary_the_local_run_writes(trained_run, tmp
         assert (tmp_path / "beam" / stem).read_bytes() == (tmp_path / "local" / stem).read_bytes()
     written = json.load(open(tmp_path / "beam" / "summary.json"))
     assert written["faces"] == json.load(open(tmp_path / "local" / "summary.json"))["faces"]
+
+
+@pytest.mark.slow
+def test_the_command_runs_on_beam_with_its_options_and_exits_1_on_failures(trained_run,
+                                                                          tmp_path):
+    """``predict --runner=beam`` as a user types it: the options reach Beam (an unknown
+    one is refused in one line), every readable photo is written, the unreadable and
+    the missing are listed and the exit code is 1."""
+    from conftest import run_cli
+    inputs = _photos(tmp_path / "photos")
+    out = tmp_path / "out"
+    bad = run_cli("facepars.predict", "--runner=beam", f"--model_path={trained_run}",
+                  f"--output_dir={out}", "--beam_pipeline_options=no_such_option=1", *inputs,
+                  check=False)
+    assert bad.returncode == 1 and "unknown option(s) no_such_option" in bad.stderr
+    proc = run_cli("facepars.predict", "--runner=beam", f"--model_path={trained_run}",
+                   f"--output_dir={out}", "--faces=whole",
+                   "--beam_pipeline_options=direct_num_workers=1,direct_running_mode=in_memory",
+                   *inputs, check=False)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "4 photos parsed" in proc.stdout and ", 2 failed" in proc.stdout
+    assert proc.stderr.count("  failed: ") == 2
+    summary = json.load(open(out / "summary.json"))
+    assert len(summary["photos"]) == 4

@@ -23,7 +23,6 @@ from facepars.errors import PrepareError
 import fixtures
 from conftest import REPO
 
-pytest.importorskip("apache_beam")
 from facepars.data import beam  # noqa: E402
 
 # What may differ between two runs of the same job: how and when it was started.

@@ -40,7 +40,7 @@ def test_a_face_detector_finds_the_drawn_faces():
     on 300 faces each of seeds 0 and 1, BUILD_NOTES.md; 65 % with flat fills and no
     neck, sockets or light), so the whole-photo path is tested on exact masks with
     the real detector."""
-    pytest.importorskip("mtcnn")
+    import mtcnn  # noqa: F401  (the detect extra, which make test installs)
     from facepars import detection
     detector = detection.MTCNNDetector()
     found = 0
