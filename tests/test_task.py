@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facepars import keras_internals, task
+from facepars import initialization, keras_internals, task
 from facepars.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.configs import smoke
 from facepars.data import synthetic
@@ -35,12 +35,14 @@ def _batch(count=4):
 
 
 def _parser(model="lraspp_mobilenetv3", precision="float32", augment=AugmentConfig(),
-            weights=None, **compile_args):
+            weights=None, frozen_steps=0, **compile_args):
     keras.mixed_precision.set_global_policy(precision)
     network = build_model(model, TABLE.num_classes, SIZE, width=0.25)
     if weights is not None:
         network.set_weights(weights)
-    parser = task.FaceParser(network, TABLE, smoke.get_config().loss, augment, seed=3)
+    frozen = initialization.frozen_mask(network, model) if frozen_steps else None
+    parser = task.FaceParser(network, TABLE, smoke.get_config().loss, augment, seed=3,
+                             frozen=frozen, frozen_steps=frozen_steps)
     parser.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9, use_ema=True,
                                                   ema_momentum=0.9), **compile_args)
     parser(tf.zeros((1, SIZE, SIZE, 3)))
@@ -57,8 +59,9 @@ def test_steps_compile_for_the_device_alone(model, precision):
     host transfer and no custom call (what a TPU would bounce to the host).
 
     Every model in bfloat16, a TPU's precision: its graph holds every op of the
-    float32 one plus the casts. float32 once, for the float64 check."""
-    parser = _parser(model, precision)
+    float32 one plus the casts. float32 once, for the float64 check. With the
+    backbone's freeze gate of a fine-tune (``freeze_backbone_steps``) in the step."""
+    parser = _parser(model, precision, frozen_steps=1)
     batch = _batch()
     for step in (parser.train_step, parser.test_step):
         hlo = tf.function(step, jit_compile=True).experimental_get_compiler_ir(batch)(stage="hlo")
