@@ -370,7 +370,7 @@ def main(argv):
                       init_from=FLAGS.init_from, init_modules=FLAGS.init_modules)
     except loop.Preempted as e:
         print(f"train: {e}", file=sys.stderr)
-        sys.exit(loop.EXIT_PREEMPTED)
+        loop.exit_now(loop.EXIT_PREEMPTED)
     if summary["failure"]:
         print(f"train stopped: {summary['failure']}", file=sys.stderr)
         sys.exit(1)
