@@ -56,18 +56,6 @@ def learning_rate_variable(optimizer):
     return rate if isinstance(rate, keras.Variable) else None
 
 
-def flush_tensorboard(callbacks) -> None:
-    """Write out what Keras's TensorBoard callbacks hold in memory.
-
-    A preempted run exits without ``on_train_end`` (which closes the writers);
-    the callback keeps its writers in a private dict with no public flush.
-    """
-    for callback in callbacks:
-        if isinstance(callback, keras.callbacks.TensorBoard):
-            for writer in callback._writers.values():
-                writer.flush()
-
-
 # The state of Keras's stateful callbacks: what on_train_begin resets and a
 # resumed run must get back. Public attributes, but undocumented as state.
 CALLBACK_STATE = {

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from facepars.keras_internals import CALLBACK_STATE, flush_tensorboard
+from facepars.keras_internals import CALLBACK_STATE
 
 # What train exits with after a preemption has been saved: the code TensorFlow's
 # own preemption handling uses on GCE (128 + SIGTERM). A supervisor restarts on it
@@ -46,8 +46,8 @@ STOP_KEY = "stop_requested"  # the agreed stop flag in a train step's logs
 
 
 class Preempted(Exception):
-    """The run stopped at a step boundary on a signal, after saving its backup and
-    flushing its TensorBoard events: nothing is left to write (see ``exit_now``)."""
+    """The run stopped at a step boundary on a signal, after saving its backup:
+    nothing is left to write (see ``exit_now``)."""
 
     def __init__(self, step: int, path: str):
         super().__init__(f"stopped on a signal after step {step}; backup saved in {path}; "
@@ -107,9 +107,9 @@ def exit_now(code: int = EXIT_PREEMPTED) -> None:
     """End the process at once, after a ``Preempted`` stop has saved everything.
 
     A normal exit tears down the input pipelines, and tf.data's autotuning thread
-    makes that wait out its optimisation period (up to a minute; 20-42 s measured
-    on the smoke config) before the process is gone: longer than a spot VM's 30 s
-    grace. With the backup saved and the events flushed, nothing needs the teardown.
+    makes that wait out its optimisation period (up to a minute) before the process
+    is gone: longer than a spot VM's 30 s grace. Nothing needs the teardown: the backup is saved, TensorBoard's writers
+    flush as each write ends (``as_default``'s exit), history.csv is closed.
     """
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
@@ -241,7 +241,6 @@ def fit(parser, make_train_data, val_data, val_steps: int, epochs: int, steps_pe
     def stop_here():
         if saved_at != epoch * steps_per_epoch + k:
             save()
-        flush_tensorboard(callbacks)  # all a resumed run needs is on disk after this
         raise Preempted(epoch * steps_per_epoch + k, backup.directory)
 
     while epoch < epochs and not parser.stop_training:

@@ -1,7 +1,6 @@
 """facepars.detection around MTCNN: what it does to the photo and to what MTCNN returns."""
 
 import numpy as np
-import pytest
 import skimage.data
 from PIL import Image
 

@@ -153,8 +153,9 @@ def test_a_whole_run_on_a_cvat_export_with_its_own_class_names(trained_run, tmp_
     --source=voc --taxonomy=source (its command line: tests/test_prepare.py), train
     --init_from the seed8 run, evaluate, predict, export; each output speaks the
     export's class names."""
-    from conftest import run_cli
     from facepars import prepare
+
+    from conftest import run_cli
     fixtures.write_cvat(str(tmp_path / "cvat"), count=24, size=(96, 80))
     data, run = str(tmp_path / "data"), str(tmp_path / "run")
     prepare.run(prepare.PrepareConfig(output_dir=data, source="voc", taxonomy="source",

@@ -107,17 +107,3 @@ def test_the_application_builders_take_what_the_backbones_pass():
             "include_top", "weights", "input_tensor"} <= \
         set(inspect.signature(efficientnet.EfficientNet).parameters)
 
-
-def test_tensorboard_events_are_on_disk_after_a_flush(tmp_path):
-    """What a preempted run writes before it exits at once: the epoch's scalars,
-    readable from the event file while the callback's writers are still open."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    callback = keras.callbacks.TensorBoard(str(tmp_path))
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
-    callback.set_model(model)
-    callback.on_epoch_end(0, {"loss": 1.5})
-    keras_internals.flush_tensorboard([callback])
-    events = EventAccumulator(str(tmp_path / "train"), size_guidance={"tensors": 0})
-    events.Reload()
-    assert [tf.make_ndarray(e.tensor_proto) for e in events.Tensors("epoch_loss")] == [1.5]

@@ -67,6 +67,17 @@ def _wait_for_backup(directory, step, proc):
         time.sleep(0.02)
 
 
+def _wait_for_line(log, text, proc) -> float:
+    """Until ``text`` is in the run's stderr; returns when it was seen."""
+    deadline = time.monotonic() + TIMEOUT
+    while text not in open(str(log) + ".err").read():
+        assert proc.poll() is None or text in open(str(log) + ".err").read(), \
+            f"exited {proc.returncode} without {text!r}"
+        assert time.monotonic() < deadline, f"no {text!r} after {TIMEOUT} s"
+        time.sleep(0.02)
+    return time.monotonic()
+
+
 def _finish(proc, log):
     proc.wait(timeout=TIMEOUT)
     return proc.returncode, open(str(log) + ".out").read(), open(str(log) + ".err").read()
@@ -116,7 +127,11 @@ def test_sigterm_and_kill9_mid_epoch_resume_to_the_same_weights(data, tmp_path):
     second = _start(_args(data, dir_), tmp_path / "b")
     _wait_for_backup(dir_ / "backup", 12, second)
     second.send_signal(signal.SIGTERM)
+    saved = _wait_for_line(tmp_path / "b", "stopped on a signal", second)
     code, _, err = _finish(second, tmp_path / "b")
+    # Gone once saved (a spot VM gives 30 s from SIGTERM to power-off); a normal
+    # interpreter exit waited out tf.data's autotune period, 20-60 s.
+    assert time.monotonic() - saved < 10, "the process lingered after its backup"
     assert f"resuming from the backup at epoch 1, step {killed_at}" in err, err[-3000:]
     assert "--init_from" in err and "is ignored" in err, err[-3000:]
     assert code == loop.EXIT_PREEMPTED, err[-3000:]

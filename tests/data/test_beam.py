@@ -17,13 +17,14 @@ import time
 import pytest
 
 from facepars import prepare
-from facepars.data import shards
+from facepars.data import (
+    beam,  # noqa: E402
+    shards,
+)
 from facepars.errors import PrepareError
 
 import fixtures
 from conftest import REPO
-
-from facepars.data import beam  # noqa: E402
 
 # What may differ between two runs of the same job: how and when it was started.
 UNSTABLE = ("command", "created")

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import scipy.ndimage
 import scipy.stats
 
@@ -41,6 +40,7 @@ def test_a_face_detector_finds_the_drawn_faces():
     neck, sockets or light), so the whole-photo path is tested on exact masks with
     the real detector."""
     import mtcnn  # noqa: F401  (the detect extra, which make test installs)
+
     from facepars import detection
     detector = detection.MTCNNDetector()
     found = 0
