@@ -77,11 +77,12 @@ def test_bad_flags_and_bad_input_are_one_line(tmp_path):
 @pytest.mark.slow
 def test_helpshort_lists_the_commands_own_flags_and_helpfull_all():
     """Each command's --helpshort: exit 0, its own flags (the ones its module docstring
-    and the README name), no TensorFlow noise; --helpfull also absl's."""
+    and the README name), no TensorFlow noise; --helpfull (absl's, the same for all)
+    also absl's own flags."""
     own = {"prepare": "--source", "verify": "--data_dir", "train": "--init_from",
            "evaluate": "--original_resolution", "predict": "--faces", "export": "--tflite"}
-    procs = _all({(c, h): [f"facepars.{c}", f"--{h}"] for c in COMMANDS
-                  for h in ("helpshort", "helpfull")})
+    procs = _all({(c, "helpshort"): [f"facepars.{c}", "--helpshort"] for c in COMMANDS}
+                 | {("prepare", "helpfull"): ["facepars.prepare", "--helpfull"]})
     for (command, which), proc in procs.items():
         assert proc.returncode == 0, (command, which, proc.stderr[-2000:])
         assert own[command] in proc.stdout, (command, which)
