@@ -49,8 +49,8 @@ class Preempted(Exception):
     """The run stopped at a step boundary on a signal, after saving its backup:
     nothing is left to write (see ``exit_now``)."""
 
-    def __init__(self, step: int, path: str):
-        super().__init__(f"stopped on a signal after step {step}; backup saved in {path}; "
+    def __init__(self, step: int, path: str, why: str = "on a signal"):
+        super().__init__(f"stopped {why} after step {step}; backup saved in {path}; "
                          "run the same command again to resume")
         self.step = step
 
@@ -108,8 +108,9 @@ def exit_now(code: int = EXIT_PREEMPTED) -> None:
 
     A normal exit tears down the input pipelines, and tf.data's autotuning thread
     makes that wait out its optimisation period (up to a minute) before the process
-    is gone: longer than a spot VM's 30 s grace. Nothing needs the teardown: the backup is saved, TensorBoard's writers
-    flush as each write ends (``as_default``'s exit), history.csv is closed.
+    is gone: longer than a spot VM's 30 s grace. Nothing needs the teardown: the
+    backup is saved, TensorBoard's writers flush as each write ends (``as_default``'s
+    exit), history.csv is closed.
     """
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
@@ -206,8 +207,11 @@ def scalar(value) -> float:
 
 def fit(parser, make_train_data, val_data, val_steps: int, epochs: int, steps_per_epoch: int,
         callbacks: list, backup: Backup, backup_every_steps: int, preemption: Preemption,
-        verbose: int, naming_bad_records, workers: int = 1):
+        verbose: int, naming_bad_records, workers: int = 1, stop_after_steps: int = 0):
     """Train ``parser`` to ``epochs * steps_per_epoch`` steps, from its backup if any.
+
+    ``stop_after_steps`` > 0: this process stops as on a signal once it has run
+    that many steps (a time-boxed slot; a test's stop at a step it chooses).
 
     ``make_train_data(step)`` is the distributed training input from ``step`` on;
     ``naming_bad_records(split, training, step)`` a context manager that names
@@ -238,10 +242,13 @@ def fit(parser, make_train_data, val_data, val_steps: int, epochs: int, steps_pe
         saved_at = epoch * steps_per_epoch + k
         backup.save(saved_at, {"step": saved_at, "callbacks": _callback_state(callbacks)})
 
-    def stop_here():
+    def stop_here(why: str = "on a signal"):
         if saved_at != epoch * steps_per_epoch + k:
             save()
-        raise Preempted(epoch * steps_per_epoch + k, backup.directory)
+        raise Preempted(epoch * steps_per_epoch + k, backup.directory, why)
+
+    def budget_spent() -> bool:  # the same answer on every worker, at the same step
+        return 0 < stop_after_steps <= epoch * steps_per_epoch + k - step
 
     while epoch < epochs and not parser.stop_training:
         if k == 0:  # a resumed epoch keeps its metric sums (restored with the backup)
@@ -250,6 +257,8 @@ def fit(parser, make_train_data, val_data, val_steps: int, epochs: int, steps_pe
         while k < steps_per_epoch:
             if workers == 1 and preemption.requested:
                 stop_here()
+            if budget_spent():
+                stop_here(f"at --stop_after_steps={stop_after_steps}")
             cbs.on_train_batch_begin(k)
             if preemption.requested:
                 parser.stop_requested.assign(1.0)

@@ -22,6 +22,8 @@ Preemption: SIGTERM (a spot VM's or a Cloud TPU's notice) or a first Ctrl-C
 finishes the step in flight, saves a backup at that step and exits with
 ``facepars.loop.EXIT_PREEMPTED`` (143); rerunning the command continues at the
 next step, over the records the epoch had not used yet, as if never stopped.
+``--stop_after_steps=N`` stops the same way once this process has run N steps:
+a time-boxed slot, rerun to continue.
 """
 
 from __future__ import annotations
@@ -143,7 +145,8 @@ def start(precision: str, strategy_name: str, tpu, cfg):
     return strategy, policy
 
 
-def check_data(cfg, manifest: schema.Manifest, strategy, verify: bool) -> int:
+def check_data(cfg, manifest: schema.Manifest, strategy, verify: bool,
+               stop_after_steps: int = 0) -> int:
     """Refuse data the run cannot use, in one line each; returns the steps per epoch."""
     preflight(manifest, (cfg.train_split, cfg.val_split), verify)
     records = manifest.num_records(cfg.train_split)
@@ -154,7 +157,8 @@ def check_data(cfg, manifest: schema.Manifest, strategy, verify: bool) -> int:
         raise SetupError(f"{records} training records do not fill {per_call} batch(es) of "
                          f"{cfg.batch_size}")
     for name, steps in (("steps_per_epoch", steps_per_epoch),
-                        ("backup_every_steps", cfg.backup_every_steps)):
+                        ("backup_every_steps", cfg.backup_every_steps),
+                        ("stop_after_steps", stop_after_steps)):
         if steps % per_call:
             raise SetupError(f"{name}={steps} is not a multiple of steps_per_execution="
                              f"{per_call}: the run can stop and resume only between executions")
@@ -277,7 +281,7 @@ def start_from(parser, cfg, table, backup: loop.Backup, init_from: str | None,
 def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=None,
         precision: str = "auto", profile_steps: str = "", verify_data: bool = False,
         preemption: loop.Preemption | None = None, init_from: str | None = None,
-        init_modules: str = initialization.ALL) -> dict:
+        init_modules: str = initialization.ALL, stop_after_steps: int = 0) -> dict:
     """One training run; returns a summary (best scores, steps, weights checksum).
 
     Resumes from model_dir's backup if there is one; otherwise starts from
@@ -288,7 +292,7 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     strategy, policy = start(precision, strategy_name, tpu, cfg)
     manifest = schema.Manifest.load(data_dir)
     table = manifest.class_table
-    steps_per_epoch = check_data(cfg, manifest, strategy, verify_data)
+    steps_per_epoch = check_data(cfg, manifest, strategy, verify_data, stop_after_steps)
     run_info = {"model": cfg.model, "width": cfg.width, "num_classes": table.num_classes,
                 "image_size": manifest.image_size, "resize": manifest.resize,
                 "class_table": table.to_json(), "framing": manifest.framing,
@@ -318,7 +322,8 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     with preemption.watching(), naming_xla_failures():
         history = loop.fit(parser, train_from, val_ds, val_steps, cfg.epochs, steps_per_epoch,
                            cbs, backup, cfg.backup_every_steps, preemption,
-                           1 if sys.stdout.isatty() else 2, naming_bad_records, workers)
+                           1 if sys.stdout.isatty() else 2, naming_bad_records, workers,
+                           stop_after_steps)
     return summarize(parser, history, guard)
 
 
@@ -357,6 +362,9 @@ def define_flags():
     flags.DEFINE_string("init_modules", initialization.ALL, "What --init_from copies: all, or "
                         "a comma list of backbone, decoder, classifier (classifier rows are "
                         "carried by class name; new classes start as in a fresh run).")
+    flags.DEFINE_integer("stop_after_steps", 0, "Stop as on SIGTERM once this process has run "
+                         "this many steps (backup saved, exit 143; the same command continues): "
+                         "a time-boxed slot. 0: run to the end.", lower_bound=0)
     flags.DEFINE_bool("verify_data", False, "Hash every shard that no facepars.verify stamp "
                       "covers before the first step (each start; presence and size are "
                       "always checked).")
@@ -367,7 +375,8 @@ def main(argv):
     try:
         summary = run(FLAGS.config, FLAGS.data_dir, FLAGS.model_dir, FLAGS.strategy, FLAGS.tpu,
                       FLAGS.precision, FLAGS.profile_steps, FLAGS.verify_data,
-                      init_from=FLAGS.init_from, init_modules=FLAGS.init_modules)
+                      init_from=FLAGS.init_from, init_modules=FLAGS.init_modules,
+                      stop_after_steps=FLAGS.stop_after_steps)
     except loop.Preempted as e:
         print(f"train: {e}", file=sys.stderr)
         loop.exit_now(loop.EXIT_PREEMPTED)

@@ -104,12 +104,14 @@ def _epoch_scalars(model_dir, tag="epoch_loss"):
 
 
 @pytest.mark.slow
-def test_sigterm_and_kill9_mid_epoch_resume_to_the_same_weights(data, tmp_path):
+def test_kill9_and_stops_on_odd_and_even_steps_resume_to_the_same_weights(data, tmp_path):
     """The reference runs 20 steps. The other run is killed with -9 right after its
-    mid-epoch backup at step 4 (or 6, or 8: wherever the kill lands), resumed,
-    stopped with SIGTERM after its backup at step 12 (mid-epoch 2), and resumed
-    again: same weights to the bit, same step count, same history rows and
-    TensorBoard points."""
+    mid-epoch backup at step 4 (or wherever the kill lands before step 12), resumed
+    and stopped after step 13 (odd: no periodic backup there, the stop saves its
+    own), resumed and stopped after step 16 (even: the periodic backup is the
+    stop's), resumed again: same weights to the bit, same step count, same history
+    rows and TensorBoard points. --stop_after_steps puts the stops where the test
+    says; a signal takes the same path (test_sigterm_to_one_worker_...)."""
     ref_dir, dir_ = tmp_path / "reference", tmp_path / "run"
     reference = _start(_args(data, ref_dir), tmp_path / "ref")
     code, ref_out, err = _finish(reference, tmp_path / "ref")
@@ -122,28 +124,27 @@ def test_sigterm_and_kill9_mid_epoch_resume_to_the_same_weights(data, tmp_path):
     first.send_signal(signal.SIGKILL)
     first.wait()
     killed_at = _backup_step(dir_ / "backup")
-    assert killed_at < 10, "the kill should land in the first epoch"
+    assert first.returncode == -signal.SIGKILL and killed_at < 12, (first.returncode, killed_at)
 
-    second = _start(_args(data, dir_), tmp_path / "b")
-    _wait_for_backup(dir_ / "backup", 12, second)
-    second.send_signal(signal.SIGTERM)
-    saved = _wait_for_line(tmp_path / "b", "stopped on a signal", second)
-    code, _, err = _finish(second, tmp_path / "b")
-    # Gone once saved (a spot VM gives 30 s from SIGTERM to power-off); a normal
-    # interpreter exit waited out tf.data's autotune period, 20-60 s.
-    assert time.monotonic() - saved < 10, "the process lingered after its backup"
-    assert f"resuming from the backup at epoch 1, step {killed_at}" in err, err[-3000:]
-    assert "--init_from" in err and "is ignored" in err, err[-3000:]
-    assert code == loop.EXIT_PREEMPTED, err[-3000:]
-    stopped = re.search(r"stopped on a signal after step (\d+)", err)
-    assert stopped and 12 <= int(stopped.group(1)) < 20, err[-3000:]
-    step = int(stopped.group(1))
-    assert os.path.exists(dir_ / "backup" / f"ckpt-{step}.index")
+    for log, stop, resumed_from in (("b", 13, killed_at), ("c", 16, 13)):
+        proc = _start(_args(data, dir_, f"--stop_after_steps={stop - resumed_from}"),
+                      tmp_path / log)
+        stopped = _wait_for_line(tmp_path / log, f"after step {stop}; backup saved", proc)
+        code, _, err = _finish(proc, tmp_path / log)
+        # Gone once saved (a spot VM gives 30 s from SIGTERM to power-off); a normal
+        # interpreter exit waited out tf.data's autotune period, 20-60 s.
+        assert time.monotonic() - stopped < 10, "the process lingered after its backup"
+        assert code == loop.EXIT_PREEMPTED, err[-3000:]
+        epoch = resumed_from // 10 + 1
+        assert f"resuming from the backup at epoch {epoch}, step {resumed_from}" in err, \
+            err[-3000:]
+        assert "--init_from" in err and "is ignored" in err, err[-3000:]
+        assert os.path.exists(dir_ / "backup" / f"ckpt-{stop}.index")
 
-    third = _start(_args(data, dir_), tmp_path / "c")
-    code, out, err = _finish(third, tmp_path / "c")
+    last = _start(_args(data, dir_), tmp_path / "d")
+    code, out, err = _finish(last, tmp_path / "d")
     assert code == 0, err[-3000:]
-    assert f"resuming from the backup at epoch 2, step {step}" in err
+    assert "resuming from the backup at epoch 2, step 16" in err
     assert _checksum(out) == (ref_sum, 20)
     assert _history(dir_) == _history(ref_dir)
     assert _epoch_scalars(dir_) == _epoch_scalars(ref_dir)
