@@ -106,4 +106,3 @@ def test_the_application_builders_take_what_the_backbones_pass():
     assert {"width_coefficient", "depth_coefficient", "default_size", "name",
             "include_top", "weights", "input_tensor"} <= \
         set(inspect.signature(efficientnet.EfficientNet).parameters)
-
