@@ -169,3 +169,74 @@ def test_a_detector_without_relocate_runs_on_every_frame_and_tracks_keep_their_i
         colour_predictor(synthetic_framing()), full.__call__, fps=30.0), video)
     assert full.calls == list(range(10))
     assert tracks == [[0]] * 10 and scores.min() > 0.97
+
+
+class _Scripted:
+    """A predictor whose crop probabilities the test writes: ``script[t][i]`` is the
+    class face ``i`` is sure of on frame ``t`` (None: knows nothing). It records the
+    faces it is asked to cut and the probabilities merged back, per frame."""
+
+    def __init__(self, script, size=8, num_classes=8):
+        self.script, self.size, self.num_classes = script, size, num_classes
+        self.cut, self.merged = [], []
+
+    def parse_crops(self, frame, faces):
+        t = len(self.cut)
+        self.cut.append([f.landmarks.copy() for f in faces])
+        probs = np.full((len(faces), self.size, self.size, self.num_classes),
+                        1.0 / self.num_classes, np.float32)
+        for i, sure in enumerate(self.script[t][:len(faces)]):
+            if sure is not None:
+                probs[i] = np.eye(self.num_classes)[sure] * 0.999 + 0.001 / self.num_classes
+        return [None] * len(faces), probs
+
+    def merge_crops(self, size, faces, matrices, probs):
+        self.merged.append(probs.argmax(-1))
+        return None
+
+
+def test_smoothing_leans_each_face_on_its_own_previous_frame_and_never_on_an_older_one():
+    """Two faces. Frame 0: face 0 sure of class 1, face 1 of class 2; frame 1: sure
+    of 3 and 4 (a sure present is not dragged back: no lag); frame 2: both know
+    nothing, so each takes its own frame-1 labels (not the other face's, not frame
+    0's); without smoothing they fall to class 0. Caught planted: histories swapped
+    between the faces, blending with an older frame, no blending."""
+    video = _video(3, num_faces=2, motion=0.05)
+    script = [(1, 2), (3, 4), (None, None)]
+    for smooth, expected in ((True, [(1, 2), (3, 4), (3, 4)]),
+                             (False, [(1, 2), (3, 4), (0, 0)])):
+        predictor = _Scripted(script)
+        tracker = tracking.FaceTracker(predictor, _Detector(video), fps=30.0, smooth=smooth,
+                                       detect_every=1000)
+        try:
+            for frame, _, _ in video:
+                tracker.parse(frame)
+        finally:
+            tracker.close()
+        got = [tuple(int(np.bincount(labels.ravel()).argmax()) for labels in frame)
+               for frame in predictor.merged]
+        assert got == expected, (smooth, got)
+        assert all((labels == labels.flat[0]).all() for f in predictor.merged for labels in f)
+
+
+def test_each_crop_is_cut_on_this_frames_points_through_the_filter():
+    """The points a face's crop is cut on, frame by frame: this frame's detected
+    points through the one-euro filter (smoothing on), or as detected (off). A
+    tracker that filtered the previous frame's points lags one frame behind."""
+    video = _video(12, motion=0.4)
+    for smooth in (True, False):
+        predictor = _Scripted([(1,)] * 12)
+        tracker = tracking.FaceTracker(predictor, _Detector(video), fps=30.0, smooth=smooth,
+                                       detect_every=1000)
+        try:
+            for frame, _, _ in video:
+                tracker.parse(frame)
+        finally:
+            tracker.close()
+        one_euro = tracking.OneEuro(30.0, tracker.min_cutoff, tracker.beta)
+        for t, (_, _, points) in enumerate(video):
+            true = points[0]
+            eyes = max(float(np.linalg.norm(true[1] - true[0])), 1.0)
+            expected = one_euro(true, eyes) if smooth else true
+            np.testing.assert_allclose(predictor.cut[t][0], expected, atol=1e-9,
+                                       err_msg=f"frame {t}, smooth={smooth}")
