@@ -195,6 +195,20 @@ class _Scripted:
         return None
 
 
+def _scripted_run(script, video, smooth):
+    """The tracker (full detection on frame 0 only) over ``video`` with a _Scripted
+    predictor; returns both, the tracker closed."""
+    predictor = _Scripted(script)
+    tracker = tracking.FaceTracker(predictor, _Detector(video), fps=30.0, smooth=smooth,
+                                   detect_every=1000)
+    try:
+        for frame, _, _ in video:
+            tracker.parse(frame)
+    finally:
+        tracker.close()
+    return predictor, tracker
+
+
 def test_smoothing_leans_each_face_on_its_own_previous_frame_and_never_on_an_older_one():
     """Two faces. Frame 0: face 0 sure of class 1, face 1 of class 2; frame 1: sure
     of 3 and 4 (a sure present is not dragged back: no lag); frame 2: both know
@@ -205,14 +219,7 @@ def test_smoothing_leans_each_face_on_its_own_previous_frame_and_never_on_an_old
     script = [(1, 2), (3, 4), (None, None)]
     for smooth, expected in ((True, [(1, 2), (3, 4), (3, 4)]),
                              (False, [(1, 2), (3, 4), (0, 0)])):
-        predictor = _Scripted(script)
-        tracker = tracking.FaceTracker(predictor, _Detector(video), fps=30.0, smooth=smooth,
-                                       detect_every=1000)
-        try:
-            for frame, _, _ in video:
-                tracker.parse(frame)
-        finally:
-            tracker.close()
+        predictor = _scripted_run(script, video, smooth)[0]
         got = [tuple(int(np.bincount(labels.ravel()).argmax()) for labels in frame)
                for frame in predictor.merged]
         assert got == expected, (smooth, got)
@@ -225,14 +232,7 @@ def test_each_crop_is_cut_on_this_frames_points_through_the_filter():
     tracker that filtered the previous frame's points lags one frame behind."""
     video = _video(12, motion=0.4)
     for smooth in (True, False):
-        predictor = _Scripted([(1,)] * 12)
-        tracker = tracking.FaceTracker(predictor, _Detector(video), fps=30.0, smooth=smooth,
-                                       detect_every=1000)
-        try:
-            for frame, _, _ in video:
-                tracker.parse(frame)
-        finally:
-            tracker.close()
+        predictor, tracker = _scripted_run([(1,)] * 12, video, smooth)
         one_euro = tracking.OneEuro(30.0, tracker.min_cutoff, tracker.beta)
         for t, (_, _, points) in enumerate(video):
             true = points[0]
