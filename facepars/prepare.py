@@ -42,7 +42,7 @@ def define_flags():
                         "Where shards and manifest.json go (local or gs://...).")
     flags.DEFINE_string("classes", d["classes"],
                         "The class file of --source=folder (JSON or CSV: docs/data.md, \"Your "
-                        "own classes\"); for --source=voc, instead of its labelmap.txt.")
+                        "own data\"); for --source=voc, instead of its labelmap.txt.")
     flags.DEFINE_enum("taxonomy", d["taxonomy"], list(classes.TAXONOMY_CHOICES),
                       "Target class table: a built-in one, or source: the source's own labels "
                       "as published (CelebAMask-HQ's 19, LaPa's 11, a class file's).")

@@ -5,7 +5,7 @@ Each reader returns a ``facepars.classes.SourceTable``: label position i is the
 training id under ``--taxonomy=source``; ``values`` / ``colors`` say what a mask
 file holds for that label (facepars.data.sources decodes masks with them).
 
-facepars's class file (docs/data.md, "Your own classes") is CSV with a header or
+facepars's class file (docs/data.md, "Your own data") is CSV with a header or
 JSON. One row per class, the background first::
 
     name,id,color,part,face,flip

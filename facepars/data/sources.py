@@ -84,11 +84,10 @@ def decode_labels(path: str, table: SourceTable, coding: str) -> np.ndarray:
         if table.ignore:
             known[pack(class_files.VOC_BOUNDARY)] = IGNORE_LABEL
         name = lambda k: f"colour ({k >> 16}, {(k >> 8) & 255}, {k & 255})"
-    found, inverse = np.unique(keys, return_inverse=True)
-    unknown = [int(k) for k in found if int(k) not in known]
+    found, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    unknown = [(int(k), int(c)) for k, c in zip(found, counts) if int(k) not in known]
     if unknown:
-        counts = {int(k): int(c) for k, c in zip(*np.unique(keys, return_counts=True))}
-        listed = ", ".join(f"{name(k)} at {counts[k]} pixels" for k in unknown[:5])
+        listed = ", ".join(f"{name(k)} at {c} pixels" for k, c in unknown[:5])
         raise BadInput(path, f"{listed}{' and more' if len(unknown) > 5 else ''}: not in "
                              f"{coding}")
     return np.array([known[int(k)] for k in found], np.uint8)[inverse].reshape(keys.shape)
@@ -371,7 +370,7 @@ def list_folder(input_dir: str, classes: str | None) -> Listing:
     split folders (``train/images``, ``train/masks``, ``val/...``), with a class file."""
     if not classes:
         raise LayoutError("--source=folder needs --classes=FILE (the class file: "
-                          "docs/data.md, \"Your own classes\")")
+                          "docs/data.md, \"Your own data\")")
     if files.isdir(files.join(input_dir, "images")):
         pairs, bad = _pair_dirs(files.join(input_dir, "images"),
                                 files.join(input_dir, "masks"), "", coding=classes)
