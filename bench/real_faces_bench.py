@@ -90,7 +90,8 @@ def main():
     per_check = dict.fromkeys(("eyes", "nose", "mouth", "skin"), 0)
     for name, photo in photos():
         total += 1
-        faces = detection.find(detector, photo, min_size=12 if name.startswith("lfw") else 20)
+        faces = detection.find(detector, photo, detection.FaceFilter(
+            min_face=12 if name.startswith("lfw") else 20))
         if not faces:
             if not name.startswith("lfw"):
                 print(f"{name}: no face found")

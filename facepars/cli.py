@@ -82,7 +82,8 @@ def quiet_tensorflow(argv: list[str]) -> None:
 
 
 def define_face_flags() -> None:
-    """--faces, --min_score, --min_face: how predict and evaluate find faces in photos."""
+    """--faces, --min_score, --min_face: how predict and evaluate find faces in photos,
+    and whether and how export's ``parse_photos`` does."""
     flags.DEFINE_enum("faces", "auto", ["auto", "detect", "whole"],
                       "detect: find each face and parse it aligned as in training; whole: the "
                       "whole photo into the network; auto: detect if the detect extra is "

@@ -20,6 +20,7 @@ from absl import flags
 
 from facepars import classes, cli, detection, distribute, files, schema, visualize
 from facepars.data import convert, pipeline, sources
+from facepars.detection import FaceFilter
 from facepars.errors import ConfigError
 from facepars.inference import Predictor, choose_mode
 from facepars.metrics import (
@@ -102,12 +103,11 @@ def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: 
             oracle = np.argmax(predictor.photo_logits(photo), -1)
         result["oracle"] += batch_confusion(truth, oracle, num_classes).numpy()
         if detector is not None:
-            faces = detection.find(detector, photo, min_score, min_face)
-            hit = any(detection.contains(f, points[:2].mean(0)) for f in faces) if aligned \
-                else bool(faces)
+            parsed = predictor.parse_photo(photo, detector, FaceFilter(min_score, min_face))
+            hit = any(detection.contains(f, points[:2].mean(0)) for f in parsed.faces) \
+                if aligned else bool(parsed.faces)
             found += hit
-            labels = predictor.predict_faces(photo, faces).labels
-            result["detector"] += batch_confusion(truth, labels, num_classes).numpy()
+            result["detector"] += batch_confusion(truth, parsed.labels, num_classes).numpy()
         progress.update()
     if detector is not None:
         result["recall"] = found / max(len(ids), 1)

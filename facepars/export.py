@@ -10,7 +10,11 @@ Writes
                  ``serve_image`` (one [H, W, 3] image), ``serving_bytes`` (encoded
                  JPEG/PNG/BMP/GIF string [B] of any sizes -> ``labels_png`` string [B],
                  ``height``, ``width``: TF Serving's REST b64 input), ``network``
-                 (float [B, S, S, 3] in [0, 1] -> logits) and ``class_table`` (ids, names, colours),
+                 (float [B, S, S, 3] in [0, 1] -> logits), ``class_table`` (ids, names,
+                 colours) and ``parse_photos`` (encoded photos string [B] -> each photo's
+                 faces found by MTCNN in the graph, aligned and parsed as ``predict``
+                 does: ``labels_png``, ``height``, ``width``, ``num_faces``, ``boxes``,
+                 ``landmarks``, ``scores``; facepars.photo_graph),
                  written by ``keras.export.ExportArchive`` so that TF Serving and
                  ``saved_model_cli run`` load it; the class table and input
                  geometry also in ``assets.extra/class_table.json``.
@@ -29,6 +33,7 @@ required check that fails makes the exit code 1.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import subprocess
@@ -40,10 +45,11 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from facepars import cli, files, rundir, schema, serving
+from facepars import cli, files, mtcnn_graph, photo_graph, rundir, schema, serving
 from facepars.data import pipeline
-from facepars.errors import FaceparsError
-from facepars.inference import SAVED_MODEL_TABLE, Predictor, tflite_logits_fn
+from facepars.detection import FaceFilter
+from facepars.errors import ConfigError, FaceparsError
+from facepars.inference import NO_FRAMING, SAVED_MODEL_TABLE, Predictor, tflite_logits_fn
 from facepars.models import to_model_input
 
 FLAGS = flags.FLAGS
@@ -60,8 +66,12 @@ class ExportError(FaceparsError):
     """An export that cannot be written; the message says why and what to do."""
 
 
-def serving_archive(network, info: dict) -> keras.export.ExportArchive:
+def serving_archive(network, info: dict, photos: FaceFilter | None = None
+                    ) -> keras.export.ExportArchive:
     """The network with the serving mapping (facepars.serving) around it, as Keras exports it.
+
+    With ``photos``, also ``parse_photos``: whole photos through MTCNN's cascade and
+    the alignment (facepars.photo_graph), faces kept by that filter.
 
     Through ``keras.export.ExportArchive``, not ``tf.saved_model.save`` on a
     tf.Module: the archive tracks the Keras variables as the plain resource
@@ -103,13 +113,50 @@ def serving_archive(network, info: dict) -> keras.export.ExportArchive:
     archive.add_endpoint("network", network_logits,
                          [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
     archive.add_endpoint("class_table", class_table, [])
+    if photos is not None:
+        cascade = mtcnn_graph.Cascade()
+        for detector_network in cascade.networks:
+            archive.track(detector_network)
+        framing = np.asarray(info["framing"]["points"], np.float64)
+
+        def parse_photos(image_bytes):
+            return photo_graph.parse_encoded(cascade, logits, image_bytes, framing, size,
+                                             table.num_classes, photos)
+
+        archive.add_endpoint("parse_photos", parse_photos,
+                             [tf.TensorSpec([None], tf.string, name="image_bytes")])
     return archive
 
 
-def export_saved_model(network, info: dict, path: str) -> None:
-    serving_archive(network, info).write_out(path, verbose=False)
+def whole_photos(faces: str, info: dict, keep: FaceFilter) -> tuple[FaceFilter | None, str]:
+    """(the filter ``parse_photos`` is exported with or None, why) for export's --faces:
+    auto writes it when the model records its framing and the detect extra is there."""
+    try:
+        mtcnn_graph.check_installed()
+        missing = NO_FRAMING if info.get("framing") is None else None
+    except ConfigError as e:
+        missing = str(e)
+    if faces == "whole":
+        return None, "--faces=whole"
+    if missing is None:
+        return keep, f"min_score {keep.min_score}, min_face {keep.min_face} px"
+    if faces == "detect":
+        raise ExportError(f"parse_photos cannot be exported: {missing}")
+    return None, missing
+
+
+def export_saved_model(network, info: dict, path: str, photos: FaceFilter | None = None
+                       ) -> None:
+    serving_archive(network, info, photos).write_out(path, verbose=False)
     tf.io.gfile.makedirs(files.join(path, os.path.dirname(SAVED_MODEL_TABLE)))
-    files.write_json_atomic(files.join(path, SAVED_MODEL_TABLE), rundir.serving_info(info))
+    files.write_json_atomic(files.join(path, SAVED_MODEL_TABLE), exported_info(info, photos))
+
+
+def exported_info(info: dict, photos: FaceFilter | None) -> dict:
+    """class_table.json of an export: what the run says of itself, and the detection
+    settings ``parse_photos`` was exported with (None: no such signature)."""
+    return {**rundir.serving_info(info),
+            "parse_photos": dataclasses.asdict(photos) if photos else None}
 
 
 def tflite_models(network, variants, calibration: np.ndarray | None) -> dict[str, bytes]:
@@ -205,11 +252,14 @@ def export_onnx(saved_model: str, output_dir: str, opset: int) -> dict[str, str]
 
 def run(model: str, output_dir: str, data_dir: str | None, variants, parity_records: int = 64,
         onnx_opset: int | None = None, parity_split: str = "val",
-        calibration_split: str = "train") -> dict:
+        calibration_split: str = "train", faces: str = "auto",
+        keep: FaceFilter = FaceFilter()) -> dict:
     """Write the exports; with ``data_dir``, check each against Keras on the first
     records of ``parity_split``, and calibrate int8 on ``calibration_split``'s.
 
-    ``onnx_opset``: also write ONNX models at this opset (None: no ONNX).
+    ``onnx_opset``: also write ONNX models at this opset (None: no ONNX). ``faces``
+    and ``keep``: whether the SavedModel gets ``parse_photos`` (``whole_photos``)
+    and which detected faces it parses.
     """
     manifest = schema.Manifest.load(data_dir) if data_dir else None
     if "int8" in variants and manifest is None:
@@ -217,11 +267,14 @@ def run(model: str, output_dir: str, data_dir: str | None, variants, parity_reco
     for split in (parity_split, calibration_split) if manifest else ():
         manifest.split(split)  # before any work: a missing split named, with those there are
     network, info = rundir.load(model)
+    photos, why = whole_photos(faces, info, keep)
     tf.io.gfile.makedirs(output_dir)
     saved = files.join(output_dir, "saved_model")
-    export_saved_model(network, info, saved)
-    files.write_json_atomic(files.join(output_dir, rundir.CLASS_TABLE), rundir.serving_info(info))
-    report = {"model": model, "saved_model": saved, "tflite": {}, "agreement": {}}
+    export_saved_model(network, info, saved, photos)
+    files.write_json_atomic(files.join(output_dir, rundir.CLASS_TABLE),
+                            exported_info(info, photos))
+    report = {"model": model, "saved_model": saved, "tflite": {}, "agreement": {},
+              "parse_photos": {"written": photos is not None, "why": why}}
 
     images = calibration = reference = None
     if manifest:
@@ -266,6 +319,7 @@ def define_flags():
     flags.DEFINE_bool("onnx", False, "Also write model.onnx (dynamic batch) and model_batch1.onnx "
                       "(the facepars[onnx] extra).")
     flags.DEFINE_integer("onnx_opset", 17, "ONNX opset of --onnx.")
+    cli.define_face_flags()  # for the SavedModel's parse_photos signature
 
 
 def main(argv):
@@ -279,8 +333,13 @@ def main(argv):
         FLAGS.onnx_opset if FLAGS.onnx else None,
         FLAGS.parity_split,
         FLAGS.calibration_split,
+        FLAGS.faces,
+        FaceFilter(FLAGS.min_score, FLAGS.min_face),
     )
     print(f"SavedModel: {report['saved_model']}")
+    whole = report["parse_photos"]
+    print(f"  parse_photos (whole photos, faces found in the graph): "
+          f"{'written' if whole['written'] else 'not written'} ({whole['why']})")
     for variant, item in report["tflite"].items():
         print(f"TFLite {variant}: {item['path']} ({item['bytes'] / 1e6:.2f} MB)")
     for name, path in report.get("onnx", {}).items():

@@ -15,7 +15,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from facepars import alignment, detection, files, imaging, rundir, serving
+from facepars import detection, files, photo_graph, rundir, serving
+from facepars.detection import FaceFilter
 from facepars.errors import ConfigError
 from facepars.models import to_model_input
 
@@ -30,60 +31,6 @@ NO_FRAMING = ("the model records no face framing: its training data gave no face
               "with all of them visible)")
 
 
-def warp_to_photo(values: np.ndarray, matrix: np.ndarray, height: int, width: int):
-    """Crop-space values (S, S, C) back onto the photo, inside the crop's footprint.
-
-    Returns ``(window, values, coverage)``: the photo window (y0, y1, x0, x1), the
-    values there (h, w, C), and the bilinear weight of the crop at each of its
-    pixels (1 inside, 0 outside, between on the border); None if the crop lies
-    outside the photo. Bilinear on probabilities (Pillow has no multi-channel
-    float images, hence TensorFlow's projective-transform kernel, on the host).
-    """
-    window = imaging.footprint(matrix, values.shape[0], height, width)
-    if window is None:
-        return None
-    back = _warp_back(tf.constant(values, tf.float32), _transform(matrix, window),
-                      tf.constant([window[1] - window[0], window[3] - window[2]])).numpy()
-    return window, back[..., :-1], back[..., -1]
-
-
-def _transform(matrix: np.ndarray, window) -> tf.Tensor:
-    """ImageProjectiveTransform's 8 numbers: window pixels -> crop pixels."""
-    m = imaging.shifted(matrix, window[2], window[0])
-    return tf.constant([[m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2], 0.0, 0.0]],
-                       tf.float32)
-
-
-@tf.function(reduce_retracing=True)
-def _warp_back(values, transform, size):
-    """(h, w, C + 1): the values and, last, the crop's coverage, in the photo window.
-
-    One graph for every crop and window size, so a video's frames run it without
-    retracing and its ops use every core.
-    """
-    ones = tf.ones_like(values[..., :1])
-    both = tf.concat([values, ones], -1)[None]
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=both, transforms=transform, output_shape=size, fill_value=tf.constant(0.0),
-        interpolation="BILINEAR", fill_mode="CONSTANT")[0]
-
-
-@tf.function(reduce_retracing=True)
-def _face_on_photo(values, transform, size, with_probs: bool):
-    """A face's labels, non-background mass (and probabilities) in its photo window.
-
-    The coverage divides the border blend back out; pixels the crop covers less
-    than half carry no mass, so a face never wins a pixel it barely reaches.
-    """
-    back = _warp_back(values, transform, size)
-    coverage = tf.maximum(back[..., -1], 1e-6)
-    mass = tf.where(coverage > 0.5, 1.0 - back[..., 0] / coverage, 0.0)
-    labels = tf.cast(tf.argmax(back[..., :-1], -1), tf.uint8)  # the division keeps the order
-    if not with_probs:
-        return labels, mass
-    return labels, mass, back[..., :-1] / coverage[..., None]
-
-
 @dataclasses.dataclass
 class Prediction:
     labels: np.ndarray                       # uint8 (H, W) class ids
@@ -91,12 +38,22 @@ class Prediction:
     faces: list | None = None                # detection.Face per parsed face (predict_faces)
 
 
+def _tflite_interpreter(model: bytes):
+    """LiteRT's own runtime (ai-edge-litert), the successor of ``tf.lite.Interpreter``,
+    which TensorFlow deprecates; that one only where LiteRT has no wheel (Windows)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(model_content=model)
+
+
 def tflite_logits_fn(model: bytes):
     """A TFLite model (fixed batch 1) as a logits function over (B, S, S, 3) [0, 1] input.
 
     A full-integer model takes raw uint8 pixels through its input quantisation.
     """
-    interpreter = tf.lite.Interpreter(model_content=model)
+    interpreter = _tflite_interpreter(model)
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
 
@@ -156,6 +113,7 @@ class Predictor:
         self.logits_fn, self.info, self.in_graph = logits_fn, info, in_graph
         self.table = rundir.class_table(info)
         self.image_size, self.resize = info["image_size"], info["resize"]
+        self._photo_graphs = {}  # (cascade, filter, probabilities) -> traced whole-photo parse
 
     @classmethod
     def load(cls, path: str) -> "Predictor":
@@ -222,8 +180,45 @@ class Predictor:
         matrices, crop_probs = self.parse_crops(photo, faces)
         return self.merge_crops(photo.shape[:2], faces, matrices, crop_probs, probabilities)
 
-    def parse_crops(self, photo: np.ndarray, faces: list) -> tuple[list, np.ndarray]:
-        """(photo -> crop matrices, crop probabilities (N, S, S, C)) of each face, aligned.
+    def parse_photo(self, photo: np.ndarray, detector, keep: FaceFilter = FaceFilter(),
+                    probabilities: bool = False) -> Prediction:
+        """Find every face ``keep`` lets through, align, parse and merge them on the photo.
+
+        With MTCNN (detection.MTCNNDetector) and a network in TensorFlow, the whole
+        photo runs as one traced function (facepars.photo_graph), as the exported
+        ``parse_photos`` does; else the detector, then ``predict_faces``.
+        """
+        cascade = getattr(detector, "cascade", None)
+        if cascade is None or not self.in_graph:
+            found = detection.find(detector, photo, keep)
+            return self.predict_faces(photo, found, probabilities)
+        if self.framing is None:
+            raise ConfigError(f"{NO_FRAMING}; parse whole photos (--faces=whole)")
+        key = (id(cascade), keep, probabilities)
+        if key not in self._photo_graphs:
+            self._photo_graphs[key] = self._photo_graph(cascade, keep, probabilities)
+        labels, probs, *faces = self._photo_graphs[key](np.ascontiguousarray(photo[..., :3]))
+        return Prediction(labels.numpy(), probs.numpy() if probabilities else None,
+                          detection.faces_of(*faces))
+
+    def _photo_graph(self, cascade, keep: FaceFilter, probabilities: bool):
+        """``parse_photo``'s traced function: uint8 photo -> labels, probabilities
+        (empty unless asked), boxes, landmarks, scores."""
+        size, classes, framing = self.image_size, self.table.num_classes, self.framing
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)],
+                     autograph=False)
+        def run(photo):
+            boxes, points, scores = photo_graph.detected(cascade, photo, keep)
+            out = photo_graph.parse(self.logits_fn, photo, points, framing, size, classes,
+                                    probabilities)
+            labels, probs = out if probabilities else (out, tf.zeros([0, 0, classes]))
+            return labels, probs, boxes, points, scores
+        return run
+
+    def parse_crops(self, photo: np.ndarray, faces: list) -> tuple[np.ndarray, np.ndarray]:
+        """(photo -> crop matrices (N, 2, 3), crop probabilities (N, S, S, C)) of each
+        face, aligned (facepars.photo_graph.aligned_crops).
 
         The first half of ``predict_faces``: video (facepars.tracking) blends these
         with the previous frame's before they go back onto the photo.
@@ -231,38 +226,41 @@ class Predictor:
         framing = self.framing
         if framing is None:
             raise ConfigError(f"{NO_FRAMING}; parse whole photos (--faces=whole)")
-        matrices = [alignment.similarity(f.landmarks, framing) for f in faces]
-        if not matrices:
-            size = self.image_size
-            return [], np.zeros((0, size, size, self.table.num_classes), np.float32)
-        crops = np.stack([imaging.warp(photo, m, self.image_size, nearest=False,
-                                       fill=(0, 0, 0)) for m in matrices])
-        return matrices, tf.nn.softmax(self.network_logits(crops)).numpy()
+        size = self.image_size
+        if not faces:
+            return np.zeros((0, 2, 3)), np.zeros((0, size, size, self.table.num_classes),
+                                                 np.float32)
+        matrices, crops = _aligned_crops(np.ascontiguousarray(photo[..., :3]),
+                                         np.stack([f.landmarks for f in faces]), framing, size)
+        return matrices.numpy(), tf.nn.softmax(self.network_logits(crops)).numpy()
 
-    def merge_crops(self, size: tuple[int, int], faces: list, matrices: list,
+    def merge_crops(self, size: tuple[int, int], faces: list, matrices: np.ndarray,
                     crop_probs: np.ndarray, probabilities: bool = False) -> Prediction:
-        """The second half of ``predict_faces``: crop probabilities back onto the photo."""
+        """The second half of ``predict_faces``: crop probabilities back onto the photo
+        (facepars.photo_graph.merge)."""
         height, width = size
-        best = np.zeros((height, width), np.float32)  # the winning face's non-background mass
-        labels = np.zeros((height, width), np.uint8)
-        probs = None
+        if not len(faces):
+            labels = np.zeros((height, width), np.uint8)
+            probs = np.eye(self.table.num_classes, dtype=np.float32)[labels] \
+                if probabilities else None
+            return Prediction(labels, probs, [])
+        out = _merge(tf.constant(crop_probs, tf.float32), tf.constant(matrices, tf.float64),
+                     height, width, probabilities)
         if probabilities:
-            probs = np.zeros((height, width, self.table.num_classes), np.float32)
-            probs[..., 0] = 1.0
-        for matrix, face_prob in zip(matrices, crop_probs):
-            window = imaging.footprint(matrix, face_prob.shape[0], height, width)
-            if window is None:
-                continue
-            y0, y1, x0, x1 = window
-            face_labels, mass, *values = (t.numpy() for t in _face_on_photo(
-                tf.constant(face_prob, tf.float32), _transform(matrix, window),
-                tf.constant([y1 - y0, x1 - x0]), probs is not None))
-            wins = mass > best[y0:y1, x0:x1]
-            best[y0:y1, x0:x1][wins] = mass[wins]
-            labels[y0:y1, x0:x1][wins] = face_labels[wins]
-            if probs is not None:
-                probs[y0:y1, x0:x1][wins] = values[0][wins]
-        return Prediction(labels, probs, list(faces))
+            return Prediction(out[0].numpy(), out[1].numpy(), list(faces))
+        return Prediction(out.numpy(), None, list(faces))
+
+
+# Without autograph (photo_graph writes its loops and branches as TF ops): half the
+# first call's tracing time.
+@tf.function(reduce_retracing=True, autograph=False)
+def _aligned_crops(photo, landmarks, framing, size: int):
+    return photo_graph.aligned_crops(photo, landmarks, framing, size)
+
+
+@tf.function(reduce_retracing=True, autograph=False)
+def _merge(probs, matrices, height, width, with_probs: bool):
+    return photo_graph.merge(probs, matrices, height, width, with_probs)
 
 
 def choose_mode(faces: str, predictor: Predictor):

@@ -43,7 +43,8 @@ import sys
 import tensorflow as tf
 from absl import flags, logging
 
-from facepars import cli, detection, files, imaging, video
+from facepars import cli, files, imaging, video
+from facepars.detection import FaceFilter
 from facepars.errors import ConfigError
 from facepars.imaging import BadInput
 from facepars.inference import Predictor, choose_mode
@@ -115,10 +116,10 @@ def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
         else:
             predictions = []
             for name, photo in batch:
-                found = detection.find(detector, photo, min_score, min_face)
-                if not found:
+                predictions.append(predictor.parse_photo(
+                    photo, detector, FaceFilter(min_score, min_face), probabilities))
+                if not predictions[-1].faces:
                     logging.warning("%s: no face found; left as background", name)
-                predictions.append(predictor.predict_faces(photo, found, probabilities))
         for (name, photo), prediction in zip(batch, predictions):
             summary[name] = write_outputs(output_dir, name, photo, prediction, predictor.table)
             progress.update()

@@ -31,8 +31,9 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from facepars import detection, files, imaging
+from facepars import files, imaging
 from facepars.classes import ClassTable
+from facepars.detection import FaceFilter
 from facepars.errors import ConfigError
 from facepars.inference import Predictor, choose_mode
 from facepars.photo_outputs import write_outputs
@@ -121,9 +122,9 @@ class PredictorHandler(ModelHandler):
         if detector is None:
             predictions = predictor.predict_batch(photos, self.job.probabilities)
         else:
-            predictions = [predictor.predict_faces(photo, detection.find(
-                detector, photo, self.job.min_score, self.job.min_face), self.job.probabilities)
-                for photo in photos]
+            keep = FaceFilter(self.job.min_score, self.job.min_face)
+            predictions = [predictor.parse_photo(photo, detector, keep, self.job.probabilities)
+                           for photo in photos]
         return list(zip(names, photos, predictions))
 
     def get_num_bytes(self, batch) -> int:

@@ -188,7 +188,8 @@ class FaceTracker:
             self._last_detection, self._lost = self.frame, False
             at = self.frame + (self.lag if self.tracks else 0)
             self._pending = (at, self._pool.submit(detection.find, self.detector, frame,
-                                                   self.min_score, self.min_face))
+                                                   detection.FaceFilter(self.min_score,
+                                                                        self.min_face)))
         if self._pending is None or self.frame < self._pending[0]:
             return None
         found = self._pending[1].result()

@@ -5,41 +5,20 @@ import skimage.data
 from PIL import Image
 
 from facepars import detection
-
-
-class _CentroidFinder:
-    """A stand-in for mtcnn.MTCNN: one "face", the bright square of the image it is
-    given, with all five keypoints at the square's centroid and its bounding box."""
-
-    def __init__(self):
-        self.seen = []
-
-    def detect_faces(self, image):
-        self.seen.append(image.shape)
-        ys, xs = np.nonzero(image[..., 0] > 127)
-        centre = (float(xs.mean()), float(ys.mean()))
-        return [{"box": [xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()],
-                 "keypoints": {k: centre for k in detection._MTCNN_POINTS},
-                 "confidence": 0.99}]
+from facepars.alignment import rescale
 
 
 def test_a_photo_searched_downscaled_gives_boxes_and_points_in_its_own_pixels():
-    """A 6000 x 4000 photo is searched at 2000 px; box and five points come back in
-    the photo's pixels (pixel centres at whole numbers), within a pixel of where the
-    square really is. Points left at the search scale land 3x too close to the
-    origin."""
-    photo = np.zeros((4000, 6000, 3), np.uint8)
-    photo[2400:2700, 3000:3300] = 255  # centre (3149.5, 2549.5), edges 3000..3300
-    detector = detection.MTCNNDetector.__new__(detection.MTCNNDetector)
-    detector._mtcnn = _CentroidFinder()
-    (face,) = detector(photo)
-    assert detector._mtcnn.seen == [(1333, 2000, 3)]
-    np.testing.assert_allclose(face.landmarks, [[3149.5, 2549.5]] * 5, atol=1.0)
-    np.testing.assert_allclose(face.box, (3000, 2400, 3300, 2700), atol=3.0)
-    small = np.zeros((300, 400, 3), np.uint8)
-    small[100:140, 200:260] = 255
-    (face,) = detector(small)  # no downscale below max_side
-    np.testing.assert_allclose(face.landmarks, [[229.5, 119.5]] * 5, atol=1e-6)
+    """A photo longer than max_side (the astronaut at 2,560 px) is searched at
+    2,000 px; its box and five points come back in the photo's own pixels, within
+    2 px of the 512 px photo's scaled up (a detection at another scale moves that
+    much). Left at the search scale they land 22 % too close to the origin."""
+    detector = detection.MTCNNDetector()
+    photo = skimage.data.astronaut()
+    (small,) = detection.find(detector, photo)
+    (large,) = detection.find(detector, np.asarray(Image.fromarray(photo).resize((2560, 2560))))
+    np.testing.assert_allclose(large.landmarks, rescale(small.landmarks, 5.0), atol=10.0)
+    np.testing.assert_allclose(large.box, np.array(small.box) * 5, atol=12.0)  # of ~500 px
 
 
 def test_relocate_finds_a_moved_face_where_a_full_detection_finds_it():
@@ -49,7 +28,6 @@ def test_relocate_finds_a_moved_face_where_a_full_detection_finds_it():
     round to whole pixels and move 1-2 px themselves when the photo shifts), in a
     2,600 px photo too (searched downscaled), and a score near 0 where the face
     was painted over."""
-    import mtcnn  # noqa: F401  (the detect extra, which make test installs)
     detector = detection.MTCNNDetector()
     photo = np.pad(skimage.data.astronaut(), ((40, 40), (40, 40), (0, 0)), mode="edge")
     moved = np.roll(photo, (5, -7), axis=(0, 1))
@@ -73,7 +51,6 @@ def test_relocate_is_mtcnns_own_last_stage_on_the_box_it_is_given():
     stage that proposes the given box (its public stages API), then its ONet stage;
     the points, box and score agree to float precision (a pixel-centre offset, a
     different normalisation or crop convention would not)."""
-    import mtcnn  # noqa: F401  (the detect extra, which make test installs)
     from mtcnn import MTCNN
     from mtcnn.stages import StageONet
 

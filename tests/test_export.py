@@ -1,3 +1,4 @@
+import base64
 import json
 import os
 import pathlib
@@ -90,6 +91,38 @@ print('ok')
     assert proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
 
 
+_SESSION = """
+import base64, json, sys, numpy as np, tensorflow as tf
+tf.compat.v1.disable_eager_execution()
+model, signature, *paths = sys.argv[1:]
+with tf.compat.v1.Session(graph=tf.Graph()) as sess:
+    meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], model)
+    sig = meta.signature_def[signature]
+    photos = np.array([open(p, "rb").read() for p in paths], dtype=object)
+    try:
+        got = sess.run({k: v.name for k, v in sig.outputs.items()},
+                       {sig.inputs["image_bytes"].name: photos})
+    except tf.errors.InvalidArgumentError as e:
+        print(json.dumps({"refused": e.message.splitlines()[0]}))
+        sys.exit(0)
+print(json.dumps({k: [base64.b64encode(x).decode() for x in v] if v.dtype == object
+                  else v.tolist() for k, v in got.items()}))
+"""
+
+
+def _in_graph_session(saved_model, signature: str, paths) -> dict:
+    """A bytes signature run on files in a TF1 graph session, as TF Serving runs it, in
+    a fresh process with TensorFlow only: its outputs (bytes decoded from base64), or
+    ``{"refused": the error's first line}`` when the batch is refused."""
+    proc = subprocess.run([sys.executable, "-c", _SESSION, str(saved_model), signature,
+                           *map(str, paths)], capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {k: [base64.b64decode(x) for x in v] if k == "labels_png" else v
+            for k, v in out.items()}
+
+
 def _run_with_resize(trained_run, tmp_path, resize):
     """The trained network as a run whose data was prepared with ``resize``."""
     run = tmp_path / f"run_{resize}"
@@ -151,7 +184,6 @@ def test_saved_model_and_tflite_give_predictors_probabilities_at_odd_sizes(
     # serving_bytes in a TF1 graph session, as TF Serving runs it: encoded photos of
     # different sizes and formats in one batch (a JPEG stored on its side with EXIF
     # orientation 6) give Predictor's labels on the same files.
-    import base64
     import io
 
     from PIL import Image
@@ -166,27 +198,63 @@ def test_saved_model_and_tflite_give_predictors_probabilities_at_odd_sizes(
         if fmt == "JPEG":
             exif[0x0112] = 6
         image.save(paths[-1], fmt, **({"exif": exif} if fmt == "JPEG" else {}))
-    code = f"""
-import base64, json, numpy as np, tensorflow as tf
-tf.compat.v1.disable_eager_execution()
-with tf.compat.v1.Session(graph=tf.Graph()) as sess:
-    meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], {str(out / 'saved_model')!r})
-    sig = meta.signature_def["serving_bytes"]
-    photos = [open(p, "rb").read() for p in {[str(p) for p in paths]!r}]
-    got = sess.run({{k: v.name for k, v in sig.outputs.items()}},
-                   {{sig.inputs["image_bytes"].name: np.array(photos, dtype=object)}})
-print(json.dumps({{"png": [base64.b64encode(p).decode() for p in got["labels_png"]],
-                  "height": got["height"].tolist(), "width": got["width"].tolist()}}))
-"""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    served = _in_graph_session(out / "saved_model", "serving_bytes", paths)
     for i, path in enumerate(paths):
         photo = imaging.read_image(str(path), apply_exif=True)[0]
-        labels = np.asarray(Image.open(io.BytesIO(base64.b64decode(served["png"][i]))))
+        labels = np.asarray(Image.open(io.BytesIO(served["labels_png"][i])))
         assert (served["height"][i], served["width"][i]) == photo.shape[:2] == labels.shape
         np.testing.assert_array_equal(labels, reference.predict(photo).labels, str(path))
+
+
+@pytest.mark.slow
+def test_parse_photos_finds_aligns_and_parses_every_face_in_a_graph_session(
+        exported, trained_run, tmp_path):
+    """The SavedModel parses whole photos by itself, in the graph session TF Serving
+    uses: a batch of sizes and formats (a portrait JPEG stored on its side with EXIF
+    orientation 6, a PNG group of two, a BMP with no face, a tall PNG) gives, per
+    photo, predict's labels (Predictor.predict_faces on the detector's faces) on at
+    least 99.5 % of pixels, its faces padded to the batch's largest count, and the
+    size upright. A photo that cannot be decoded refuses the batch."""
+    import io
+
+    import skimage.data
+    from PIL import Image
+
+    from facepars import detection, imaging
+    report, out = exported
+    assert report["parse_photos"]["written"]
+    photos = {"portrait.jpg": np.rot90(skimage.data.astronaut(), 1),
+              "two.png": synthetic.compose(3, 0, 480, 640, 3)[0],
+              "none.bmp": skimage.data.coffee()[:300, :451],
+              "tall.png": synthetic.compose(7, 3, 700, 300, 2)[0]}
+    paths = []
+    for name, photo in photos.items():
+        paths.append(tmp_path / name)
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        Image.fromarray(photo).save(paths[-1], **({"exif": exif} if "portrait" in name else {}))
+    served = _in_graph_session(out / "saved_model", "parse_photos", paths)
+    predictor, detector = Predictor.load(trained_run), detection.MTCNNDetector()
+    assert served["num_faces"] == [1, 2, 0, 2]
+    assert np.shape(served["boxes"]) == (4, 2, 4) and np.shape(served["landmarks"]) == (4, 2, 5, 2)
+    for i, path in enumerate(paths):
+        photo = imaging.read_image(str(path), apply_exif=True)[0]
+        faces = detection.find(detector, photo)
+        labels = np.asarray(Image.open(io.BytesIO(served["labels_png"][i])))
+        assert (served["height"][i], served["width"][i]) == photo.shape[:2] == labels.shape
+        assert (labels == predictor.predict_faces(photo, faces).labels).mean() >= 0.995, path
+        count = served["num_faces"][i]
+        assert count == len(faces)
+        np.testing.assert_allclose(served["boxes"][i][:count], [f.box for f in faces], atol=0.01)
+        np.testing.assert_allclose(served["landmarks"][i][:count], [f.landmarks for f in faces],
+                                   atol=0.01)
+        np.testing.assert_allclose(served["scores"][i][:count], [f.score for f in faces],
+                                   atol=1e-5)
+        assert not np.any(served["boxes"][i][count:])  # padding
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    refused = _in_graph_session(out / "saved_model", "parse_photos", [paths[1], broken])
+    assert "refused" in refused, refused
 
 
 @pytest.mark.slow

@@ -16,7 +16,8 @@ from PIL import Image
 from facepars import alignment, detection, imaging
 from facepars.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.data import convert, sources, synthetic
-from facepars.inference import Predictor, warp_to_photo
+from facepars.inference import Predictor
+from facepars.photo_graph import warp_back
 
 from colour_parser import TABLE, colour_parser, colour_predictor, group_photo, synthetic_framing
 
@@ -113,8 +114,9 @@ def test_probabilities_come_back_where_they_were_taken_from():
     for shift in (0.0, -90.0):  # the second crop hangs over the left edge
         matrix = alignment.similarity(landmarks + [shift, 0], _TEMPLATE)
         crop = imaging.warp(photo, matrix, 128, nearest=False, fill=(0, 0, 0)).astype(np.float32)
-        (y0, y1, x0, x1), back, coverage = warp_to_photo(crop, matrix, 240, 200)
-        inside = coverage > 0.999
+        window, back, coverage = warp_back(tf.constant(crop), tf.constant(matrix), 240, 200)
+        (y0, y1, x0, x1), back = (int(v) for v in window), back.numpy()
+        inside = coverage.numpy() > 0.999
         assert inside.sum() > 2000
         # Two bilinear resamplings of a noisy photo differ from it by about 5 levels;
         # the photo moved by one pixel any way differs by 6.5 and more: the pixels
@@ -126,29 +128,41 @@ def test_probabilities_come_back_where_they_were_taken_from():
                 error[dy, dx] = np.abs(back[inside] - moved[inside]).mean()
         exact = error.pop((0, 0))
         assert exact < 6 and exact < 0.85 * min(error.values()), (exact, error)
-    assert warp_to_photo(crop, alignment.similarity(landmarks + 5000, _TEMPLATE),
-                         240, 200) is None
+    y0, y1, x0, x1 = warp_back(tf.constant(crop), tf.constant(alignment.similarity(
+        landmarks + 5000, _TEMPLATE)), 240, 200)[0]
+    assert y1 == y0 or x1 == x0  # an empty window
 
 
 @pytest.mark.parametrize("height,width", [(200, 240), (1400, 1100)])  # the second is area-reduced
 def test_predict_faces_shows_the_network_the_crop_prepare_trained_it_on(height, width):
-    """Train/serve parity: a face parsed from its photo reaches the network as the very
-    pixels `prepare --align=landmarks` wrote for it (PNG, lossless), at any face size."""
+    """Train/serve parity: a face parsed from its photo reaches the network as the
+    pixels `prepare --align=landmarks` wrote for it (PNG, lossless), at any face size.
+
+    Prepare cuts with Pillow, the served graph with TensorFlow's projective
+    transform: where the crop samples the photo (not the black beyond its edges)
+    they differ by rounding, 0.3-0.45 levels on average and a level at most on
+    99.5 % of pixels. The crop moved by one pixel differs by 6-7 levels on average."""
     ref = sources.SyntheticPair("p", 4, 2, height, width)
     lut, valid = SOURCE_TABLES["synthetic"].lookup_table(TAXONOMIES["seed8"])
     spec = convert.ConvertSpec("synthetic", lut, valid, TABLE.num_classes, 128, "stretch", "png",
                                95, None, "landmarks")
-    written = np.asarray(Image.open(io.BytesIO(convert.convert(ref, spec).image)))
+    written = np.asarray(Image.open(io.BytesIO(convert.convert(ref, spec).image))).astype(int)
     seen = []
 
     def capture(x):
-        seen.append(np.round(x.numpy() * 255).astype(np.uint8))
+        seen.append(np.round(x.numpy() * 255).astype(int))
         return colour_parser(x)
 
     info = {"class_table": TABLE.to_json(), "image_size": 128, "resize": "stretch",
             "framing": {"mode": "landmarks", "points": alignment.template(128).tolist()}}
     photo = ref.load()[0]
     Predictor(capture, info).predict_faces(photo, [detection.from_landmarks(ref.five_points())])
-    factor = imaging.reduction(alignment.similarity(ref.five_points(), alignment.template(128)))
+    matrix = alignment.similarity(ref.five_points(), alignment.template(128))
+    factor = imaging.reduction(matrix)
     assert (factor > 1) == (height > 1000), factor
-    np.testing.assert_array_equal(seen[0][0], written)
+    ys, xs = np.mgrid[0:128, 0:128]
+    source = imaging.apply(imaging.invert(matrix), np.stack([xs.ravel(), ys.ravel()], 1))
+    inside = ((source >= 1) & (source <= [width - 2, height - 2])).all(1).reshape(128, 128)
+    difference = np.abs(seen[0][0] - written)[inside]
+    assert inside.mean() > 0.9
+    assert difference.mean() < 0.6 and (difference <= 1).mean() > 0.995, difference.mean()

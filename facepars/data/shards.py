@@ -34,7 +34,7 @@ import tensorflow as tf
 from absl import logging
 
 import facepars
-from facepars import alignment, classes, detection, files, schema
+from facepars import alignment, classes, files, mtcnn_graph, schema
 from facepars.data import convert, framing, sources
 from facepars.data.prepare_config import VAL_FRACTION, PrepareConfig
 from facepars.errors import ConfigError, PrepareError
@@ -242,7 +242,7 @@ def plan_job(cfg: PrepareConfig) -> Job | dict:
     except ConfigError as e:
         raise PrepareError(str(e)) from None
     if cfg.align == "detect":
-        detection.check_installed()  # before any worker starts
+        mtcnn_graph.check_installed()  # before any worker starts
     if cfg.align == "landmarks" and cfg.source not in sources.SOURCES_WITH_LANDMARKS:
         raise PrepareError(f"--align=landmarks: {cfg.source} ships no face landmarks (sources "
                            f"with them: {', '.join(sources.SOURCES_WITH_LANDMARKS)}); use "
