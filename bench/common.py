@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: a cached Kaggle-layout set of large synthetic photos."""
+"""Shared by the benchmarks: a cached Kaggle-layout set of large synthetic photos, a
+real face as a sprite, and the mtcnn package's own pipeline as a detector."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from facepars import detection
 from facepars.classes import translate_ids
 from facepars.data import synthetic
 
@@ -42,3 +44,37 @@ def confusion(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.
     valid = truth < num_classes
     index = truth[valid].astype(np.int64) * num_classes + predicted[valid]
     return np.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def astronaut_sprite():
+    """The astronaut's head as a sprite (synthetic.moving_faces): a real face MTCNN
+    finds wherever it is put."""
+    import skimage.data
+    photo = skimage.data.astronaut()
+    side = 200
+    image = photo[20:20 + side, 140:140 + side]
+    yy, xx = np.mgrid[:side, :side]
+    mask = (((xx - side / 2) / 90) ** 2 + ((yy - side / 2) / 98) ** 2 < 1).astype(np.uint8)
+    return image, mask, np.zeros((5, 2))
+
+
+# mtcnn's keypoint names, in facepars's landmark order (its "left" is the image's left).
+_PACKAGE_POINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+class PackageMTCNN:
+    """The mtcnn package's own pipeline (stages run from Python, numpy between them)
+    as a facepars detector: what predict ran before facepars.mtcnn_graph, the
+    baseline of the speed benches."""
+
+    def __init__(self):
+        from mtcnn import MTCNN
+        self.mtcnn = MTCNN()
+
+    def __call__(self, photo: np.ndarray) -> list:
+        faces = []
+        for found in self.mtcnn.detect_faces(np.ascontiguousarray(photo[..., :3])):
+            x, y, w, h = (float(v) for v in found["box"])
+            points = np.array([found["keypoints"][k] for k in _PACKAGE_POINTS], np.float64)
+            faces.append(detection.Face((x, y, x + w, y + h), points, float(found["confidence"])))
+        return faces

@@ -13,6 +13,20 @@ over the Keras run (traced once, as Predictor runs it, and called eagerly, as it
 did before), its SavedModel, TFLite and ONNX Runtime, plus MTCNN alone on the
 photo (the detect extra). Prints photos/s and each row's ratio to the
 SavedModel's in the same rounds.
+
+Then whole photos with detection (the detect extra), on 640x480 photos with one
+and with three real faces (the astronaut's head, placed by
+synthetic.moving_faces), for the Keras run and its SavedModel:
+
+  package     the mtcnn package's pipeline, then ``predict_faces``: the path
+              before facepars.mtcnn_graph, the baseline of each row's ratio;
+  graph det.  facepars's MTCNN (graph ops), then ``predict_faces``;
+  one graph   ``Predictor.parse_photo``: detection, alignment, parsing and
+              merging in one traced function, as ``predict`` runs photos;
+
+plus the exported ``parse_photos`` signature on the encoded JPEG, and the
+process's resident memory over a corpus of ``--corpus`` photos of varied sizes
+through ``parse_photo`` (it stays flat: one trace for every size).
 """
 
 from __future__ import annotations
@@ -28,11 +42,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
-from facepars import alignment, detection, export, rundir
+from facepars import alignment, detection, export, imaging, rundir
 from facepars.classes import TAXONOMIES
 from facepars.data import synthetic
 from facepars.inference import Predictor
 from facepars.models import build_model
+
+from common import PackageMTCNN, astronaut_sprite
 
 
 def make_run(root: str, model: str, width: float, size: int) -> str:
@@ -65,6 +81,7 @@ def main():
     parser.add_argument("--model", default="lraspp_mobilenetv3")
     parser.add_argument("--width", type=float, default=0.5)
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--corpus", type=int, default=300)
     args = parser.parse_args()
 
     root = tempfile.mkdtemp(prefix="predict_bench_")
@@ -87,12 +104,7 @@ def main():
     detector = detection.default_detector()
     if detector is not None:
         rows["mtcnn alone"] = lambda: detector(photo)
-    rates = {name: [] for name in rows}
-    for r in range(args.rounds):
-        for name, fn in rows.items():
-            rates[name].append(rate(fn, args.seconds))
-        print(f"round {r + 1}/{args.rounds} done", flush=True)
-    median = {name: float(np.median(v)) for name, v in rates.items()}
+    median = timed(rows, args)
     print(f"\n{args.model} width {args.width}, {args.size} px; one 640x480 photo; "
           f"median of {args.rounds} rounds")
     print(f"{'':28s}{'photos/s':>10s}{'vs SavedModel':>15s}")
@@ -101,7 +113,64 @@ def main():
         base = median.get(f"saved_model, {kind}")
         ratio = f"{value / base:.2f}x" if base and name != "mtcnn alone" else ""
         print(f"{name:28s}{value:10.1f}{ratio:>15s}")
+    if detector is not None:
+        whole_photos(predictors, backends["saved_model"], detector, args)
 
+
+def timed(rows: dict, args) -> dict[str, float]:
+    """Each row's median calls/s over interleaved rounds."""
+    rates = {name: [] for name in rows}
+    for r in range(args.rounds):
+        for name, fn in rows.items():
+            rates[name].append(rate(fn, args.seconds))
+        print(f"round {r + 1}/{args.rounds} done", flush=True)
+    return {name: float(np.median(v)) for name, v in rates.items()}
+
+
+def whole_photos(predictors, saved_model: str, detector, args) -> None:
+    """Photos/s of whole photos with detection, each way against the package's path."""
+    import tensorflow as tf
+    package = PackageMTCNN()
+    sprite = astronaut_sprite()
+    served = tf.saved_model.load(saved_model).signatures["parse_photos"]
+    rows = {}
+    for count in (1, 3):
+        photo = next(synthetic.moving_faces(0, 1, 480, 640, face_width=0.2,
+                                            sprites=[sprite] * count)).image
+        assert len(detection.find(detector, photo)) == count
+        for name in ("keras", "saved_model"):
+            p = predictors[name]
+            rows[name, count, "package"] = lambda p=p, x=photo: p.predict_faces(
+                x, detection.find(package, x))
+            rows[name, count, "graph det."] = lambda p=p, x=photo: p.predict_faces(
+                x, detection.find(detector, x))
+            rows[name, count, "one graph"] = lambda p=p, x=photo: p.parse_photo(x, detector)
+        jpeg = tf.constant([imaging.encode_image(photo, "jpeg")])
+        rows["parse_photos", count, "one graph"] = lambda b=jpeg: served(image_bytes=b)
+    median = timed(rows, args)
+    print(f"\nwhole photos with detection, 640x480, median of {args.rounds} rounds")
+    print(f"{'':44s}{'photos/s':>10s}{'vs package':>12s}")
+    for (name, count, way), value in median.items():
+        base = median.get((name, count, "package"), median[("saved_model", count, "package")])
+        print(f"{name + ', ' + str(count) + ' face(s), ' + way:44s}{value:10.1f}"
+              f"{value / base:11.2f}x")
+    corpus_memory(predictors["saved_model"], detector, args.corpus)
+
+
+def corpus_memory(predictor, detector, photos: int) -> None:
+    """Resident memory while ``parse_photo`` runs over photos of varied sizes."""
+    import resource
+    rng = np.random.default_rng(0)
+    marks = {}
+    for i in range(photos):
+        height, width = (int(v) for v in rng.integers(240, 900, 2))
+        photo = synthetic.compose(11, i, height, width, 2)[0]
+        predictor.parse_photo(photo, detector)
+        if i + 1 in (photos // 6, photos):
+            marks[i + 1] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    (first, a), (last, b) = marks.items()
+    print(f"memory: peak RSS {a:.0f} MiB after {first} photos of 240-900 px, {b:.0f} MiB "
+          f"after {last} (x{b / a:.2f})")
 
 if __name__ == "__main__":
     main()

@@ -49,7 +49,7 @@ from facepars.data import synthetic
 from facepars.inference import Predictor
 from facepars.metrics import scores_from_confusion
 
-from common import confusion
+from common import PackageMTCNN, astronaut_sprite, confusion
 
 HEIGHT, WIDTH = 480, 640
 
@@ -127,17 +127,6 @@ def quality(predictor, detector, args):
     return miou, {w: c.score() for w, c in steady.items()}, found / max(faces, 1), strip
 
 
-def astronaut_sprite():
-    """The astronaut's head as a sprite: a real face MTCNN finds wherever it moves."""
-    import skimage.data
-    photo = skimage.data.astronaut()
-    side = 200
-    image = photo[20:20 + side, 140:140 + side]
-    yy, xx = np.mgrid[:side, :side]
-    mask = (((xx - side / 2) / 90) ** 2 + ((yy - side / 2) / 98) ** 2 < 1).astype(np.uint8)
-    return image, mask, np.zeros((5, 2))
-
-
 def write_video(path, frames, fps=30.0):
     import imageio_ffmpeg
     writer = imageio_ffmpeg.write_frames(path, (WIDTH, HEIGHT), fps=fps, codec="libx264",
@@ -148,27 +137,34 @@ def write_video(path, frames, fps=30.0):
     writer.close()
 
 
-def speed(model_paths, clips, detector):
-    """frames/s per backend and clip: predict's video job, and the photo path's baseline."""
+def speed(model_paths, clips, detector, package):
+    """frames/s per backend and clip: predict's video job, and the photo path's
+    baselines: the detector on every frame, then ``predict_faces``, with facepars's
+    MTCNN and with the mtcnn package's pipeline (the path before the graph one)."""
     rows = []
     for backend, path in model_paths.items():
         predictor = Predictor.load(path)
         for faces, clip in clips.items():
             _, frames = video.read_frames(clip)
-            frames = list(frames)
+            frames = list(frames)[:30]
             with tempfile.TemporaryDirectory() as out:
                 video.parse_video(predictor, detector, clip, out, "warm.mp4")  # traces, caches
                 start = time.perf_counter()
                 summary = video.parse_video(predictor, detector, clip, out, "clip.mp4")
                 job = summary["frames"] / (time.perf_counter() - start)
             tracked = sum(len(f) for f in summary["faces"]) / summary["frames"]
-            start = time.perf_counter()
-            for frame in frames[:30]:
-                predictor.predict_faces(frame, detection.find(detector, frame))
-            photo_path = 30 / (time.perf_counter() - start)
-            rows.append((backend, faces, tracked, job, photo_path))
-            print(f"  {backend:18s} {faces} face(s): {job:5.1f} frames/s (photo path "
-                  f"{photo_path:4.1f}, x{job / photo_path:.1f}); {tracked:.2f} faces tracked "
+            paths = {}
+            for name, finder in (("graph", detector), ("package", package)):
+                predictor.predict_faces(frames[0], detection.find(finder, frames[0]))  # warm
+                start = time.perf_counter()
+                for frame in frames:
+                    predictor.predict_faces(frame, detection.find(finder, frame))
+                paths[name] = len(frames) / (time.perf_counter() - start)
+            rows.append((backend, faces, tracked, job, paths))
+            print(f"  {backend:18s} {faces} face(s): {job:5.1f} frames/s; photo path "
+                  f"{paths['graph']:4.1f} (package's MTCNN {paths['package']:4.1f}: job "
+                  f"x{job / paths['package']:.1f}, photo path x"
+                  f"{paths['graph'] / paths['package']:.1f}); {tracked:.2f} faces tracked "
                   "per frame", flush=True)
     return rows
 
@@ -241,8 +237,9 @@ def main():
     for name in ("model_float32.tflite", "model_int8.tflite", "model.onnx"):
         if os.path.exists(os.path.join(args.export_dir, name)):
             models[name] = os.path.join(args.export_dir, name)
-    print(f"speed: 150 frames at {WIDTH}x{HEIGHT}, the astronaut's face moving, MTCNN")
-    speed(models, clips, mtcnn)
+    print(f"speed: 150 frames at {WIDTH}x{HEIGHT}, the astronaut's face moving, MTCNN "
+          "in the graph (facepars.mtcnn_graph)")
+    speed(models, clips, mtcnn, PackageMTCNN())
 
     long_clip = os.path.join(work, "astronaut_long.mp4")
     write_video(long_clip, synthetic.moving_faces(0, 600, HEIGHT, WIDTH, face_width=0.2,
