@@ -40,6 +40,37 @@ def pytest_collection_modifyitems(items):
     items[:] = slow + [item for item in items if not item.get_closest_marker("slow")]
 
 
+_SESSION_START = time.monotonic()
+
+
+def reference_workload() -> float:
+    """Seconds this machine takes for a fixed piece of TensorFlow work (convolutions
+    and matrix products on two threads' worth of data, about 3 s on the developers'
+    machine): the unit BUILD_NOTES gives the suite's time in, so that times measured
+    on different machines compare."""
+    x = tf.random.stateless_normal([16, 128, 128, 32], seed=[1, 2])
+    kernel = tf.random.stateless_normal([3, 3, 32, 32], seed=[3, 4])
+    matrix = tf.random.stateless_normal([768, 768], seed=[5, 6])
+    start, total = time.perf_counter(), 0.0
+    for _ in range(12):
+        y = tf.nn.conv2d(x, kernel, 1, "SAME")
+        for _ in range(8):
+            matrix = tf.linalg.matmul(matrix, matrix) / 768.0
+        total += float(tf.reduce_sum(y)) + float(tf.reduce_sum(matrix))  # waits for the ops
+    assert np.isfinite(total)
+    return time.perf_counter() - start
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The suite's time beside this machine's speed (``reference_workload``, timed now,
+    after the tests, on the controller)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or terminalreporter.config.option.collectonly:
+        return
+    suite, unit = time.monotonic() - _SESSION_START, reference_workload()
+    terminalreporter.write_line(f"suite {suite:.1f} s; reference workload {unit:.2f} s on this "
+                                f"machine; suite = {suite / unit:.0f} workloads")
+
+
 def run_cli(module: str, *args: str, check: bool = True, timeout: float = 600,
             **popen) -> subprocess.CompletedProcess:
     """Run ``python -m module args`` as a user would, from the repository root."""
@@ -50,6 +81,23 @@ def run_cli(module: str, *args: str, check: bool = True, timeout: float = 600,
         raise AssertionError(f"{module} {' '.join(args)} exited {proc.returncode}\n"
                              f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}")
     return proc
+
+
+def held_prepare(marker, shards: int) -> dict:
+    """The environment of a prepare job that stops writing once ``shards`` shards are
+    in place and touches ``marker`` (tests/hold/sitecustomize.py), to be killed there."""
+    hooks = os.path.join(REPO, "tests", "hold")
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.pathsep.join([hooks, REPO]),
+                FACEPARS_TEST_HOLD_SHARDS=str(shards), FACEPARS_TEST_HOLD_MARKER=str(marker))
+
+
+def wait_for_file(path, proc: subprocess.Popen, hang: float = 900) -> None:
+    """Until ``path`` exists (an event; ``hang`` only bounds a run that never gets there)."""
+    deadline = time.monotonic() + hang
+    while not os.path.exists(path):
+        assert proc.poll() is None, f"exited {proc.returncode} before {path} appeared"
+        assert time.monotonic() < deadline, f"no {path} after {hang} s"
+        time.sleep(0.05)
 
 
 def read_split(data_dir: str, split: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:

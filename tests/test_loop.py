@@ -43,11 +43,20 @@ def _args(data, model_dir, *extra, steps_per_epoch=10):
             "--config.schedule.plateau_patience=1", "--config.input.shuffle_buffer=24", *extra]
 
 
-def _start(args, log, **env):
+def _start(args, log, hold: int = 0, until: str = "signal", **env):
+    """The train command; ``hold``: held after its backup at that step ``until`` a
+    signal, or until killed (tests/held_train.py), so a test signals or kills it there."""
+    command = ["tests/held_train.py", str(hold), until] if hold else ["-m", "facepars.train"]
     return subprocess.Popen(
-        [sys.executable, "-m", "facepars.train", *args], cwd=REPO,
+        [sys.executable, *command, *args], cwd=REPO, preexec_fn=_as_from_a_terminal,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO, **env),
         stdout=open(str(log) + ".out", "w"), stderr=open(str(log) + ".err", "w"))
+
+
+def _as_from_a_terminal():
+    """Ctrl-C reaches the run as it does from a terminal: a test runner started in the
+    background (CI's) would pass SIGINT on ignored, and the run would keep ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _backup_step(directory) -> int:
@@ -56,15 +65,6 @@ def _backup_step(directory) -> int:
     found = os.path.exists(state) and re.search(r'^model_checkpoint_path: "ckpt-(\d+)"',
                                                 open(state).read(), re.M)
     return int(found.group(1)) if found else 0
-
-
-def _wait_for_backup(directory, step, proc):
-    """Until the backup at ``step`` (or later) is the one a restart would take."""
-    deadline = time.monotonic() + TIMEOUT
-    while _backup_step(directory) < step:
-        assert proc.poll() is None, f"exited {proc.returncode} before its backup at {step}"
-        assert time.monotonic() < deadline, f"no backup at step {step} after {TIMEOUT} s"
-        time.sleep(0.02)
 
 
 def _wait_for_line(log, text, proc) -> float:
@@ -106,12 +106,12 @@ def _epoch_scalars(model_dir, tag="epoch_loss"):
 @pytest.mark.slow
 def test_kill9_and_stops_on_odd_and_even_steps_resume_to_the_same_weights(data, tmp_path):
     """The reference runs 20 steps. The other run is killed with -9 right after its
-    mid-epoch backup at step 4 (or wherever the kill lands before step 12), resumed
-    and stopped after step 13 (odd: no periodic backup there, the stop saves its
-    own), resumed and stopped after step 16 (even: the periodic backup is the
-    stop's), resumed again: same weights to the bit, same step count, same history
-    rows and TensorBoard points. --stop_after_steps puts the stops where the test
-    says; a signal takes the same path (test_sigterm_to_one_worker_...)."""
+    mid-epoch backup at step 4 (held there until the kill); resumed, sent Ctrl-C
+    while held after its backup at step 12, between steps, so it stops there (the
+    periodic backup is the stop's); resumed and stopped after step 13 by
+    --stop_after_steps (odd: no periodic backup there, the stop saves its own);
+    resumed again: same weights to the bit, same step count, same history rows
+    and TensorBoard points."""
     ref_dir, dir_ = tmp_path / "reference", tmp_path / "run"
     reference = _start(_args(data, ref_dir), tmp_path / "ref")
     code, ref_out, err = _finish(reference, tmp_path / "ref")
@@ -119,16 +119,21 @@ def test_kill9_and_stops_on_odd_and_even_steps_resume_to_the_same_weights(data, 
     ref_sum, ref_steps = _checksum(ref_out)
     assert ref_steps == 20
 
-    first = _start(_args(data, dir_), tmp_path / "a")
-    _wait_for_backup(dir_ / "backup", 4, first)
+    first = _start(_args(data, dir_), tmp_path / "a", hold=4, until="kill")
+    _wait_for_line(tmp_path / "a", "held after the backup at step 4", first)
     first.send_signal(signal.SIGKILL)
     first.wait()
     killed_at = _backup_step(dir_ / "backup")
-    assert first.returncode == -signal.SIGKILL and killed_at < 12, (first.returncode, killed_at)
+    assert first.returncode == -signal.SIGKILL and killed_at == 4, (first.returncode, killed_at)
 
-    for log, stop, resumed_from in (("b", 13, killed_at), ("c", 16, 13)):
-        proc = _start(_args(data, dir_, f"--stop_after_steps={stop - resumed_from}"),
-                      tmp_path / log)
+    for log, stop, resumed_from in (("b", 12, killed_at), ("c", 13, 12)):
+        if log == "b":
+            proc = _start(_args(data, dir_), tmp_path / log, hold=12)
+            _wait_for_line(tmp_path / log, "held after the backup at step 12", proc)
+            proc.send_signal(signal.SIGINT)
+        else:
+            proc = _start(_args(data, dir_, f"--stop_after_steps={stop - resumed_from}"),
+                          tmp_path / log)
         stopped = _wait_for_line(tmp_path / log, f"after step {stop}; backup saved", proc)
         code, _, err = _finish(proc, tmp_path / log)
         # Gone once saved (a spot VM gives 30 s from SIGTERM to power-off); a normal
@@ -144,11 +149,32 @@ def test_kill9_and_stops_on_odd_and_even_steps_resume_to_the_same_weights(data, 
     last = _start(_args(data, dir_), tmp_path / "d")
     code, out, err = _finish(last, tmp_path / "d")
     assert code == 0, err[-3000:]
-    assert "resuming from the backup at epoch 2, step 16" in err
+    assert "resuming from the backup at epoch 2, step 13" in err
     assert _checksum(out) == (ref_sum, 20)
     assert _history(dir_) == _history(ref_dir)
     assert _epoch_scalars(dir_) == _epoch_scalars(ref_dir)
     assert not os.path.exists(dir_ / "backup")  # a finished run leaves no backup
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_second_signal_to_the_command_stops_it_at_once_keeping_its_backup(
+        data, tmp_path, signum):
+    """The first signal asks for a stop after the step in flight; the run is held
+    after its backup at step 2 through it, so the second lands before that stop:
+    the process ends at once (SIGTERM's default: killed; Ctrl-C: KeyboardInterrupt),
+    and the backup at step 2 is the one a restart takes."""
+    run = tmp_path / "run"
+    proc = _start(_args(data, run), tmp_path / "a", hold=2, until="kill")
+    _wait_for_line(tmp_path / "a", "held after the backup at step 2", proc)
+    proc.send_signal(signum)
+    _wait_for_line(tmp_path / "a", "finishing the step in flight", proc)
+    proc.send_signal(signum)
+    code, _, err = _finish(proc, tmp_path / "a")
+    assert code == -signum if signum == signal.SIGTERM else "KeyboardInterrupt" in err, \
+        (code, err[-2000:])
+    assert err.count("finishing the step in flight") == 1
+    assert _backup_step(run / "backup") == 2
 
 
 # In a fresh interpreter with SIGINT at Python's own handler, as a terminal starts it:
@@ -206,22 +232,24 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _workers(data, model_dir, tmp_path, tag):
+def _workers(data, model_dir, tmp_path, tag, hold_second: int = 0):
     cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(2)]}
     procs = []
     for index in range(2):
         config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         procs.append(_start(_args(data, model_dir, "--strategy=multi_worker",
                                   "--config.op_determinism=False", steps_per_epoch=5),
-                            tmp_path / f"{tag}{index}", TF_CONFIG=config))
+                            tmp_path / f"{tag}{index}", hold_second if index else 0,
+                            TF_CONFIG=config))
     return procs
 
 
 @pytest.mark.slow
 def test_sigterm_to_one_worker_stops_both_at_one_step_and_they_resume(data, tmp_path):
-    """Two MultiWorkerMirroredStrategy workers; SIGTERM to worker 1 only. Both save
-    at the same step and exit with EXIT_PREEMPTED; restarted, both finish on the
-    weights of an uninterrupted two-worker run, having read disjoint records."""
+    """Two MultiWorkerMirroredStrategy workers; SIGTERM to worker 1 only, held after
+    its backup at step 2 until then (worker 0 waits in the next step's all-reduce).
+    Both save at the same step and exit with EXIT_PREEMPTED; restarted, both finish
+    on the weights of an uninterrupted two-worker run, having read disjoint records."""
     reference = _workers(data, tmp_path / "reference", tmp_path, "ref")
     results = [_finish(p, tmp_path / f"ref{i}") for i, p in enumerate(reference)]
     assert all(code == 0 for code, _, _ in results), results[0][2][-3000:]
@@ -232,15 +260,15 @@ def test_sigterm_to_one_worker_stops_both_at_one_step_and_they_resume(data, tmp_
     assert sorted(m.group(1) for m in shares) == ["0", "1"], results[0][2][-2000:]
 
     model_dir = tmp_path / "run"
-    procs = _workers(data, model_dir, tmp_path, "a")
-    _wait_for_backup(model_dir / "backup" / "worker-1", 2, procs[1])
+    procs = _workers(data, model_dir, tmp_path, "a", hold_second=2)
+    _wait_for_line(tmp_path / "a1", "held after the backup at step 2", procs[1])
     procs[1].send_signal(signal.SIGTERM)
     stops = []
     for i, p in enumerate(procs):
         code, _, err = _finish(p, tmp_path / f"a{i}")
         assert code == loop.EXIT_PREEMPTED, err[-3000:]
         stops.append(int(re.search(r"stopped on a signal after step (\d+)", err).group(1)))
-    assert stops[0] == stops[1] < 10, stops
+    assert stops[0] == stops[1] == 3, stops  # the step in flight when the signal came
     for i in range(2):
         assert os.path.exists(model_dir / "backup" / f"worker-{i}" / f"ckpt-{stops[0]}.index")
 

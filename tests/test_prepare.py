@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from facepars.errors import PrepareError
 from facepars.imaging import BadInput
 
 import fixtures
-from conftest import REPO, read_split, run_cli
+from conftest import REPO, held_prepare, read_split, run_cli, wait_for_file
 
 SIZE = 64
 
@@ -334,17 +333,14 @@ def _prepare_args(out):
 @pytest.mark.slow
 def test_kill_and_resume_gives_identical_shards(tmp_path):
     run_cli("facepars.prepare", *_prepare_args(tmp_path / "whole"))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
     proc = subprocess.Popen([sys.executable, "-m", "facepars.prepare",
-                             *_prepare_args(tmp_path / "killed")], cwd=REPO, env=env,
+                             *_prepare_args(tmp_path / "killed")], cwd=REPO,
+                            env=held_prepare(tmp_path / "held", 4),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while len(glob.glob(f"{tmp_path}/killed/*.tfrecord")) < 4 and time.time() < deadline:
-        time.sleep(0.05)
+    wait_for_file(tmp_path / "held", proc)  # the job holds after its 4th shard of 24
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = len(glob.glob(f"{tmp_path}/killed/*.tfrecord"))
-    assert 4 <= done < 24, "the kill should land mid-run"
+    assert len(glob.glob(f"{tmp_path}/killed/*.tfrecord")) == 4
     assert not os.path.exists(tmp_path / "killed" / "manifest.json")
     run_cli("facepars.prepare", *_prepare_args(tmp_path / "killed"), "--resume")
     whole = sorted(os.listdir(tmp_path / "whole"))

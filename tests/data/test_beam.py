@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -24,7 +23,7 @@ from facepars.data import (
 from facepars.errors import PrepareError
 
 import fixtures
-from conftest import REPO
+from conftest import REPO, held_prepare, wait_for_file
 
 # What may differ between two runs of the same job: how and when it was started.
 UNSTABLE = ("command", "created")
@@ -108,20 +107,17 @@ def test_beam_fails_naming_the_file_and_resumes_once_it_is_fixed(kaggle, tmp_pat
 def test_a_killed_beam_job_resumes_to_the_same_data_set(tmp_path):
     args = ["--source=synthetic", "--num_examples=60", "--synthetic_size=160",
             "--image_size=48", "--shard_size=2", "--runner=beam", "--workers=2"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "facepars.prepare", *args,
-                             f"--output_dir={out}"], cwd=REPO, env=env,
+                             f"--output_dir={out}"], cwd=REPO,
+                            env=held_prepare(tmp_path / "held", 3),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
-    deadline = time.time() + 180
-    while len(glob.glob(f"{out}/*.tfrecord")) < 3 and time.time() < deadline \
-            and proc.poll() is None:
-        time.sleep(0.05)
+    wait_for_file(tmp_path / "held", proc)  # a worker holds once 3 of 30 shards are in place
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Beam workers
     proc.wait()
     done = len(glob.glob(f"{out}/*.tfrecord"))
-    assert 3 <= done < 30, f"the kill should land mid-run ({done} shards)"
+    assert 3 <= done <= 4, f"each of the 2 workers holds after its shard ({done} shards)"
     assert not (out / "manifest.json").exists()
 
     flags = {"source": "synthetic", "num_examples": 60, "synthetic_size": 160,
