@@ -151,7 +151,7 @@ def test_saved_model_and_tflite_give_predictors_probabilities_at_odd_sizes(
         run, out = trained_run, exported[1]
     else:
         run, out = _run_with_resize(trained_run, tmp_path, resize), tmp_path / "export"
-        export.run(run, str(out), None, [])
+        export.run(run, str(out), None, [], faces="whole")  # parse_photos: the shared export
     photos = [synthetic.render(5, i, h, w)[0] for i, (h, w) in enumerate([(37, 53), (120, 71)])]
     reference = Predictor.load(run)
     backends = [("saved_model", 1e-4)]
@@ -272,7 +272,8 @@ def test_deeplabv3plus_exports_to_onnx_with_its_constants_frozen(trained_run, tm
     info = rundir.read_info(trained_run)
     json.dump({**info, "model": "deeplabv3plus_efficientnetb0", "image_size": 64},
               open(run / rundir.CONFIG, "w"))
-    report = export.run(str(run), str(tmp_path / "export"), None, [], onnx_opset=17)
+    report = export.run(str(run), str(tmp_path / "export"), None, [], onnx_opset=17,
+                        faces="whole")
     assert set(report["onnx"]) == {"onnx", "onnx_batch1"}
     import onnx
     graph = onnx.load(str(tmp_path / "export" / "model.onnx")).graph

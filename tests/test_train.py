@@ -165,7 +165,7 @@ def test_a_mixed_precision_run_recovers_from_nan_resumes_then_exports_evaluates_
     network = load_model(os.path.join(model_dir, "best.keras"))
     assert {layer.dtype_policy.name for layer in network.layers} == {"float32"}
     report = export.run(model_dir, str(tmp_path / "export"), synthetic_data, tflite,
-                        parity_records=8)
+                        parity_records=8, faces="whole")  # parse_photos: test_export.py's
     assert report["failed"] == [], report["agreement"]
     assert sorted(report["agreement"]) == sorted(["saved_model"]
                                                  + [f"tflite_{v}" for v in tflite])
