@@ -33,8 +33,10 @@ required check that fails makes the exit code 1.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import logging
 import os
 import subprocess
 import sys
@@ -147,9 +149,26 @@ def whole_photos(faces: str, info: dict, keep: FaceFilter) -> tuple[FaceFilter |
 
 def export_saved_model(network, info: dict, path: str, photos: FaceFilter | None = None
                        ) -> None:
-    serving_archive(network, info, photos).write_out(path, verbose=False)
+    with _tensorflow_quiet():
+        serving_archive(network, info, photos).write_out(path, verbose=False)
     tf.io.gfile.makedirs(files.join(path, os.path.dirname(SAVED_MODEL_TABLE)))
     files.write_json_atomic(files.join(path, SAVED_MODEL_TABLE), exported_info(info, photos))
+
+
+@contextlib.contextmanager
+def _tensorflow_quiet():
+    """Without TensorFlow's note, per signature traced, of every captured input it
+    renames: thousands of names (parse_photos' loops capture hundreds), nothing a
+    user acts on. It logs through absl, beside facepars's own INFO lines."""
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.pathname.endswith("signature_serialization.py")
+
+    absl_logger = logging.getLogger("absl")
+    absl_logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        absl_logger.removeFilter(keep)
 
 
 def exported_info(info: dict, photos: FaceFilter | None) -> dict:

@@ -233,15 +233,40 @@ def _free_port():
 
 
 def _workers(data, model_dir, tmp_path, tag, hold_second: int = 0):
-    cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(2)]}
-    procs = []
-    for index in range(2):
-        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        procs.append(_start(_args(data, model_dir, "--strategy=multi_worker",
-                                  "--config.op_determinism=False", steps_per_epoch=5),
-                            tmp_path / f"{tag}{index}", hold_second if index else 0,
-                            TF_CONFIG=config))
-    return procs
+    """Two workers on free ports, started again on others when one was taken between
+    ``_free_port`` and the worker's bind (TF's server cannot share a port held open
+    for it). A worker's server is up once it names its input pipeline, which both do
+    only when both are up."""
+    for _ in range(3):
+        cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(2)]}
+        procs, logs = [], [tmp_path / f"{tag}{index}" for index in range(2)]
+        for index in range(2):
+            config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            procs.append(_start(_args(data, model_dir, "--strategy=multi_worker",
+                                      "--config.op_determinism=False", steps_per_epoch=5),
+                                logs[index], hold_second if index else 0, TF_CONFIG=config))
+        if _all_up(procs, logs):
+            return procs
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    raise AssertionError("no two free ports in three tries")
+
+
+def _all_up(procs, logs) -> bool:
+    """Until every worker has named its input pipeline (True), or one could not bind
+    its port (False); any other exit fails the test."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        errs = [open(str(log) + ".err").read() for log in logs]
+        if all("input pipeline" in err for err in errs):
+            return True
+        for proc, err in zip(procs, errs):
+            if proc.poll() is not None:
+                assert "Could not start gRPC server" in err, err[-3000:]
+                return False
+        assert time.monotonic() < deadline, f"workers not up after {TIMEOUT} s"
+        time.sleep(0.05)
 
 
 @pytest.mark.slow
