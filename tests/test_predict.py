@@ -46,6 +46,9 @@ def test_predict_cli_on_real_and_awkward_photos(trained_run, photos, tmp_path):
         assert Image.open(out_dir / f"{name}.overlay.jpg").size == (w, h)
         probs = np.load(out_dir / f"{name}.probs.npz")["probabilities"]
         assert probs.shape == (h, w, 8)
+        # The winning face's probabilities where a face reaches, background's elsewhere.
+        np.testing.assert_array_equal(probs.argmax(-1), np.asarray(labels), name)
+        np.testing.assert_allclose(probs.sum(-1), 1.0, atol=2e-3)  # stored as float16
     summary = json.load(open(out_dir / "summary.json"))
     assert len(summary["photos"]) == 5 and "corrupt.jpg" in summary["failures"][0]
     assert all(abs(sum(v["classes"].values()) - 1) < 1e-6 for v in summary["photos"].values())
