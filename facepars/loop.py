@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from facepars.keras_internals import CALLBACK_STATE
+from facepars.keras_internals import CALLBACK_STATE, inner_optimizer
 
 # What train exits with after a preemption has been saved: the code TensorFlow's
 # own preemption handling uses on GCE (128 + SIGTERM). A supervisor restarts on it
@@ -142,7 +142,7 @@ class Backup:
     """
 
     def __init__(self, directory: str, parser):
-        if not getattr(parser.optimizer, "inner_optimizer", parser.optimizer).built:
+        if not inner_optimizer(parser.optimizer).built:
             raise ValueError("build the optimizer first: its slots belong in the backup")
         self.directory = directory
         self.state = _JsonState()
