@@ -408,9 +408,9 @@ def moving_faces(seed: int, frames: int, height: int, width: int, num_faces: int
     a drift across it (up to ``motion`` of the lane's width and the frame's
     height over the video), an in-plane turn of up to 20 degrees either way, a
     slow change of size, and a hand-held ``jitter`` (pixels, standard deviation)
-    on top. Yields, per frame, ``(image (H, W, 3) uint8, mask (H, W) uint8 in the
-    synthetic source's ids, [sprite -> frame 2x3 matrix per face], [landmarks (5, 2)
-    per face])``. Faces keep to their lanes, so none covers another.
+    on top. Yields a ``MovingFrame`` per frame (image, mask, and per face its
+    sprite -> frame matrix, five points and sprite side). Faces keep to their
+    lanes, so none covers another.
 
     ``sprites`` replaces the drawn faces with given ones, ``(image (S, S, 3),
     mask (S, S), landmarks (5, 2))`` each (a real face cut from a photo, say, for
