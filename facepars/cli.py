@@ -92,6 +92,21 @@ def define_face_flags() -> None:
     flags.DEFINE_float("min_face", 20.0, "Smallest face box width in pixels (--faces=detect).")
 
 
+def define_runner_flags(local: str, workers: str, runner: str = "local",
+                        options: str = "") -> None:
+    """--runner, --beam_pipeline_options, --workers: where prepare's and predict's work
+    runs. ``local`` says what the local runner is for the command, ``workers`` what
+    its worker count counts; both default to every core."""
+    flags.DEFINE_enum("runner", runner, ["local", "beam"],
+                      f"local: {local}; beam: Apache Beam (the facepars[beam] extra), e.g. on "
+                      "Dataflow, Flink or Spark.")
+    flags.DEFINE_string("beam_pipeline_options", options,
+                        "With --runner=beam: Beam options as k=v,k=v, e.g. 'runner=DataflowRunner,"
+                        "project=P,region=R,temp_location=gs://B/tmp'. Default: Beam's local "
+                        "FnApiRunner with --workers processes.")
+    flags.DEFINE_integer("workers", os.cpu_count() or 1, workers, lower_bound=1)
+
+
 def _command(main) -> str:
     return main.__module__.rsplit(".", 1)[-1] if main.__module__ != "__main__" else \
         os.path.splitext(os.path.basename(sys.argv[0]))[0]

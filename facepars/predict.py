@@ -141,14 +141,9 @@ def define_flags():
     flags.DEFINE_integer("detect_every", 30, "Videos: run the face detector every this many "
                          "frames (and when a track is lost); 1: every frame.", lower_bound=1)
     cli.define_face_flags()
-    flags.DEFINE_enum("runner", "local", ["local", "beam"],
-                      "local: this process; beam: Apache Beam's RunInference (the "
-                      "facepars[beam] extra), e.g. on Dataflow.")
-    flags.DEFINE_string("beam_pipeline_options", "",
-                        "With --runner=beam: Beam options as k=v,k=v (as prepare takes them). "
-                        "Default: Beam's local FnApiRunner with --workers processes.")
-    flags.DEFINE_integer("workers", 2, "With --runner=beam and no runner named: the local "
-                         "runner's processes.", lower_bound=1)
+    cli.define_runner_flags("this process (beam: RunInference)",
+                            "With --runner=beam and no runner named: the local runner's "
+                            "processes.")
 
 
 def run_on_beam(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,

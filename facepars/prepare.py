@@ -14,8 +14,6 @@ From Python: ``prepare.run(prepare.PrepareConfig(output_dir=..., ...))``.
 
 from __future__ import annotations
 
-import os
-
 from absl import flags
 
 from facepars import classes, cli
@@ -65,15 +63,9 @@ def define_flags():
     flags.DEFINE_integer("num_shards", d["num_shards"], "At least this many shard files per "
                          "split (e.g. a multiple of the training hosts); 0: as shard_size gives.",
                          lower_bound=0)
-    flags.DEFINE_integer("workers", os.cpu_count() or 1, "Conversion processes (1: in-process).",
-                         lower_bound=1)
-    flags.DEFINE_enum("runner", d["runner"], ["local", "beam"],
-                      "local: a process pool on this machine; beam: Apache Beam (the "
-                      "facepars[beam] extra), e.g. on Dataflow, Flink or Spark.")
-    flags.DEFINE_string("beam_pipeline_options", d["beam_pipeline_options"],
-                        "With --runner=beam: Beam options as k=v,k=v, e.g. 'runner=DataflowRunner,"
-                        "project=P,region=R,temp_location=gs://B/tmp'. Default: Beam's local "
-                        "FnApiRunner with --workers processes.")
+    cli.define_runner_flags("a process pool on this machine",
+                            "Conversion processes (1: in-process).", d["runner"],
+                            d["beam_pipeline_options"])
     flags.DEFINE_enum("on_error", d["on_error"], ["fail", "skip"],
                       "What a bad pair does to the run.")
     flags.DEFINE_bool("resume", d["resume"], "Finish an interrupted run in output_dir.")
