@@ -328,7 +328,8 @@ def run(model: str, output_dir: str, data_dir: str | None, variants, parity_reco
 
 def define_flags():
     """The command line; see facepars.cli for the conventions all commands share."""
-    flags.DEFINE_string("model_path", None, "A training model_dir (its best.keras) or .keras file.")
+    flags.DEFINE_string("model_path", None, "A training model_dir (its best.keras), or a .keras "
+                        "file in a run directory (its config.json beside it); local or gs://.")
     flags.DEFINE_string("output_dir", None, "Export directory.")
     flags.DEFINE_string("data_dir", None, "Prepared data for int8 calibration and parity checks.")
     flags.DEFINE_list("tflite", ["float32", "float16", "int8"], "TFLite variants to write.")
