@@ -40,7 +40,7 @@ from absl import logging
 from facepars import files
 from facepars.data import convert, shards, sources
 from facepars.data.prepare_config import PrepareConfig
-from facepars.errors import PrepareError
+from facepars.errors import ConfigError, PrepareError
 from facepars.progress import Progress
 
 try:
@@ -51,7 +51,7 @@ try:
         StandardOptions,
     )
 except ImportError as e:  # the optional facepars[beam] extra
-    raise PrepareError("--runner=beam needs Apache Beam: pip install "
+    raise ConfigError("--runner=beam needs Apache Beam: pip install "
                               "'facepars[beam]'") from e
 
 NAMESPACE = "facepars.prepare"
@@ -72,7 +72,7 @@ def pipeline_options(options: str, workers: int) -> PipelineOptions:
     unknown = [a for a in opts.get_all_options(retain_unknown_options=True)
                if a not in opts.get_all_options()]
     if unknown:
-        raise PrepareError(f"--beam_pipeline_options: unknown option(s) "
+        raise ConfigError(f"--beam_pipeline_options: unknown option(s) "
                                   f"{', '.join(sorted(unknown))}")
     if "default_sdk_harness_log_level" not in opts.get_all_options(drop_default=True):
         # Beam's workers log every bundle at INFO; keep facepars's progress readable.

@@ -20,7 +20,7 @@ from facepars.data import (
     beam,  # noqa: E402
     shards,
 )
-from facepars.errors import PrepareError
+from facepars.errors import ConfigError, PrepareError
 
 import fixtures
 from conftest import REPO, held_prepare, wait_for_file
@@ -138,7 +138,7 @@ def test_pipeline_options_parse_the_tfds_convention():
     direct = beam.pipeline_options("", workers=3).get_all_options()
     assert (direct["runner"], direct["direct_num_workers"], direct["direct_running_mode"]) == \
         ("FnApiRunner", 3, "multi_processing")
-    with pytest.raises(PrepareError, match="num_wokers"):
+    with pytest.raises(ConfigError, match="num_wokers"):  # predict's option too
         beam.pipeline_options("num_wokers=3", workers=2)
 
 
