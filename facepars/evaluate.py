@@ -73,7 +73,7 @@ def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: 
     photo as the source crops it. ``detector`` (with a detector): the
     faces it finds with ``min_score`` and ``min_face``, aligned; a face it misses
     counts as all background. ``input_dir`` defaults to the one the manifest
-    records. Returns ``{"oracle": cm, "detector": cm, "recall": found / faces}``.
+    records. Returns ``{"oracle": cm, "detector": cm, "recall": hits / faces}``.
     """
     input_dir = input_dir or manifest.input_dir
     listing, _ = sources.list_source(input_dir=input_dir, **manifest.source_listing)
@@ -88,7 +88,7 @@ def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: 
     result = {"oracle": np.zeros((num_classes, num_classes), np.int64)}
     if detector is not None:
         result["detector"] = np.zeros((num_classes, num_classes), np.int64)
-    found = 0
+    hits = 0
     progress = Progress(f"evaluate {split} at original resolution", len(ids), "photos")
     for source_id in ids:
         if source_id not in pairs:
@@ -106,11 +106,11 @@ def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: 
             parsed = predictor.parse_photo(photo, detector, FaceFilter(min_score, min_face))
             hit = any(detection.contains(f, points[:2].mean(0)) for f in parsed.faces) \
                 if aligned else bool(parsed.faces)
-            found += hit
+            hits += hit
             result["detector"] += batch_confusion(truth, parsed.labels, num_classes).numpy()
         progress.update()
     if detector is not None:
-        result["recall"] = found / max(len(ids), 1)
+        result["recall"] = hits / max(len(ids), 1)
     return result
 
 
@@ -152,17 +152,17 @@ def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_siz
     pictures = {"network": cm}
     if original:
         _, detector = choose_mode(faces, predictor)
-        found = original_resolution(predictor, manifest, split, input_dir, detector, min_score,
-                                    min_face)
+        scored = original_resolution(predictor, manifest, split, input_dir, detector,
+                                     min_score, min_face)
         result["original_resolution"] = describe(
-            found["oracle"], table, f"{split} at original resolution, faces framed as prepared:")
-        pictures["original"] = found["oracle"]
+            scored["oracle"], table, f"{split} at original resolution, faces framed as prepared:")
+        pictures["original"] = scored["oracle"]
         if detector is not None:
             result["original_resolution_detected"] = describe(
-                found["detector"], table, f"{split} at original resolution, faces found by the "
-                f"detector (recall {found['recall']:.1%}; a missed face is all background):")
-            result["original_resolution_detected"]["recall"] = found["recall"]
-            pictures["detected"] = found["detector"]
+                scored["detector"], table, f"{split} at original resolution, faces found by the "
+                f"detector (recall {scored['recall']:.1%}; a missed face is all background):")
+            result["original_resolution_detected"]["recall"] = scored["recall"]
+            pictures["detected"] = scored["detector"]
     if output_dir:
         tf.io.gfile.makedirs(output_dir)
         files.write_json_atomic(files.join(output_dir, f"{split}_report.json"), result)

@@ -56,22 +56,22 @@ FLAGS = flags.FLAGS
 
 def collect(inputs: list[str]) -> list[tuple[str, str]]:
     """(path, output name) for every photo: names relative to the directory given."""
-    found = []
+    entries = []
     for item in inputs:
         listed = files.list_file(item)
         if listed is not None:
             with files.open(listed) as f:
-                found += collect(files.list_entries(f))
+                entries += collect(files.list_entries(f))
         elif os.path.isdir(item):
             for root, _, names in os.walk(item):
                 for name in sorted(names):
                     if name.lower().endswith(PHOTO_EXTENSIONS + video.VIDEO_EXTENSIONS):
                         path = os.path.join(root, name)
-                        found.append((path, os.path.relpath(path, item)))
+                        entries.append((path, os.path.relpath(path, item)))
         else:
             matches = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
-            found += [(p, os.path.basename(p)) for p in matches]
-    return sorted(set(found))
+            entries += [(p, os.path.basename(p)) for p in matches]
+    return sorted(set(entries))
 
 
 def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
@@ -83,9 +83,9 @@ def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
     predictor = Predictor.load(model)
     mode, detector = choose_mode(faces, predictor)
     logging.info("parsing %s", "each detected face, aligned" if detector else "whole photos")
-    found = collect(inputs)
-    videos = [(path, name) for path, name in found if video.is_video(path)]
-    photos = [item for item in found if item not in videos]
+    entries = collect(inputs)
+    videos = [(path, name) for path, name in entries if video.is_video(path)]
+    photos = [item for item in entries if item not in videos]
     tf.io.gfile.makedirs(output_dir)
     summary, failures = {}, []
     for path, name in videos:
