@@ -90,9 +90,9 @@ def onnx_logits_fn(model: bytes):
 def keras_logits_fn(network):
     """A Keras network as one traced function over (B, S, S, 3) [0, 1] input.
 
-    Called eagerly, a Keras model runs layer by layer from Python: 9x slower than
-    the same graph in its SavedModel (bench/predict_bench.py). One signature with
-    a free batch size keeps it to one trace for every batch.
+    Called eagerly, a Keras model runs layer by layer from Python, several times
+    slower than the same graph (bench/predict_bench.py). One signature with a free
+    batch size keeps it to one trace for every batch.
     """
     size = network.input_shape[1]
     return tf.function(lambda x: network(x, training=False), input_signature=[

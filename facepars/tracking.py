@@ -1,9 +1,9 @@
 """Faces followed from frame to frame of a video, and labels that hold still.
 
-Running the detector on every frame would cost more than parsing (MTCNN takes
-about 0.3 s on a 640x480 frame here, the parse about 0.05 s), and its landmarks
-jitter by a pixel or two from frame to frame, which moves the crop and makes the
-labels flicker. So a video is parsed this way (``FaceTracker.parse``):
+Running the detector on every frame would cost as much as parsing, or more
+(BUILD_NOTES.md has the figures), and its landmarks jitter by a pixel or two
+from frame to frame, which moves the crop and makes the labels flicker. So a
+video is parsed this way (``FaceTracker.parse``):
 
 - The detector runs on the first frame, every ``detect_every`` frames (for faces
   that come in; every ``FaceTracker.search_every`` while no face is tracked),
@@ -110,9 +110,9 @@ def _eye_distance(landmarks: np.ndarray) -> float:
 class FaceTracker:
     """Parses the frames of one video in order; see the module docstring.
 
-    ``min_cutoff`` 3 Hz: measured on synthetic videos (bench/video_bench.py), the
-    paper's 1 Hz lagged moving faces enough to cost 0.005 face mIoU; 3 Hz costs
-    0.0005 and holds the labels as still.
+    ``min_cutoff`` 3 Hz, not the paper's 1 Hz: at 1 Hz the points lag a moving face
+    enough to cost face mIoU, and 3 Hz holds the labels as still (BUILD_NOTES.md,
+    bench/video_bench.py).
 
     A detection started at frame t is applied at frame t + ``lag`` (at once when
     no face is being tracked), waiting for it if need be, so the outputs never

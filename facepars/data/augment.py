@@ -91,7 +91,7 @@ class Augmenter:
 
     A call runs the augmentation compiled with XLA, whether or not the step
     around it is: op by op it is some forty passes over the batch, which XLA
-    fuses into a few loops, 3-4x faster on a CPU (``bench/augment_bench.py``).
+    fuses into a few loops (``bench/augment_bench.py`` measures the gain).
     Inside a step that is itself compiled (a TPU, ``jit_compile``) it is simply
     part of that program. ``transform`` is the same augmentation as plain ops.
     """
@@ -103,7 +103,7 @@ class Augmenter:
         perm[:class_table.num_classes] = class_table.flip_permutation()
         self.flip_permutation = tf.constant(perm)
         # No autograph: every branch here is Python on the config, and converting these
-        # functions took 2.2 s of a 2.9 s trace (measured; 0.8 s of a training process).
+        # functions is most of their tracing time (BUILD_NOTES.md, the suite's time).
         self._compiled = tf.function(self.transform, jit_compile=True, autograph=False)
 
     def __call__(self, images: tf.Tensor, masks: tf.Tensor, seed: tf.Tensor):

@@ -84,8 +84,8 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
     skin = _SKIN_TONES[rng.integers(len(_SKIN_TONES))] * rng.uniform(0.9, 1.1, 3)
     # What makes a drawn face pass for a photographed one (a neck and clothes, light
     # on a rounded head, eye sockets, lids, pupils, nostrils, the line between the
-    # lips) draws on its own generator, so each face keeps the geometry and colours
-    # it had before they were added.
+    # lips) draws on its own generator, so a change to those details leaves each
+    # face's geometry and colours as they are.
     look = np.random.default_rng([seed, index, 7])
     strands = np.random.default_rng([seed, index, 10])  # hair, brows, eyes: theirs too
     light = _Light(look)
@@ -104,10 +104,9 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
     paint(_ellipse(u, v, 0.76, ear_y, 0.13, 0.22), "r_ear", skin * 0.92, roundness)
     eye_y, eye_dx = rng.uniform(-0.25, -0.1), rng.uniform(0.26, 0.34)
     # Photographed faces put the nose tip 0.5-0.7 of the eyes' distance below them
-    # and the mouth 0.9-1.2 below (ArcFace's mean five points: 0.57 and 1.16; MTCNN
-    # on scikit-image's astronaut: 0.61 and 0.94). Drawn longer (they were 0.86 and
-    # 1.22), a real face aligned on MTCNN's points put its nose and mouth where the
-    # model expected neither.
+    # and the mouth 0.9-1.2 below (ArcFace's mean five points; MTCNN's on a real
+    # photo): drawn so, a real face aligned on MTCNN's points puts its nose and
+    # mouth where the model expects them (BUILD_NOTES.md, "A real face").
     shape = np.random.default_rng([seed, index, 9])
     nose_tip = eye_y + 2 * eye_dx * shape.uniform(0.5, 0.7)
     mouth_y = eye_y + 2 * eye_dx * shape.uniform(0.9, 1.2)
@@ -212,8 +211,8 @@ def render_with_landmarks(seed: int, index: int, height: int, width: int):
 
     if rng.random() < 0.2:
         # From the jaw or a cheek (a hand, a cup, a microphone), clear of the eyes and
-        # mostly of the mouth: over an eye it cost MTCNN 8 of its 18 misses in 300
-        # faces, and over a mouth corner it moves the corner measured from the mask.
+        # mostly of the mouth: over an eye MTCNN misses the face, and over a mouth
+        # corner it moves the corner measured from the mask.
         around = rng.uniform(0, np.pi)
         region = _ellipse(u, v, 0.8 * np.cos(around), 0.95 * np.sin(around),
                           rng.uniform(0.15, 0.35), rng.uniform(0.15, 0.3))
