@@ -19,7 +19,7 @@ import tensorflow as tf
 from absl import flags
 
 from facepars import classes, cli, detection, distribute, files, schema, visualize
-from facepars.data import convert, pipeline, sources
+from facepars.data import bad_records, convert, pipeline, sources
 from facepars.detection import FaceFilter
 from facepars.errors import ConfigError
 from facepars.inference import Predictor, choose_mode
@@ -53,7 +53,7 @@ def network_resolution(predictor: Predictor, manifest: schema.Manifest, split: s
     if predictor.in_graph:
         step = tf.function(step)
     progress = Progress(f"evaluate {split}", steps, "batches")
-    with pipeline.naming_bad_records(manifest, split, False, cfg, lambda: progress.done,
+    with bad_records.naming_bad_records(manifest, split, False, cfg, lambda: progress.done,
                                      distribute.num_workers(strategy),
                                      distribute.worker_index(strategy)):
         for batch in dataset:

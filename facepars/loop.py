@@ -10,7 +10,7 @@ schedule run past its end). This loop is fit's loop (the same
 differences:
 
 * it starts at any step: the input pipeline begins where that step reads
-  (facepars.data.pipeline.TrainingOrder), and a resumed epoch keeps the metric
+  (facepars.data.training_order.TrainingOrder), and a resumed epoch keeps the metric
   sums it had, so its history row equals an uninterrupted run's;
 * ``Backup`` saves everything the next step depends on: weights, optimizer
   (step count, slots, EMA, loss scale), the learning-rate scale, the metric

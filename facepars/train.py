@@ -53,7 +53,7 @@ from facepars import (
     task,
 )
 from facepars.classes import IGNORE_LABEL
-from facepars.data import integrity, pipeline
+from facepars.data import bad_records, integrity, pipeline
 from facepars.data.augment import AugmentConfig
 from facepars.errors import FaceparsError
 from facepars.models import build_model, configure_batchnorm
@@ -315,7 +315,7 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     split_names = {"train": cfg.train_split, "val": cfg.val_split}
 
     def naming_bad_records(which: str, training: bool, step):
-        return pipeline.naming_bad_records(manifest, split_names[which], training,
+        return bad_records.naming_bad_records(manifest, split_names[which], training,
                                            input_cfgs[which], step, workers,
                                            distribute.worker_index(strategy))
 

@@ -13,17 +13,8 @@ host on whole files.
 
 Training order is a pure function of (seed, step), so a run that resumes at
 step S reads exactly the records an uninterrupted run would have read from
-step S on, in the same order (``TrainingOrder``). Each pipeline cuts its
-segments into blocks of at most ``shuffle_buffer / cycle_length`` records; a
-pass over the pipeline's records is a seeded permutation of the blocks, taken
-``cycle_length`` blocks at a time (a *window*, about ``shuffle_buffer``
-records), each window read with a parallel interleave and then permuted as a
-whole with a seed of its own. That is the TF Model Garden's shuffle-files ->
-interleave -> shuffle-buffer recipe, with the buffer's randomness made
-stateless: resuming at record ``r`` of a pass skips whole windows without
-reading them and at most one window's records (as bytes, before decoding).
-The passes follow each other without a gap; an epoch of ``steps_per_epoch``
-steps need not end where a pass does.
+step S on (facepars.data.training_order). After an input error, the records in
+flight are checked to name the bad one (facepars.data.bad_records).
 
 Then parallel parse and decode -> batch -> prefetch. Images and masks stay
 uint8 (4 bytes a pixel, not the 3 x 4 + 8 x 4 of float images and one-hot
@@ -39,7 +30,6 @@ replica, so shapes stay static and no replica waits for another.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 
@@ -49,8 +39,8 @@ from absl import logging
 
 from facepars import schema
 from facepars.classes import IGNORE_LABEL
-from facepars.data import integrity
-from facepars.errors import ConfigError, FaceparsError
+from facepars.data.training_order import Segment, TrainingOrder
+from facepars.errors import ConfigError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -65,15 +55,6 @@ class InputConfig:
     seed: int = 0                  # training order: a pure function of (seed, step)
     start_step: int = 0            # training: begin where step start_step would read
     repeat: bool | None = None     # None: training repeats, evaluation makes one pass
-
-
-@dataclasses.dataclass(frozen=True)
-class Segment:
-    """Records ``[skip, skip + count)`` of one shard file."""
-
-    path: str
-    skip: int
-    count: int
 
 
 def block(total: int, num_pipelines: int, pipeline_id: int) -> tuple[int, int]:
@@ -191,98 +172,6 @@ def _decode(records: tf.data.Dataset, parse) -> tf.data.Dataset:
     return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
-def cut_blocks(segments: list[Segment], size: int) -> list[Segment]:
-    """The segments cut into blocks of at most ``size`` records, in order."""
-    return [Segment(s.path, s.skip + start, min(size, s.count - start))
-            for s in segments for start in range(0, s.count, size)]
-
-
-class TrainingOrder:
-    """One input pipeline's training record stream, a pure function of (seed, position).
-
-    Pass ``p`` over the pipeline's records permutes its blocks with a seed
-    derived from ``(seed, pipeline, p)``; window ``w`` of the pass (blocks
-    ``[w * C, (w + 1) * C)`` of that permutation, ``C = cycle_length``) is read
-    with a parallel interleave and permuted as a whole with a seed derived from
-    the pass seed and ``w``. The same TensorFlow ops compute the order in the
-    input pipeline and, eagerly, on the host (``locate``, ``blocks_near``), so
-    both agree by construction. TensorFlow keeps stateless random numbers fixed
-    for a version on a device type (the input runs on the host CPU): resume a
-    run with the TensorFlow it started with.
-    """
-
-    def __init__(self, segments: list[Segment], cfg: InputConfig, pipeline_id: int = 0):
-        self.cycle = max(1, cfg.cycle_length)
-        self.blocks = cut_blocks(segments, max(1, cfg.shuffle_buffer // self.cycle))
-        self.num_blocks = len(self.blocks)
-        self.windows_per_pass = max(1, -(-self.num_blocks // self.cycle))
-        self.records_per_pass = sum(b.count for b in self.blocks)
-        self.seed = tf.constant([cfg.seed, pipeline_id], tf.int64)
-        self._paths = tf.constant([b.path for b in self.blocks], tf.string)
-        self._skips = tf.constant([b.skip for b in self.blocks], tf.int64)
-        self._counts = tf.constant([b.count for b in self.blocks], tf.int64)
-        self._window_max = self.cycle * max([b.count for b in self.blocks], default=1)
-
-    def _pass_seed(self, p):
-        return tf.random.experimental.stateless_fold_in(self.seed, p)
-
-    def _pass_order(self, p):
-        """The permutation of the blocks in pass ``p``."""
-        return tf.argsort(tf.random.stateless_uniform([self.num_blocks], self._pass_seed(p)))
-
-    def _window_blocks(self, g):
-        """Block indices of global window ``g`` (pass ``g // W``, window ``g % W``)."""
-        g = tf.cast(g, tf.int64)
-        p, w = g // self.windows_per_pass, g % self.windows_per_pass
-        order = self._pass_order(p)
-        lo = w * self.cycle
-        return tf.cast(order[lo:tf.minimum(lo + self.cycle, self.num_blocks)], tf.int64), p, w
-
-    def _window_records(self, g):
-        """The serialized records of window ``g``, in their permuted order."""
-        idx, p, w = self._window_blocks(g)
-        blocks = tf.data.Dataset.from_tensor_slices(
-            (tf.gather(self._paths, idx), tf.gather(self._skips, idx),
-             tf.gather(self._counts, idx)))
-        records = blocks.interleave(
-            lambda path, skip, count: tf.data.TFRecordDataset(path).skip(skip).take(count),
-            cycle_length=self.cycle, num_parallel_calls=self.cycle, deterministic=True)
-        window = records.batch(self._window_max).get_single_element()
-        seed = tf.random.experimental.stateless_fold_in(self._pass_seed(p), w)
-        return tf.gather(window, tf.argsort(tf.random.stateless_uniform(tf.shape(window), seed)))
-
-    def locate(self, position: int) -> tuple[int, int]:
-        """(global window, records to skip in it) of stream position ``position``."""
-        p, within = divmod(position, self.records_per_pass)
-        counts = self._counts.numpy()[self._pass_order(tf.constant(p, tf.int64)).numpy()]
-        ends = np.cumsum([counts[i:i + self.cycle].sum()
-                          for i in range(0, self.num_blocks, self.cycle)])
-        w = int(np.searchsorted(ends, within, side="right"))
-        start = int(ends[w - 1]) if w else 0
-        return p * self.windows_per_pass + w, within - start
-
-    def records(self, start: int = 0, repeat: bool = True) -> tf.data.Dataset:
-        """Serialized records from stream position ``start`` on (forever if ``repeat``,
-        else to the end of that pass)."""
-        if not self.num_blocks:
-            return tf.data.Dataset.from_tensor_slices(tf.constant([], tf.string))
-        first, skip = self.locate(start)
-        last = (2 ** 62 if repeat
-                else (start // self.records_per_pass + 1) * self.windows_per_pass)
-        windows = tf.data.Dataset.range(first, last).map(
-            self._window_records, num_parallel_calls=2, deterministic=True)
-        return windows.unbatch().skip(skip)
-
-    def blocks_near(self, position: int, windows: int) -> list[Segment]:
-        """The blocks of the ``windows`` windows from the one holding ``position``:
-        every record the pipeline can have had in flight around that position."""
-        first, _ = self.locate(position)
-        out = []
-        for g in range(first, first + windows):
-            out += [self.blocks[i] for i in self._window_blocks(g)[0].numpy()]
-        return out
-
-
 def first_records(manifest: schema.Manifest, split: str, count: int):
     """The first ``count`` records of a split (file order), as numpy uint8 images and masks:
     the same examples on every call (TensorBoard overlays, export parity, calibration)."""
@@ -301,67 +190,6 @@ def eval_steps(manifest: schema.Manifest, split: str, cfg: InputConfig,
     per_round = cfg.global_batch_size // num_pipelines
     counts = pipeline_records(manifest.shards(split), num_pipelines, cfg.take)
     return max(1, math.ceil(max(counts) / per_round))
-
-
-# How far ahead of the step the input pipeline can be, in training windows (one
-# being read, one queued, batches prefetched from the one before).
-WINDOWS_IN_FLIGHT = 3
-
-
-def find_bad_record(manifest: schema.Manifest, split: str, training: bool, cfg: InputConfig,
-                    num_pipelines: int, pipeline_id: int, step: int) -> str | None:
-    """After an input error at ``step``: the bad record it came from, named by shard
-    and index, or None if none of the records in flight is bad (then the error is
-    not a data error).
-
-    Only the records this pipeline can have been reading around that step are
-    decoded again (a few windows), whatever the size of the data set: the
-    order is a function of the step.
-    """
-    segments = pipeline_segments(manifest.shards(split), num_pipelines, pipeline_id, cfg.take)
-    position = step * records_per_step(cfg, num_pipelines)
-    if training:
-        suspects = TrainingOrder(segments, cfg, pipeline_id).blocks_near(
-            position % max(1, sum(s.count for s in segments)), WINDOWS_IN_FLIGHT)
-    else:
-        span = WINDOWS_IN_FLIGHT * max(cfg.shuffle_buffer, records_per_step(cfg, num_pipelines))
-        suspects, offset = [], 0
-        for s in segments:
-            lo, hi = max(position, offset), min(position + span, offset + s.count)
-            if lo < hi:
-                suspects.append(Segment(s.path, s.skip + lo - offset, hi - lo))
-            offset += s.count
-    for block in suspects:
-        _, problem = integrity.check_records(block.path, block.skip, block.count,
-                                             manifest.image_size,
-                                             manifest.class_table.num_classes)
-        if problem:
-            return problem
-    return None
-
-
-@contextlib.contextmanager
-def naming_bad_records(manifest: schema.Manifest, split: str, training: bool, cfg: InputConfig,
-                       step, num_pipelines: int = 1, pipeline_id: int = 0):
-    """Turn a data error from inside tf.data into one that names the shard and record.
-
-    tf.data's own errors ("corrupted record at 1234", a failed PNG decode) do
-    not say which file. ``step()`` gives the step being read when the error came
-    (training step, or evaluation batch); only the records in flight around it
-    are checked (``find_bad_record``). Anything else keeps its own traceback.
-    """
-    try:
-        yield
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-        problem = find_bad_record(manifest, split, training, cfg, num_pipelines, pipeline_id,
-                                  step())
-        if problem:
-            raise CorruptShardError(problem) from e
-        raise
-
-
-class CorruptShardError(FaceparsError):
-    """A shard that cannot be read; the message names it."""
 
 
 def distributed_dataset(strategy: tf.distribute.Strategy, manifest: schema.Manifest, split: str,

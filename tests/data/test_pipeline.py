@@ -1,5 +1,4 @@
 import dataclasses
-import shutil
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ from facepars import schema
 from facepars.classes import IGNORE_LABEL
 from facepars.data import pipeline
 from facepars.data.pipeline import InputConfig
+from facepars.data.training_order import TrainingOrder
 
 
 def _ids(batches):
@@ -111,7 +111,7 @@ def test_training_from_any_step_reads_what_the_whole_run_reads_from_there(synthe
         passes = [whole[k * share:(k + 1) * share] for k in range(2)]
         assert len(set(passes[0])) == share and set(passes[0]) == set(passes[1])
         assert passes[0] != passes[1]
-        order = pipeline.TrainingOrder(segments, cfg, i)
+        order = TrainingOrder(segments, cfg, i)
         window, skip = order.locate(share + 7)  # in pass 1: whole windows are not read
         assert window >= order.windows_per_pass and skip < cfg.shuffle_buffer
 
@@ -162,35 +162,3 @@ def test_take_and_cache(synthetic_data):
     assert len(ids) == 6
     again = _ids(pipeline.make_dataset(manifest, "train", False, cfg, with_ids=True))
     assert ids == again
-
-
-@pytest.mark.parametrize("training", [True, False])
-def test_a_corrupted_record_is_named_reading_only_what_was_in_flight(synthetic_data, tmp_path,
-                                                                     monkeypatch, training):
-    """A flipped byte in shard 3: the error names that shard and a record index, and
-    finding it decodes at most the windows in flight, not the split; an error that
-    is not about data keeps its own type and traceback."""
-    from facepars.data import integrity
-    data = tmp_path / "data"
-    shutil.copytree(synthetic_data, data)
-    manifest = schema.Manifest.load(str(data))
-    shard = manifest.shards("train")[3].path
-    raw = bytearray(open(shard, "rb").read())
-    raw[len(raw) // 2] ^= 0xFF
-    open(shard, "wb").write(bytes(raw))
-    checked = []
-    real = integrity.check_records
-    monkeypatch.setattr(integrity, "check_records",
-                        lambda path, skip, count, *a: checked.append(count) or
-                        real(path, skip, count, *a))
-    cfg = InputConfig(global_batch_size=4, shuffle_buffer=8, cycle_length=2, seed=3)
-    step = [0]
-    with pytest.raises(pipeline.CorruptShardError,
-                       match=r"train-00003-of-00008.tfrecord record \d+: unreadable"):
-        with pipeline.naming_bad_records(manifest, "train", training, cfg, lambda: step[0]):
-            for _ in pipeline.make_dataset(manifest, "train", training, cfg):
-                step[0] += 1
-    assert 0 < sum(checked) <= pipeline.WINDOWS_IN_FLIGHT * cfg.shuffle_buffer
-    with pytest.raises(ZeroDivisionError):
-        with pipeline.naming_bad_records(manifest, "train", training, cfg, lambda: 0):
-            1 / 0
