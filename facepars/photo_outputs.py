@@ -43,3 +43,14 @@ def write_outputs(output_dir: str, name: str, photo: np.ndarray, prediction, tab
     if prediction.faces is not None:
         record["faces"] = [f.to_json() for f in prediction.faces]
     return record
+
+
+SUMMARY = "summary.json"  # beside the outputs of a predict run, local or on Beam
+
+
+def write_summary(output_dir: str, model: str, faces: str, photos: dict,
+                  failures: list) -> None:
+    """A predict run's summary.json: the model, how faces were found, each photo's
+    entry (``write_outputs``' return) and the inputs that failed."""
+    files.write_json_atomic(files.join(output_dir, SUMMARY), {
+        "model": model, "faces": faces, "photos": photos, "failures": failures})

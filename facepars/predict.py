@@ -48,7 +48,7 @@ from facepars.detection import FaceFilter
 from facepars.errors import ConfigError
 from facepars.imaging import BadInput
 from facepars.inference import Predictor, choose_mode
-from facepars.photo_outputs import PHOTO_EXTENSIONS, write_outputs
+from facepars.photo_outputs import PHOTO_EXTENSIONS, write_outputs, write_summary
 from facepars.progress import Progress
 
 FLAGS = flags.FLAGS
@@ -123,9 +123,7 @@ def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
         for (name, photo), prediction in zip(batch, predictions):
             summary[name] = write_outputs(output_dir, name, photo, prediction, predictor.table)
             progress.update()
-    files.write_json_atomic(files.join(output_dir, "summary.json"),
-                            {"model": model, "faces": mode, "photos": summary,
-                             "failures": failures})
+    write_summary(output_dir, model, mode, summary, failures)
     return summary, failures
 
 

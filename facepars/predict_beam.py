@@ -36,7 +36,7 @@ from facepars.classes import ClassTable
 from facepars.detection import FaceFilter
 from facepars.errors import ConfigError
 from facepars.inference import Predictor, choose_mode
-from facepars.photo_outputs import write_outputs
+from facepars.photo_outputs import SUMMARY, write_outputs, write_summary
 
 try:
     import apache_beam as beam
@@ -45,7 +45,8 @@ try:
 except ImportError as e:  # the optional facepars[beam] extra
     raise ConfigError("--runner=beam needs Apache Beam: pip install 'facepars[beam]'") from e
 
-from facepars.data.beam import pipeline as beam_pipeline  # after the check: it needs Beam
+from facepars.data.beam import log_counters  # after the check: they need Beam
+from facepars.data.beam import pipeline as beam_pipeline
 
 NAMESPACE = "facepars.predict"
 
@@ -183,23 +184,17 @@ def run(job: Job, inputs: list[str], options, extensions) -> tuple[dict, list[st
     predictor = Predictor.load(job.model)  # here first: a bad path fails before any worker
     mode, _ = choose_mode(job.faces, predictor)
     table_json = predictor.table.to_json()
-    summary_path = files.join(job.output_dir, "summary.json")
     tf.io.gfile.makedirs(job.output_dir)
 
-    def write_summary(_, entries, failures):
-        files.write_json_atomic(summary_path, {
-            "model": job.model, "faces": mode, "photos": dict(sorted(entries)),
-            "failures": sorted(failures)})
+    def summarise(_, entries, failures):
+        write_summary(job.output_dir, job.model, mode, dict(sorted(entries)), sorted(failures))
 
     with beam_pipeline(options) as pipeline:
         entries, failed = build(pipeline, job, inputs, lists, extensions, table_json)
         _ = (pipeline
              | "One" >> beam.Create([None])
-             | "Summary" >> beam.Map(write_summary, beam.pvalue.AsList(entries),
+             | "Summary" >> beam.Map(summarise, beam.pvalue.AsList(entries),
                                      beam.pvalue.AsList(failed)))
-    query = pipeline.result.metrics().query(
-        beam.metrics.MetricsFilter().with_namespace(NAMESPACE))
-    totals = {c.key.metric.name: c.committed for c in query["counters"]}
-    logging.info("beam counters: %s", ", ".join(f"{k} {v}" for k, v in sorted(totals.items())))
-    summary = files.read_json(summary_path)
+    totals = log_counters(pipeline.result, NAMESPACE)
+    summary = files.read_json(files.join(job.output_dir, SUMMARY))
     return summary["photos"], summary["failures"], totals

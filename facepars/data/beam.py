@@ -208,9 +208,10 @@ def _watch(job: shards.Job, stop: threading.Event, every: float = 10.0) -> None:
             progress.update(done - progress.done)
 
 
-def _log_counters(result) -> dict:
-    """Log and return the job's counters (what its workers did, summed by Beam)."""
-    query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(NAMESPACE))
+def log_counters(result, namespace: str = NAMESPACE) -> dict:
+    """Log and return a job's counters in ``namespace`` (what its workers did, summed
+    by Beam): prepare's, and predict's (facepars.predict_beam)."""
+    query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(namespace))
     totals = {c.key.metric.name: c.committed for c in query["counters"]}
     logging.info("beam counters: %s", ", ".join(f"{k} {v}" for k, v in sorted(totals.items())))
     return totals
@@ -241,7 +242,7 @@ def write_shards(job: shards.Job) -> None:
     try:
         with pipeline(options) as run:
             build(run, job, plan_path, entries)
-        _log_counters(run.result)
+        log_counters(run.result)
     finally:
         stop.set()
         watcher.join()

@@ -67,8 +67,8 @@ def kaggle(tmp_path_factory):
 @pytest.mark.slow
 def test_beam_writes_the_bytes_the_local_pool_writes(kaggle, tmp_path, monkeypatch):
     counted = []
-    log_counters = beam._log_counters
-    monkeypatch.setattr(beam, "_log_counters", lambda result: counted.append(
+    log_counters = beam.log_counters
+    monkeypatch.setattr(beam, "log_counters", lambda result: counted.append(
         log_counters(result)) or counted[-1])
     manifest = prepare.run(_config(kaggle["root"] / "kaggle", tmp_path / "beam",
                                   on_error="skip", **BEAM))
