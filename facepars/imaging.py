@@ -242,13 +242,18 @@ def warp(array: np.ndarray, matrix: np.ndarray, size: int, nearest: bool, fill) 
         img = img.reduce(factor)
     # Window pixel j (reduced) is photo pixel x0 + factor * j + (factor - 1) / 2.
     local = shifted(matrix, x0 + (factor - 1) / 2, y0 + (factor - 1) / 2, factor)
-    # Pillow's pixel centres sit at +0.5: conjugate the crop -> window map by that shift.
-    back = invert(local)
-    data = [back[0, 0], back[0, 1], back[0, 2] + 0.5 - 0.5 * (back[0, 0] + back[0, 1]),
-            back[1, 0], back[1, 1], back[1, 2] + 0.5 - 0.5 * (back[1, 0] + back[1, 1])]
     resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
-    return np.asarray(img.transform((size, size), Image.Transform.AFFINE, data,
+    return np.asarray(img.transform((size, size), Image.Transform.AFFINE, pillow_affine(local),
                                     resample=resample, fillcolor=fill))
+
+
+def pillow_affine(matrix: np.ndarray) -> list[float]:
+    """Pillow's AFFINE data for a 2x3 ``matrix`` (source -> output pixels, centres at
+    whole numbers): the output -> source map, conjugated by Pillow's pixel centres at
+    +0.5."""
+    back = invert(matrix)
+    return [back[0, 0], back[0, 1], back[0, 2] + 0.5 - 0.5 * (back[0, 0] + back[0, 1]),
+            back[1, 0], back[1, 1], back[1, 2] + 0.5 - 0.5 * (back[1, 0] + back[1, 1])]
 
 
 def encode_image(image: np.ndarray, fmt: str, quality: int = 95) -> bytes:

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from facepars.classes import synthetic_id
+from facepars.imaging import pillow_affine
 
 _SKIN_TONES = np.array([[247, 214, 190], [236, 188, 150], [212, 160, 120],
                         [176, 122, 86], [130, 86, 58], [88, 56, 38]], np.float32)
@@ -445,10 +446,7 @@ def moving_faces(seed: int, frames: int, height: int, width: int, num_faces: int
                                          [np.sin(angle), np.cos(angle)]])
             half = np.array(sprite.size) / 2
             matrix = np.hstack([rotation, (centre - rotation @ half)[:, None]])
-            back = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
-            # Pillow samples pixel centres at +0.5: the same conjugation as imaging.warp.
-            data = [back[0, 0], back[0, 1], back[0, 2] + 0.5 - 0.5 * (back[0, 0] + back[0, 1]),
-                    back[1, 0], back[1, 1], back[1, 2] + 0.5 - 0.5 * (back[1, 0] + back[1, 1])]
+            data = pillow_affine(matrix)
             face_mask = np.asarray(sprite_mask.transform((width, height), Image.Transform.AFFINE,
                                                          data, Image.Resampling.NEAREST))
             face = np.asarray(sprite.transform((width, height), Image.Transform.AFFINE, data,
