@@ -32,25 +32,34 @@ def define_flags():
                         "--data_dir).")
 
 
-def main(argv):
-    del argv
-    manifest, problems = verify(FLAGS.data_dir)
-    print(report.summary(manifest.data))
-    output_dir = FLAGS.output_dir or FLAGS.data_dir
+def run(data_dir: str, output_dir: str | None = None) -> dict:
+    """Verify ``data_dir`` and draw its class distribution into ``output_dir`` (default:
+    the data directory). Returns the ``manifest``, the ``problems`` (empty when sound),
+    the ``chart``'s path and, when sound, the ``stamp`` train trusts (else None)."""
+    manifest, problems = verify(data_dir)
+    output_dir = output_dir or data_dir
     tf.io.gfile.makedirs(output_dir)
     chart = files.join(output_dir, "class_distribution.png")
     report.distribution_chart(manifest.data, chart)
-    print(f"\nclass distribution chart: {chart}")
+    stamp = None if problems else write_stamp(manifest)
+    return {"manifest": manifest, "problems": problems, "chart": chart, "stamp": stamp}
+
+
+def main(argv):
+    del argv
+    result = run(FLAGS.data_dir, FLAGS.output_dir)
+    manifest, problems = result["manifest"], result["problems"]
+    print(report.summary(manifest.data))
+    print(f"\nclass distribution chart: {result['chart']}")
     if problems:
         print(f"\nverify FAILED, {len(problems)} problem(s):", file=sys.stderr)
         for p in problems:
             print(f"  {p}", file=sys.stderr)
         sys.exit(1)
     shards = sum(1 for _ in manifest.iter_all_shards())
-    stamp = write_stamp(manifest)
     print(f"verify OK: {shards} shards, "
           f"{sum(manifest.num_records(s) for s in manifest.splits)} records, checksums match "
-          f"(stamp for train: {stamp})")
+          f"(stamp for train: {result['stamp']})")
     logging.info("verified %s", FLAGS.data_dir)
 
 
