@@ -244,8 +244,9 @@ class Predictor:
             probs = np.eye(self.table.num_classes, dtype=np.float32)[labels] \
                 if probabilities else None
             return Prediction(labels, probs, [])
+        # The size as tensors: Python ints would trace the merge again for every size.
         out = _merge(tf.constant(crop_probs, tf.float32), tf.constant(matrices, tf.float64),
-                     height, width, probabilities)
+                     tf.constant(height, tf.int32), tf.constant(width, tf.int32), probabilities)
         if probabilities:
             return Prediction(out[0].numpy(), out[1].numpy(), list(faces))
         return Prediction(out.numpy(), None, list(faces))

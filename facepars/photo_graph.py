@@ -94,10 +94,11 @@ def aligned_crops(photo: tf.Tensor, landmarks: tf.Tensor, framing, size: int):
     return matrices, crops
 
 
-def footprint(matrix: tf.Tensor, size: int, height, width, margin: int = 2):
+def footprint(matrix: tf.Tensor, size, height, width, margin: int = 2):
     """imaging.footprint in graph ops: (y0, y1, x0, x1) of the photo window the crop
     covers, empty (y1 <= y0 or x1 <= x0) when it lies outside the photo."""
-    corners = tf.constant([[0.0, 0.0], [size, 0.0], [0.0, size], [size, size]], tf.float64)
+    corners = tf.constant([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], tf.float64) \
+        * tf.cast(size, tf.float64)
     inverse = _inverse(matrix)
     points = tf.linalg.matvec(inverse[:, :2], corners) + inverse[:, 2]
     low = tf.cast(tf.floor(tf.reduce_min(points, 0)), tf.int32) - margin
@@ -112,7 +113,7 @@ def warp_back(values: tf.Tensor, matrix: tf.Tensor, height, width):
     the window (y0, y1, x0, x1), the values there (h, w, C) with the border blend
     divided out, and the crop's bilinear coverage of each window pixel (1 inside,
     0 outside, between on the border)."""
-    y0, y1, x0, x1 = window = footprint(matrix, values.shape[0], height, width)
+    y0, y1, x0, x1 = window = footprint(matrix, tf.shape(values)[0], height, width)
     both = tf.concat([values, tf.ones_like(values[..., :1])], -1)[None]
     back = tf.raw_ops.ImageProjectiveTransformV3(  # the op refuses an empty output
         images=both, transforms=_projective(_shifted(matrix, x0, y0, 1)),
@@ -139,10 +140,10 @@ def merge(probs: tf.Tensor, matrices: tf.Tensor, height, width, with_probs: bool
     """Faces' crop probabilities (N >= 1, S, S, C) -> the photo's labels (H, W) uint8
     and, ``with_probs``, probabilities (H, W, C): each pixel from the face with the
     most non-background mass there, background where none reaches."""
-    classes = probs.shape[-1]
+    classes = tf.shape(probs)[-1]
     spec = (tf.TensorSpec([None, None], tf.uint8), tf.TensorSpec([None, None], tf.float32))
     if with_probs:
-        spec += (tf.TensorSpec([None, None, classes], tf.float32),)
+        spec += (tf.TensorSpec([None, None, probs.shape[-1]], tf.float32),)
     out = tf.map_fn(lambda i: face_on_photo(probs[i], matrices[i], height, width, with_probs),
                     tf.range(tf.shape(probs)[0]), fn_output_signature=spec)
     winner = tf.argmax(out[1], 0, output_type=tf.int32)[..., None]  # (H, W, 1)

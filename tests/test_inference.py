@@ -166,3 +166,17 @@ def test_predict_faces_shows_the_network_the_crop_prepare_trained_it_on(height, 
     difference = np.abs(seen[0][0] - written)[inside]
     assert inside.mean() > 0.9
     assert difference.mean() < 0.6 and (difference <= 1).mean() > 0.995, difference.mean()
+
+
+def test_photos_of_new_sizes_reuse_the_traced_crop_and_merge():
+    """A corpus or an evaluation parses photos of every size: the crop and merge graphs
+    are traced once (the crop twice: the second relaxes its shapes), not per size."""
+    from facepars import inference
+    predictor = colour_predictor(synthetic_framing())
+    merges = inference._merge.experimental_get_tracing_count()
+    crops = inference._aligned_crops.experimental_get_tracing_count()
+    for height, width in [(300, 300), (320, 410), (250, 333), (401, 299)]:
+        photo, _, landmarks = group_photo(8, height, width, 1)
+        predictor.predict_faces(photo, [detection.from_landmarks(landmarks[0])])
+    assert inference._merge.experimental_get_tracing_count() - merges <= 1
+    assert inference._aligned_crops.experimental_get_tracing_count() - crops <= 2
