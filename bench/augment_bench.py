@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from facepars.classes import SOURCE_TABLES, TAXONOMIES  # noqa: E402
+from facepars.core.classes import SOURCE_TABLES, TAXONOMIES  # noqa: E402
 from facepars.data import augment, synthetic  # noqa: E402
 
 

@@ -8,9 +8,9 @@ import os
 import numpy as np
 from PIL import Image
 
-from facepars import detection
-from facepars.classes import translate_ids
+from facepars.core.classes import translate_ids
 from facepars.data import synthetic
+from facepars.faces import detection
 
 WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_work")
 
@@ -64,7 +64,7 @@ _PACKAGE_POINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 class PackageMTCNN:
     """The mtcnn package's own pipeline (stages run from Python, numpy between them)
-    as a facepars detector: what predict ran before facepars.mtcnn_graph, the
+    as a facepars detector: what predict ran before facepars.faces.mtcnn_graph, the
     baseline of the speed benches."""
 
     def __init__(self):

@@ -36,12 +36,13 @@ import numpy as np
 import scipy.stats
 from PIL import Image
 
-from facepars import detection, visualize
-from facepars.classes import SOURCE_TABLES, TAXONOMIES
+from facepars.core import visualize
+from facepars.core.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.data import synthetic
 from facepars.data.convert import ALIGNED_MODES
-from facepars.inference import Predictor
-from facepars.metrics import scores_from_confusion
+from facepars.faces import detection
+from facepars.inference.predictor import Predictor
+from facepars.training.metrics import scores_from_confusion
 
 from common import confusion
 

@@ -28,9 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
-from facepars import prepare, schema
-from facepars.classes import SOURCE_TABLES, TAXONOMIES
-from facepars.data import pipeline
+from facepars import prepare
+from facepars.core.classes import SOURCE_TABLES, TAXONOMIES
+from facepars.data import pipeline, schema
 from facepars.data.augment import AugmentConfig, Augmenter
 
 from common import WORK, make_source

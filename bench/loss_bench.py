@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facepars.losses import EPSILON, fused_loss
+from facepars.training.losses import EPSILON, fused_loss
 
 
 def _soft_scores(labels, logits, num_classes):

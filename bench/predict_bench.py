@@ -19,7 +19,7 @@ and with three real faces (the astronaut's head, placed by
 synthetic.moving_faces), for the Keras run and its SavedModel:
 
   package     the mtcnn package's pipeline, then ``predict_faces``: the path
-              before facepars.mtcnn_graph, the baseline of each row's ratio;
+              before facepars.faces.mtcnn_graph, the baseline of each row's ratio;
   graph det.  facepars's MTCNN (graph ops), then ``predict_faces``;
   one graph   ``Predictor.parse_photo``: detection, alignment, parsing and
               merging in one traced function, as ``predict`` runs photos;
@@ -42,11 +42,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
-from facepars import alignment, detection, export, imaging, rundir
-from facepars.classes import TAXONOMIES
+from facepars import export
+from facepars.core import imaging
+from facepars.core.classes import TAXONOMIES
 from facepars.data import synthetic
-from facepars.inference import Predictor
-from facepars.models import build_model
+from facepars.faces import alignment, detection
+from facepars.inference.predictor import Predictor
+from facepars.models import build_model, rundir
 
 from common import PackageMTCNN, astronaut_sprite
 

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from facepars.classes import SOURCE_TABLES, TAXONOMIES
+from facepars.core.classes import SOURCE_TABLES, TAXONOMIES
 
 from common import WORK, make_source
 

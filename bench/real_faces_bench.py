@@ -32,8 +32,9 @@ import scipy.ndimage
 import skimage.data
 from PIL import Image
 
-from facepars import detection, visualize
-from facepars.inference import Predictor
+from facepars.core import visualize
+from facepars.faces import detection
+from facepars.inference.predictor import Predictor
 
 
 def photos():

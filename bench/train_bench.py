@@ -38,12 +38,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facepars import files, prepare, schema, task
+from facepars import prepare
 from facepars.configs import smoke
-from facepars.data import pipeline
+from facepars.core import files
+from facepars.data import pipeline, schema
 from facepars.data.augment import NO_AUGMENTATION, AugmentConfig
-from facepars.losses import EPSILON
 from facepars.models import build_model
+from facepars.training import task
+from facepars.training.losses import EPSILON
 
 
 def seed_losses_and_metrics(num_classes):

@@ -12,8 +12,8 @@ back into the face's own frame by its known motion, compared as face-class mIoU
 is not exact) is the ceiling. Three ways to parse:
 
   alone     each frame as a photo: the detector on every frame, predict_faces
-  tracked   facepars.tracking without smoothing (points from the parse)
-  smoothed  facepars.tracking as predict runs it on videos (one-euro, blending)
+  tracked   facepars.inference.tracking without smoothing (points from the parse)
+  smoothed  facepars.inference.tracking as predict runs it on videos (one-euro, blending)
 
 each with two detectors: MTCNN (it misses some drawn faces; its recall is
 printed) and the faces' exact points with 2 px of noise (a detector that finds
@@ -43,11 +43,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from PIL import Image
 
-from facepars import detection, imaging, tracking, video, visualize
-from facepars.classes import SOURCE_TABLES, TAXONOMIES
+from facepars.core import imaging, visualize
+from facepars.core.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.data import synthetic
-from facepars.inference import Predictor
-from facepars.metrics import scores_from_confusion
+from facepars.faces import detection
+from facepars.inference import tracking, video
+from facepars.inference.predictor import Predictor
+from facepars.training.metrics import scores_from_confusion
 
 from common import PackageMTCNN, astronaut_sprite, confusion
 
@@ -172,7 +174,7 @@ def speed(model_paths, clips, detector, package):
 def peak_memory(model_path, clip):
     """Peak RSS (MiB) of a fresh process running predict's video job on ``clip``."""
     code = ("import resource, sys, tempfile; from facepars import detection, video; "
-            "from facepars.inference import Predictor; "
+            "from facepars.inference.predictor import Predictor; "
             "p = Predictor.load(sys.argv[1]); d = detection.default_detector(); "
             "video.parse_video(p, d, sys.argv[2], tempfile.mkdtemp(), 'c.mp4'); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
@@ -238,7 +240,7 @@ def main():
         if os.path.exists(os.path.join(args.export_dir, name)):
             models[name] = os.path.join(args.export_dir, name)
     print(f"speed: 150 frames at {WIDTH}x{HEIGHT}, the astronaut's face moving, MTCNN "
-          "in the graph (facepars.mtcnn_graph)")
+          "in the graph (facepars.faces.mtcnn_graph)")
     speed(models, clips, mtcnn, PackageMTCNN())
 
     long_clip = os.path.join(work, "astronaut_long.mp4")

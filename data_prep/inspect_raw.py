@@ -16,10 +16,10 @@ import sys
 import numpy as np
 from PIL import Image
 
-from facepars import visualize
-from facepars.classes import SOURCE_TABLES, TAXONOMIES
+from facepars.core import visualize
+from facepars.core.classes import SOURCE_TABLES, TAXONOMIES
+from facepars.core.imaging import geometry, resize_image, resize_mask
 from facepars.data import sources
-from facepars.imaging import geometry, resize_image, resize_mask
 
 
 def main(argv=None):

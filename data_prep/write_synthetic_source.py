@@ -14,7 +14,7 @@ import os
 
 from PIL import Image
 
-from facepars.classes import translate_ids
+from facepars.core.classes import translate_ids
 from facepars.data import synthetic
 
 

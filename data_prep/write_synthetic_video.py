@@ -18,7 +18,7 @@ import imageio_ffmpeg
 import numpy as np
 from PIL import Image
 
-from facepars.classes import translate_ids
+from facepars.core.classes import translate_ids
 from facepars.data import synthetic
 
 

@@ -6,6 +6,6 @@ __version__ = "0.1.0"
 
 if _sys.argv[:1] == ["-m"]:
     # ``python -m facepars.<command>``: runs before the command imports TensorFlow.
-    from facepars import cli as _cli
+    from facepars.core import cli as _cli
 
     _cli.quiet_tensorflow(_sys.argv)

@@ -18,19 +18,21 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from facepars import classes, cli, detection, distribute, files, schema, visualize
-from facepars.data import bad_records, convert, pipeline, sources
-from facepars.detection import FaceFilter
-from facepars.errors import ConfigError
-from facepars.inference import Predictor, choose_mode
-from facepars.metrics import (
+from facepars.core import classes, cli, files, visualize
+from facepars.core.errors import ConfigError
+from facepars.core.progress import Progress
+from facepars.data import bad_records, convert, pipeline, schema, sources
+from facepars.faces import detection
+from facepars.faces.detection import FaceFilter
+from facepars.inference.predictor import Predictor, choose_mode
+from facepars.training import distribute
+from facepars.training.metrics import (
     ConfusionMatrixMetric,
     batch_confusion,
     published_mean_f1,
     score_table,
     scores_from_confusion,
 )
-from facepars.progress import Progress
 
 FLAGS = flags.FLAGS
 
@@ -177,7 +179,7 @@ def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_siz
 
 
 def define_flags():
-    """The command line; see facepars.cli for the conventions all commands share."""
+    """The command line; see facepars.core.cli for the conventions all commands share."""
     flags.DEFINE_string("model_path", None, "A training model_dir, .keras file, exported "
                         "SavedModel directory, .tflite or .onnx file.")
     flags.DEFINE_string("data_dir", None, "Prepared data (manifest.json).")

@@ -14,7 +14,7 @@ Writes
                  colours) and ``parse_photos`` (encoded photos string [B] -> each photo's
                  faces found by MTCNN in the graph, aligned and parsed as ``predict``
                  does: ``labels_png``, ``height``, ``width``, ``num_faces``, ``boxes``,
-                 ``landmarks``, ``scores``; facepars.photo_graph),
+                 ``landmarks``, ``scores``; facepars.inference.photo_graph),
                  written by ``keras.export.ExportArchive`` so that TF Serving and
                  ``saved_model_cli run`` load it; the class table and input
                  geometry also in ``assets.extra/class_table.json``.
@@ -47,12 +47,14 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from facepars import cli, files, mtcnn_graph, photo_graph, rundir, schema, serving
-from facepars.data import pipeline
-from facepars.detection import FaceFilter
-from facepars.errors import ConfigError, FaceparsError
-from facepars.inference import NO_FRAMING, SAVED_MODEL_TABLE, Predictor, tflite_logits_fn
-from facepars.models import to_model_input
+from facepars.core import cli, files
+from facepars.core.errors import ConfigError, FaceparsError
+from facepars.data import pipeline, schema
+from facepars.faces import mtcnn_graph
+from facepars.faces.detection import FaceFilter
+from facepars.inference import photo_graph, serving
+from facepars.inference.predictor import NO_FRAMING, SAVED_MODEL_TABLE, Predictor, tflite_logits_fn
+from facepars.models import rundir, to_model_input
 
 FLAGS = flags.FLAGS
 
@@ -70,10 +72,11 @@ class ExportError(FaceparsError):
 
 def serving_archive(network, info: dict, photos: FaceFilter | None = None
                     ) -> keras.export.ExportArchive:
-    """The network with the serving mapping (facepars.serving) around it, as Keras exports it.
+    """The network with the serving mapping (facepars.inference.serving) around it, as
+    Keras exports it.
 
     With ``photos``, also ``parse_photos``: whole photos through MTCNN's cascade and
-    the alignment (facepars.photo_graph), faces kept by that filter.
+    the alignment (facepars.inference.photo_graph), faces kept by that filter.
 
     Through ``keras.export.ExportArchive``, not ``tf.saved_model.save`` on a
     tf.Module: the archive tracks the Keras variables as the plain resource
@@ -326,7 +329,7 @@ def run(model: str, output_dir: str, data_dir: str | None, variants, parity_reco
 
 
 def define_flags():
-    """The command line; see facepars.cli for the conventions all commands share."""
+    """The command line; see facepars.core.cli for the conventions all commands share."""
     flags.DEFINE_string("model_path", None, "A training model_dir (its best.keras), or a .keras "
                         "file in a run directory (its config.json beside it); local or gs://.")
     flags.DEFINE_string("output_dir", None, "Export directory.")

@@ -18,18 +18,18 @@ code is 1 if any was.
 
 Videos (mp4, mov, webm, avi, mkv, animated gif; the ``video`` extra) are parsed
 frame by frame with faces tracked and labels smoothed between frames
-(facepars.tracking; ``--nosmooth`` parses each frame on its own, ``--detect_every``
+(facepars.inference.tracking; ``--nosmooth`` parses each frame on its own, ``--detect_every``
 sets how often the detector runs). For ``clip.mp4``: ``clip.overlay.mp4``,
-``clip.labels/000000.png ...`` and ``clip.summary.json`` (facepars.video).
+``clip.labels/000000.png ...`` and ``clip.summary.json`` (facepars.inference.video).
 
 ``--faces=detect`` (the default when the detect extra is installed) finds every
 face (MTCNN, score and size thresholds), warps each to where the model's
 training crops put faces, parses it and puts its labels back on the photo
-(facepars.inference.Predictor.predict_faces); the overlay draws the boxes. A
+(facepars.inference.predictor.Predictor.predict_faces); the overlay draws the boxes. A
 photo without a face found says so and stays background. ``--faces=whole``
 resizes the whole photo into the network, as for face crops.
 
-``--runner=beam`` parses a corpus on Apache Beam (facepars.predict_beam): the
+``--runner=beam`` parses a corpus on Apache Beam (facepars.inference.beam_corpus): the
 same outputs, written by Beam workers (Dataflow, Flink, Spark, or Beam's local
 FnApiRunner with ``--workers`` processes here).
 """
@@ -43,13 +43,14 @@ import sys
 import tensorflow as tf
 from absl import flags, logging
 
-from facepars import cli, files, imaging, video
-from facepars.detection import FaceFilter
-from facepars.errors import ConfigError
-from facepars.imaging import BadInput
-from facepars.inference import Predictor, choose_mode
-from facepars.photo_outputs import PHOTO_EXTENSIONS, write_outputs, write_summary
-from facepars.progress import Progress
+from facepars.core import cli, files, imaging
+from facepars.core.errors import ConfigError
+from facepars.core.imaging import BadInput
+from facepars.core.progress import Progress
+from facepars.faces.detection import FaceFilter
+from facepars.inference import video
+from facepars.inference.photo_outputs import PHOTO_EXTENSIONS, write_outputs, write_summary
+from facepars.inference.predictor import Predictor, choose_mode
 
 FLAGS = flags.FLAGS
 
@@ -128,7 +129,7 @@ def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
 
 
 def define_flags():
-    """The command line; see facepars.cli for the conventions all commands share."""
+    """The command line; see facepars.core.cli for the conventions all commands share."""
     flags.DEFINE_string("model_path", None, "A training model_dir, .keras file, exported "
                         "SavedModel directory, .tflite or .onnx file.")
     flags.DEFINE_string("output_dir", None, "Where the outputs go (nothing is written elsewhere).")
@@ -148,12 +149,12 @@ def run_on_beam(model: str, inputs: list[str], output_dir: str, batch_size: int 
                 probabilities: bool = False, faces: str = "auto", min_score: float = 0.9,
                 min_face: float = 20.0, beam_pipeline_options: str = "", workers: int = 2
                 ) -> tuple[dict, list[str]]:
-    """``run`` on Apache Beam (facepars.predict_beam); the same outputs and returns."""
-    from facepars import predict_beam  # the optional facepars[beam] extra
+    """``run`` on Apache Beam (facepars.inference.beam_corpus); the same outputs and returns."""
     from facepars.data.beam import pipeline_options
-    job = predict_beam.Job(model, output_dir, faces, min_score, min_face, probabilities,
+    from facepars.inference import beam_corpus  # the optional facepars[beam] extra
+    job = beam_corpus.Job(model, output_dir, faces, min_score, min_face, probabilities,
                            batch_size)
-    summary, failures, _ = predict_beam.run(
+    summary, failures, _ = beam_corpus.run(
         job, inputs, pipeline_options(beam_pipeline_options, workers), PHOTO_EXTENSIONS)
     return summary, failures
 

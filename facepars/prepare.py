@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from absl import flags
 
-from facepars import classes, cli
+from facepars.core import classes, cli
+from facepars.core.imaging import RESIZE_MODES
 from facepars.data import sources
 from facepars.data.prepare_config import DEFAULTS, PrepareConfig
-from facepars.imaging import RESIZE_MODES
 
 # TensorFlow is imported in run(), not here: worker processes re-import this
 # module (multiprocessing prepares them from __main__) and must stay light.
@@ -28,7 +28,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    """The command line; see facepars.cli for the conventions all commands share.
+    """The command line; see facepars.core.cli for the conventions all commands share.
 
     Defaults come from PrepareConfig (one place); only ``workers`` differs: a
     command uses every core, a library call one process unless asked.
@@ -103,7 +103,7 @@ def run(cfg: PrepareConfig) -> dict:
 
 def main(argv):
     del argv
-    from facepars import report
+    from facepars.data import report
 
     cfg = PrepareConfig(**{k: FLAGS[k].value for k in DEFAULTS})
     print(report.summary(run(cfg)))

@@ -14,13 +14,13 @@ best.keras (best val face-class mIoU, with best.json), history.csv, tensorboard/
 and backup/ while running.
 
 Fine-tuning: ``--init_from=RUN_OR_KERAS_FILE --init_modules=all|backbone[,decoder]``
-starts from another run's weights (facepars.initialization): its classifier rows
+starts from another run's weights (facepars.training.initialization): its classifier rows
 carried by class name onto this data's class table, ``--config.freeze_backbone_steps=N``
 holding the backbone still while the new head settles.
 
 Preemption: SIGTERM (a spot VM's or a Cloud TPU's notice) or a first Ctrl-C
 finishes the step in flight, saves a backup at that step and exits with
-``facepars.loop.EXIT_PREEMPTED`` (143); rerunning the command continues at the
+``facepars.training.loop.EXIT_PREEMPTED`` (143); rerunning the command continues at the
 next step, over the records the epoch had not used yet, as if never stopped.
 ``--stop_after_steps=N`` stops the same way once this process has run N steps:
 a time-boxed slot, rerun to continue.
@@ -38,25 +38,22 @@ import tensorflow as tf
 from absl import flags, logging
 from ml_collections import config_flags
 
-from facepars import (
+from facepars import configs
+from facepars.core import cli, files
+from facepars.core.classes import IGNORE_LABEL
+from facepars.core.errors import FaceparsError
+from facepars.data import bad_records, integrity, pipeline, schema
+from facepars.data.augment import AugmentConfig
+from facepars.models import build_model, configure_batchnorm, rundir
+from facepars.training import (
     callbacks,
-    cli,
-    configs,
     distribute,
-    files,
     initialization,
     loop,
     metrics,
     optimization,
-    rundir,
-    schema,
     task,
 )
-from facepars.classes import IGNORE_LABEL
-from facepars.data import bad_records, integrity, pipeline
-from facepars.data.augment import AugmentConfig
-from facepars.errors import FaceparsError
-from facepars.models import build_model, configure_batchnorm
 
 FLAGS = flags.FLAGS
 
@@ -225,7 +222,7 @@ def datasets(cfg, manifest: schema.Manifest, strategy):
 def make_callbacks(cfg, manifest: schema.Manifest, model_dir: str, strategy, parser, lr,
                    profile_steps: str):
     """What the run shows (logs, TensorBoard) and what keeps it safe (NaN guard,
-    checkpoints; backups are facepars.loop's), in the order they must run; returns them
+    checkpoints; backups are facepars.training.loop's), in the order they must run; returns them
     and the guard."""
     chief = distribute.is_chief(strategy)
     optimizer = parser.optimizer
@@ -347,7 +344,7 @@ def summarize(parser, history, guard) -> dict:
 
 
 def define_flags():
-    """The command line; see facepars.cli for the conventions all commands share."""
+    """The command line; see facepars.core.cli for the conventions all commands share."""
     config_flags.DEFINE_config_file("config", None, "Config name (facepars/configs) or file path.",
                                     lock_config=True)
     flags.DEFINE_string("data_dir", None, "Prepared data: the directory of manifest.json.")

@@ -19,14 +19,15 @@ import sys
 import tensorflow as tf
 from absl import flags, logging
 
-from facepars import cli, files, report
+from facepars.core import cli, files
+from facepars.data import report
 from facepars.data.integrity import verify, write_stamp
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    """The command line; see facepars.cli for the conventions all commands share."""
+    """The command line; see facepars.core.cli for the conventions all commands share."""
     flags.DEFINE_string("data_dir", None, "Directory holding manifest.json and the shards.")
     flags.DEFINE_string("output_dir", None, "Where class_distribution.png goes (default: "
                         "--data_dir).")

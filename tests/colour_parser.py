@@ -10,9 +10,9 @@ around it (alignment, warping back, merging, tracking, video frames).
 import numpy as np
 import tensorflow as tf
 
-from facepars.classes import SOURCE_TABLES, TAXONOMIES
+from facepars.core.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.data import framing, synthetic
-from facepars.inference import Predictor
+from facepars.inference.predictor import Predictor
 
 TABLE = TAXONOMIES["seed8"].table
 BITS = np.array([1, 2, 4])

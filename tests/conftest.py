@@ -103,7 +103,7 @@ def wait_for_file(path, proc: subprocess.Popen, hang: float = 900) -> None:
 
 def read_split(data_dir: str, split: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """source_id -> (image, mask) of every record of a split, in the manifest's order."""
-    from facepars import schema
+    from facepars.data import schema
     manifest = schema.Manifest.load(data_dir)
     out = {}
     for shard in manifest.shards(split):

@@ -4,7 +4,7 @@ Faces come from the synthetic renderer, relabelled into the source's raw ids.
 Every fixture mask also carries a band with a block of every raw id of its
 source, so every entry of every table is exercised on its way to a record.
 The raw-id tables here are written out from docs/data.md on purpose, independent
-of facepars.classes, so the tests check the package against the published facts.
+of facepars.core.classes, so the tests check the package against the published facts.
 """
 
 from __future__ import annotations

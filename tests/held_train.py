@@ -15,7 +15,7 @@ import threading
 
 from absl import logging
 
-from facepars import loop
+from facepars.training import loop
 
 HOLD, UNTIL = int(sys.argv.pop(1)), sys.argv.pop(1)
 assert UNTIL in ("signal", "kill"), UNTIL

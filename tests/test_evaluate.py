@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix
 
-from facepars import detection, evaluate, schema
-from facepars.classes import IGNORE_LABEL
-from facepars.data import sources, synthetic
-from facepars.inference import Predictor
+from facepars import evaluate
+from facepars.core.classes import IGNORE_LABEL
+from facepars.data import schema, sources, synthetic
+from facepars.faces import detection
+from facepars.inference.predictor import Predictor
 from facepars.models import load_model
 
 import fixtures
@@ -136,7 +137,7 @@ def test_original_resolution_reads_the_raw_data_the_manifest_names(tmp_path):
     import tensorflow as tf
 
     from facepars import prepare
-    from facepars.classes import TAXONOMIES
+    from facepars.core.classes import TAXONOMIES
     fixtures.write_kaggle(str(tmp_path / "kaggle"), size=(40, 30))
     data = str(tmp_path / "data")
     prepare.run(prepare.PrepareConfig(source="kaggle", input_dir=str(tmp_path / "kaggle"),

@@ -9,9 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from facepars import export, rundir
+from facepars import export
 from facepars.data import synthetic
-from facepars.inference import Predictor
+from facepars.inference.predictor import Predictor
+from facepars.models import rundir
 
 from conftest import shared
 
@@ -60,7 +61,7 @@ def test_export_saved_model_and_tflite_with_parity(exported, trained_run, synthe
         tolerance = 0.03 if "int8" in name else 0.01
         assert abs(score - scores["best.keras"]) <= tolerance, scores
 
-    from facepars.schema import ManifestError
+    from facepars.data.schema import ManifestError
     with pytest.raises(ManifestError, match="no split 'holdout'.*has train, val, test"):
         export.run(trained_run, str(tmp_path / "other"), synthetic_data, [],
                    parity_split="holdout")
@@ -188,7 +189,7 @@ def test_saved_model_and_tflite_give_predictors_probabilities_at_odd_sizes(
 
     from PIL import Image
 
-    from facepars import imaging
+    from facepars.core import imaging
     paths = []
     for i, (fmt, h, w) in enumerate([("JPEG", 45, 61), ("PNG", 80, 33), ("BMP", 29, 50),
                                      ("GIF", 64, 64)]):
@@ -220,7 +221,8 @@ def test_parse_photos_finds_aligns_and_parses_every_face_in_a_graph_session(
     import skimage.data
     from PIL import Image
 
-    from facepars import detection, imaging
+    from facepars.core import imaging
+    from facepars.faces import detection
     report, out = exported
     assert report["parse_photos"]["written"]
     photos = {"portrait.jpg": np.rot90(skimage.data.astronaut(), 1),

@@ -1,5 +1,6 @@
-"""The package's import structure: no cycles, no lazy import that hides one, and
-the modules prepare's workers load stay free of TensorFlow."""
+"""The package's import structure: the layers its folders name import only the
+layers below them, no cycles, no lazy import that hides one, and the modules
+prepare's workers load stay free of TensorFlow."""
 
 import ast
 import pathlib
@@ -81,9 +82,46 @@ def test_no_lazy_import_hides_a_cycle():
             assert back is None, f"{module} imports {target} lazily: " + " -> ".join(back)
 
 
+# What each folder may import, module-level or inside a function. The commands
+# (facepars/<command>.py) sit on top and may import any layer; no layer imports a
+# command. data never reaches training or inference; inference never training.
+MAY_IMPORT = {
+    "core": {"core"},
+    "configs": {"core", "data", "configs"},  # training configs: the run's data settings
+    "models": {"core", "models"},
+    "faces": {"core", "faces"},
+    "data": {"core", "faces", "data"},
+    "training": {"core", "models", "data", "training"},
+    "inference": {"core", "models", "faces", "data", "inference"},
+}
+
+
+def _layer(module: str) -> str:
+    """facepars.<layer>.x -> layer; a top-level module (and the package's own
+    __init__, which runs before a command) is a command."""
+    parts = module.split(".") + [""]
+    return parts[1] if parts[1] in MAY_IMPORT else "commands"
+
+
+def test_every_module_lives_in_a_layer_or_is_a_command():
+    commands = {"prepare", "verify", "train", "evaluate", "predict", "export"}
+    top, _ = _graph()
+    assert {m for m in top if _layer(m) == "commands"} == \
+        {"facepars"} | {f"facepars.{c}" for c in commands}
+
+
+@pytest.mark.parametrize("layer", sorted(MAY_IMPORT))
+def test_each_layer_imports_only_the_layers_below_it(layer):
+    top, lazy = _graph()
+    wrong = sorted(f"{module} imports {target}" for module in top if _layer(module) == layer
+                   for target in top[module] | lazy[module]
+                   if _layer(target) not in MAY_IMPORT[layer])
+    assert not wrong, wrong
+
+
 @pytest.mark.parametrize("module", ["facepars.data.convert", "facepars.data.sources",
-                                    "facepars.prepare", "facepars.imaging", "facepars.alignment",
-                                    "facepars.detection"])
+                                    "facepars.prepare", "facepars.core.imaging",
+                                    "facepars.faces.alignment", "facepars.faces.detection"])
 def test_what_conversion_workers_import_stays_free_of_tensorflow(module):
     """prepare's worker processes load these; TensorFlow would cost them seconds and
     hundreds of MB each."""

@@ -5,7 +5,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from facepars.inference import Predictor
+from facepars.inference.predictor import Predictor
 
 from colour_parser import colour_predictor, group_photo, synthetic_framing
 from conftest import run_cli
@@ -141,15 +141,16 @@ def test_predict_writes_to_a_bucket_what_it_writes_locally(trained_run, photos, 
 
 
 def test_choose_mode_falls_back_to_whole_photos_and_refuses_what_cannot_run(monkeypatch):
-    from facepars import detection, inference
-    from facepars.errors import ConfigError
-    def predictor(framing):  # only what choose_mode reads: the run's info
+    from facepars.core.errors import ConfigError
+    from facepars.faces import detection
+    from facepars.inference import predictor
+    def with_info(framing):  # only what choose_mode reads: the run's info
         p = Predictor.__new__(Predictor)
         p.info = {"model": "m", "framing": framing}
         return p
 
     found = object()
-    with_framing, without = predictor({"points": [[0.0, 0.0]] * 5}), predictor(None)
+    with_framing, without = with_info({"points": [[0.0, 0.0]] * 5}), with_info(None)
     for installed, model, faces, expected in [
             (found, with_framing, "whole", ("whole", None)),
             (found, with_framing, "auto", ("detect", found)),
@@ -157,13 +158,13 @@ def test_choose_mode_falls_back_to_whole_photos_and_refuses_what_cannot_run(monk
             (None, with_framing, "auto", ("whole", None)),
             (found, with_framing, "detect", ("detect", found))]:
         monkeypatch.setattr(detection, "default_detector", lambda: installed)
-        assert inference.choose_mode(faces, model) == expected, (installed, faces)
+        assert predictor.choose_mode(faces, model) == expected, (installed, faces)
     monkeypatch.setattr(detection, "default_detector", lambda: None)
     with pytest.raises(ConfigError, match="needs the detect extra"):
-        inference.choose_mode("detect", with_framing)
+        predictor.choose_mode("detect", with_framing)
     monkeypatch.setattr(detection, "default_detector", lambda: found)
     with pytest.raises(ConfigError, match="--faces=whole"):
-        inference.choose_mode("detect", without)
+        predictor.choose_mode("detect", without)
 
 
 def test_predict_writes_the_parse_of_every_detected_face(tmp_path, monkeypatch):
@@ -172,12 +173,14 @@ def test_predict_writes_the_parse_of_every_detected_face(tmp_path, monkeypatch):
     PNG it writes holds each face's true labels, so an all-background, misplaced or
     mixed-up write fails. The CLI test above runs the trained model, which parses
     drawn faces only, so it cannot show this."""
-    from facepars import detection, inference, predict
+    from facepars import predict
+    from facepars.faces import detection
+    from facepars.inference import predictor
     photo, labels, landmarks = group_photo(5, 360, 480, 3)
     Image.fromarray(photo).save(tmp_path / "group.png")
     faces = [detection.from_landmarks(p) for p in landmarks]
     monkeypatch.setattr(detection, "default_detector", lambda: (lambda _: faces))
-    monkeypatch.setattr(inference.Predictor, "load",
+    monkeypatch.setattr(predictor.Predictor, "load",
                         classmethod(lambda cls, path: colour_predictor(synthetic_framing())))
     summary, failures = predict.run("stand-in", [str(tmp_path / "group.png")],
                                     str(tmp_path / "out"), faces="detect")

@@ -13,12 +13,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from facepars import prepare, schema
-from facepars.classes import IGNORE_LABEL
-from facepars.data import integrity
+from facepars import prepare
+from facepars.core.classes import IGNORE_LABEL
+from facepars.core.errors import PrepareError
+from facepars.core.imaging import BadInput
+from facepars.data import integrity, schema
 from facepars.data.sources import LayoutError
-from facepars.errors import PrepareError
-from facepars.imaging import BadInput
 
 import fixtures
 from conftest import REPO, held_prepare, read_split, run_cli, wait_for_file
@@ -293,7 +293,7 @@ def _to_url(local_root, url):
 def test_listing_a_bucket_costs_calls_per_directory_not_per_file(tmp_path, monkeypatch, source):
     """The same layout with 3x the pairs costs the same file-system calls: listings
     of directories, never a stat or an open per pair."""
-    from facepars import files
+    from facepars.core import files
     from facepars.data import sources
     write = {"kaggle": lambda root, n: fixtures.write_kaggle(
                  root, splits=(("train", n), ("val", n)), size=(40, 30)),
@@ -362,8 +362,7 @@ def test_verify_catches_a_flipped_byte(tmp_path):
     ok = run_cli("facepars.verify", f"--data_dir={out}", f"--output_dir={tmp_path / 'report'}")
     assert "verify OK" in ok.stdout and (tmp_path / "report" / "class_distribution.png").exists()
     # The stamp verify leaves vouches for every shard, until one changes.
-    from facepars import schema
-    from facepars.data import integrity
+    from facepars.data import integrity, schema
     manifest = schema.Manifest.load(str(out))
     assert integrity.check_present(manifest, manifest.splits) == ([], [])
     shard = out / "train-00002-of-00005.tfrecord"
@@ -385,7 +384,7 @@ def test_verify_catches_a_flipped_byte(tmp_path):
 def test_num_shards_sets_a_minimum_of_balanced_files(tmp_path):
     """--num_shards=5 over 16 train records with a large shard_size: 5 files of 3-4
     records, every record once (what lets 5 hosts read whole files each)."""
-    from facepars import schema
+    from facepars.data import schema
     out = str(tmp_path / "out")
     prepare.run(prepare.PrepareConfig(output_dir=out, num_examples=20, image_size=32,
                                       synthetic_size=48, shard_size=512, num_shards=5))
@@ -397,7 +396,7 @@ def test_num_shards_sets_a_minimum_of_balanced_files(tmp_path):
 
 
 def test_a_manifest_of_another_format_is_refused_with_what_to_do(tmp_path):
-    from facepars import schema
+    from facepars.data import schema
     out = str(tmp_path / "out")
     prepare.run(prepare.PrepareConfig(output_dir=out, num_examples=4, image_size=32,
                                       synthetic_size=48))

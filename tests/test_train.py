@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facepars import callbacks, distribute, train
+from facepars import train
 from facepars.configs import smoke
 from facepars.data import augment
 from facepars.models import build_model
+from facepars.training import callbacks, distribute
 
 from conftest import REPO
 
@@ -75,7 +76,7 @@ def test_train_run_mirrored_equals_one_device(face_data, tmp_path):
     unsynchronised batch norm fails the validation losses above (and differed by
     97 % on faces where it passed them), a missing gradient scale fails them too.
     """
-    from facepars.classes import IGNORE_LABEL
+    from facepars.core.classes import IGNORE_LABEL
     from facepars.models import load_model
 
     from conftest import read_split
@@ -138,7 +139,7 @@ def test_a_mixed_precision_run_recovers_from_nan_resumes_then_exports_evaluates_
     """
     from facepars import evaluate, export
     from facepars.data import synthetic
-    from facepars.inference import Predictor
+    from facepars.inference.predictor import Predictor
     from facepars.models import load_model
     cfg = _cfg(epochs=3, steps_per_epoch=4, nan_retries=8, nan_lr_factor=1e-6)
     cfg.optimizer.learning_rate = 1e5
@@ -240,7 +241,7 @@ def test_a_run_compiled_by_xla_with_ema_weight_decay_and_warmup(face_data, tmp_p
     checkpoints) with every step compiled by XLA as a TPU would compile it (an op
     without an XLA kernel fails this; see test_bad_setups_are_refused...). Without
     XLA, EMA or warm-up: the shared trained run and the stop-and-resume runs
-    (tests/test_loop.py, the plateau schedule)."""
+    (tests/training/test_loop.py, the plateau schedule)."""
     cfg = _cfg(ema_momentum=0.9, epochs=2, steps_per_epoch=2, jit_compile=True)
     cfg.schedule.name, cfg.schedule.warmup_epochs = "poly", 0.5
     cfg.optimizer.weight_decay = 1e-4

@@ -27,7 +27,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from facepars.classes import ClassTable
+from facepars.core.classes import ClassTable
 
 # One random-number algorithm everywhere: "auto_select" picks Philox on a CPU or
 # GPU but not always under XLA, and a jit-compiled step would draw other numbers.

@@ -13,15 +13,14 @@ import contextlib
 
 import tensorflow as tf
 
-from facepars import schema
-from facepars.data import integrity
+from facepars.core.errors import FaceparsError
+from facepars.data import integrity, schema
 from facepars.data.pipeline import (
     InputConfig,
     pipeline_segments,
     records_per_step,
 )
 from facepars.data.training_order import Segment, TrainingOrder
-from facepars.errors import FaceparsError
 
 # How far ahead of the step the input pipeline can be, in training windows (one
 # being read, one queued, batches prefetched from the one before).

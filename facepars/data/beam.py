@@ -37,11 +37,11 @@ import threading
 import tensorflow as tf
 from absl import logging
 
-from facepars import files
+from facepars.core import files
+from facepars.core.errors import ConfigError, PrepareError
+from facepars.core.progress import Progress
 from facepars.data import convert, shards, sources
 from facepars.data.prepare_config import PrepareConfig
-from facepars.errors import ConfigError, PrepareError
-from facepars.progress import Progress
 
 try:
     import apache_beam as beam
@@ -210,7 +210,7 @@ def _watch(job: shards.Job, stop: threading.Event, every: float = 10.0) -> None:
 
 def log_counters(result, namespace: str = NAMESPACE) -> dict:
     """Log and return a job's counters in ``namespace`` (what its workers did, summed
-    by Beam): prepare's, and predict's (facepars.predict_beam)."""
+    by Beam): prepare's, and predict's (facepars.inference.beam_corpus)."""
     query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(namespace))
     totals = {c.key.metric.name: c.committed for c in query["counters"]}
     logging.info("beam counters: %s", ", ".join(f"{k} {v}" for k, v in sorted(totals.items())))

@@ -1,7 +1,7 @@
 """Class tables that come with a user's data: CVAT's labelmap.txt, facepars's class file,
 and Pascal VOC's own 21 classes.
 
-Each reader returns a ``facepars.classes.SourceTable``: label position i is the
+Each reader returns a ``facepars.core.classes.SourceTable``: label position i is the
 training id under ``--taxonomy=source``; ``values`` / ``colors`` say what a mask
 file holds for that label (facepars.data.sources decodes masks with them).
 
@@ -34,9 +34,9 @@ import json
 import os
 import re
 
-from facepars import files
-from facepars.classes import BACKGROUND, PARTS, SOURCE_TABLES, SourceTable
-from facepars.errors import PrepareError
+from facepars.core import files
+from facepars.core.classes import BACKGROUND, PARTS, SOURCE_TABLES, SourceTable
+from facepars.core.errors import PrepareError
 
 VOC = "voc"
 """The coding name of Pascal VOC's own table (a VOC layout without labelmap.txt)."""

@@ -13,10 +13,11 @@ import platform
 
 import numpy as np
 
-from facepars import alignment, detection, imaging
-from facepars.classes import IGNORE_LABEL
+from facepars.core import imaging
+from facepars.core.classes import IGNORE_LABEL
+from facepars.core.imaging import BadInput
 from facepars.data import framing
-from facepars.imaging import BadInput
+from facepars.faces import alignment, detection
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 A model learns faces at the positions, sizes and angles its training crops show
 them. To parse a face found in a larger photo, prediction warps it to the same
-place (facepars.alignment). For sources without landmarks that place is measured
+place (facepars.faces.alignment). For sources without landmarks that place is measured
 here, from the label masks prepare writes: per record the five points (eye
-centres, nose tip, mouth corners; facepars.alignment.POINTS), then per point
+centres, nose tip, mouth corners; facepars.faces.alignment.POINTS), then per point
 the median over the training split, recorded in the manifest as ``framing``.
 
 The points a mask gives: the centroid of each eye (a merged "eyes" class is
@@ -24,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from facepars.classes import ClassTable
+from facepars.core.classes import ClassTable
 
 _MIN_PIXELS = 3
 

@@ -18,9 +18,10 @@ import time
 
 import tensorflow as tf
 
-from facepars import files, schema
-from facepars.classes import IGNORE_LABEL
-from facepars.progress import Progress
+from facepars.core import files
+from facepars.core.classes import IGNORE_LABEL
+from facepars.core.progress import Progress
+from facepars.data import schema
 
 
 def verify_shard(shard: schema.Shard, image_size: int, num_classes: int,

@@ -37,10 +37,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from facepars import schema
-from facepars.classes import IGNORE_LABEL
+from facepars.core.classes import IGNORE_LABEL
+from facepars.core.errors import ConfigError
+from facepars.data import schema
 from facepars.data.training_order import Segment, TrainingOrder
-from facepars.errors import ConfigError
 
 AUTOTUNE = tf.data.AUTOTUNE
 

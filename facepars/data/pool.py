@@ -11,8 +11,8 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 
+from facepars.core.progress import Progress
 from facepars.data import convert, shards
-from facepars.progress import Progress
 
 
 def start_worker_server():

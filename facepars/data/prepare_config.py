@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from facepars.classes import DEFAULT_TAXONOMY
+from facepars.core.classes import DEFAULT_TAXONOMY
 from facepars.data import synthetic
 
 

@@ -34,10 +34,11 @@ import tensorflow as tf
 from absl import logging
 
 import facepars
-from facepars import alignment, classes, files, mtcnn_graph, schema
-from facepars.data import convert, framing, sources
+from facepars.core import classes, files
+from facepars.core.errors import ConfigError, PrepareError
+from facepars.data import convert, framing, schema, sources
 from facepars.data.prepare_config import VAL_FRACTION, PrepareConfig
-from facepars.errors import ConfigError, PrepareError
+from facepars.faces import alignment, mtcnn_graph
 
 PARTS_DIR = "_parts"
 # The settings facepars.data.sources.list_source takes (with the input directory).

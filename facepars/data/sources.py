@@ -21,11 +21,11 @@ import re
 
 import numpy as np
 
-from facepars import files
-from facepars.classes import CELEBAMASK_PARTS, IGNORE_LABEL, SOURCE_TABLES, SourceTable
+from facepars.core import files
+from facepars.core.classes import CELEBAMASK_PARTS, IGNORE_LABEL, SOURCE_TABLES, SourceTable
+from facepars.core.errors import FaceparsError
+from facepars.core.imaging import BadInput, read_image, read_label_image, read_mask
 from facepars.data import class_files, synthetic
-from facepars.errors import FaceparsError
-from facepars.imaging import BadInput, read_image, read_label_image, read_mask
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -35,7 +35,7 @@ class LayoutError(FaceparsError):
 
 
 # LaPa's 106-point annotation: the indices of the five points alignment uses
-# (eye centres, nose tip, mouth corners; facepars.alignment.POINTS).
+# (eye centres, nose tip, mouth corners; facepars.faces.alignment.POINTS).
 LAPA_FIVE = (104, 105, 54, 84, 90)
 SOURCES_WITH_LANDMARKS = ("lapa", "synthetic")
 

@@ -30,8 +30,8 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from facepars.classes import synthetic_id
-from facepars.imaging import pillow_affine
+from facepars.core.classes import synthetic_id
+from facepars.core.imaging import pillow_affine
 
 _SKIN_TONES = np.array([[247, 214, 190], [236, 188, 150], [212, 160, 120],
                         [176, 122, 86], [130, 86, 58], [88, 56, 38]], np.float32)
@@ -61,7 +61,7 @@ def render(seed: int, index: int, height: int, width: int) -> tuple[np.ndarray, 
 
 def render_with_landmarks(seed: int, index: int, height: int, width: int):
     """``render`` and the face's exact five points (5, 2), x, y in pixels, in
-    facepars.alignment.POINTS order: eye centres, nose tip, mouth corners."""
+    facepars.faces.alignment.POINTS order: eye centres, nose tip, mouth corners."""
     rng = np.random.default_rng([seed, index])
     image = _background(rng, height, width)
     mask = np.zeros((height, width), np.uint8)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from facepars.errors import ConfigError
+from facepars.core.errors import ConfigError
 from facepars.models import deeplabv3plus, lraspp, pspnet
 
 FAMILIES = {

@@ -13,11 +13,11 @@ import keras
 import numpy as np
 from keras import layers
 
-from facepars.errors import ConfigError
+from facepars.core.errors import ConfigError
 
-# Keras's private builders (why: facepars.keras_internals); tests/models/test_models.py
+# Keras's private builders (why: facepars.core.keras_internals); tests/models/test_models.py
 # loads the public applications' weights by layer name into what they build.
-from facepars.keras_internals import efficientnet, resnet
+from facepars.core.keras_internals import efficientnet, resnet
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facepars.classes import IGNORE_LABEL, TAXONOMIES
+from facepars.core.classes import IGNORE_LABEL, TAXONOMIES
 from facepars.data import augment, synthetic
 from facepars.data.augment import NO_AUGMENTATION, AugmentConfig, Augmenter
 
@@ -12,7 +12,7 @@ GEOMETRY_ONLY = AugmentConfig(flip=0.5, scale=0.3, rotate=30, translate=0.15, br
 
 
 def _masks(n=6, size=64):
-    from facepars.classes import SOURCE_TABLES
+    from facepars.core.classes import SOURCE_TABLES
     lut, _ = SOURCE_TABLES["synthetic"].lookup_table(TAXONOMIES["lapa11"])
     return np.stack([lut[synthetic.render(9, i, size, size)[1]] for i in range(n)])
 

@@ -4,8 +4,7 @@ import shutil
 
 import pytest
 
-from facepars import schema
-from facepars.data import bad_records, integrity, pipeline
+from facepars.data import bad_records, integrity, pipeline, schema
 from facepars.data.pipeline import InputConfig
 
 

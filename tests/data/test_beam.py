@@ -16,11 +16,11 @@ import sys
 import pytest
 
 from facepars import prepare
+from facepars.core.errors import ConfigError, PrepareError
 from facepars.data import (
     beam,  # noqa: E402
     shards,
 )
-from facepars.errors import ConfigError, PrepareError
 
 import fixtures
 from conftest import REPO, held_prepare, wait_for_file

@@ -13,7 +13,7 @@ from conftest import REPO
 # page faults per conversion after the first (which warms the heap either way).
 _FAULTS = """
 import json, resource, sys
-from facepars import classes
+from facepars.core import classes
 from facepars.data import convert, sources
 taxonomy = classes.TAXONOMIES[classes.DEFAULT_TAXONOMY]
 lut, valid = classes.SOURCE_TABLES["kaggle"].lookup_table(taxonomy)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from facepars import prepare
-from facepars.classes import SOURCE_TABLES, TAXONOMIES, ClassTable, synthetic_id
+from facepars.core.classes import SOURCE_TABLES, TAXONOMIES, ClassTable, synthetic_id
+from facepars.core.errors import PrepareError
 from facepars.data import framing, synthetic
-from facepars.errors import PrepareError
 
 import fixtures
 from conftest import read_split
@@ -60,8 +60,8 @@ def test_prepare_records_the_median_framing(tmp_path):
     # 0-5 (mask centroids are not the drawing's landmarks, and a mouth corner is a
     # few pixels); a framing 20 % too small is 4.2 px off. At 64 px the spread was
     # 0.6-1.4 px, too close to a wrong framing's: 31 faces' pixel-quantised points.
-    from facepars import alignment
     from facepars.data import sources, synthetic
+    from facepars.faces import alignment
     listing, _ = sources.list_source("synthetic", None, 40, 0, 192)
     exact = [alignment.rescale(synthetic.render_with_landmarks(p.seed, p.index, p.height,
                                                                p.width)[2],

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facepars import schema
-from facepars.classes import IGNORE_LABEL
-from facepars.data import pipeline
+from facepars.core.classes import IGNORE_LABEL
+from facepars.data import pipeline, schema
 from facepars.data.pipeline import InputConfig
 from facepars.data.training_order import TrainingOrder
 

@@ -2,7 +2,7 @@ import numpy as np
 import scipy.ndimage
 import scipy.stats
 
-from facepars.classes import SOURCE_TABLES, TAXONOMIES, synthetic_id
+from facepars.core.classes import SOURCE_TABLES, TAXONOMIES, synthetic_id
 from facepars.data import synthetic
 
 
@@ -41,7 +41,7 @@ def test_a_face_detector_finds_the_drawn_faces():
     the real detector."""
     import mtcnn  # noqa: F401  (the detect extra, which make test installs)
 
-    from facepars import detection
+    from facepars.faces import detection
     detector = detection.MTCNNDetector()
     found = 0
     for i in range(40):

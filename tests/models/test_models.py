@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facepars.errors import ConfigError
-from facepars.losses import fused_loss
+from facepars.core.errors import ConfigError
 from facepars.models import MODELS, backbones, build_model, load_model
+from facepars.training.losses import fused_loss
 
 TINY = 0.25
 

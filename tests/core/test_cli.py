@@ -1,0 +1,106 @@
+"""Every command line answers bad or missing flags the same way (facepars.core.cli).
+
+Run as a user runs them: ``python -m facepars.<command>`` in a fresh process,
+without TF_CPP_MIN_LOG_LEVEL set, so TensorFlow's start-up lines would show.
+"""
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import REPO
+
+COMMANDS = ["prepare", "verify", "train", "evaluate", "predict", "export"]
+TF_NOISE = ("cpu_feature_guard", "absl::InitializeLog", "oneDNN", "WARNING:tensorflow")
+
+
+def _run(args):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = REPO
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _all(cases):
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(cases, pool.map(_run, cases.values())))
+
+
+@pytest.mark.slow
+def test_a_missing_required_flag_is_one_line_and_exit_2():
+    """Each command with no flags at all (one test: six interpreters started in pairs)."""
+    for command, proc in _all({c: [f"facepars.{c}"] for c in COMMANDS}).items():
+        assert proc.returncode == 2, (command, proc.stderr[-2000:])
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert lines[0].startswith(f"{command}: --") and "required" in lines[0]
+        assert not any(noise in proc.stderr + proc.stdout for noise in TF_NOISE)
+
+
+@pytest.mark.slow
+def test_bad_flags_and_bad_input_are_one_line(tmp_path):
+    procs = _all(
+        {
+            "unknown flag": ["facepars.verify", "--data_dri=/x"],
+            "bad value": ["facepars.prepare", f"--output_dir={tmp_path}/o", "--image_size=big"],
+            "stray argument": [
+                "facepars.export",
+                "--model_path=/x",
+                f"--output_dir={tmp_path}",
+                "oops",
+            ],
+            "missing data": ["facepars.verify", f"--data_dir={tmp_path}/none"],
+            "missing model": [
+                "facepars.evaluate",
+                f"--model_path={tmp_path}/run",
+                f"--data_dir={tmp_path}",
+            ],
+            "verbose": ["facepars.verify", f"--data_dir={tmp_path}/none", "--verbosity=1"],
+        }
+    )
+    for case, code, text in [("unknown flag", 2, "data_dri"), ("bad value", 2, "image_size"),
+                             ("stray argument", 2, "'oops'"),
+                             ("missing data", 1, "verify failed: "),
+                             ("missing model", 1, "evaluate failed: ")]:
+        proc = procs[case]
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == code and len(lines) == 1 and text in lines[0], (case, proc.stderr)
+        assert not any(noise in proc.stderr for noise in TF_NOISE), case
+    assert f"{tmp_path}/none" in procs["missing data"].stderr
+    # --verbosity=1 brings TensorFlow's own lines back.
+    assert any(noise in procs["verbose"].stderr for noise in TF_NOISE)
+
+
+@pytest.mark.slow
+def test_helpshort_lists_the_commands_own_flags_and_helpfull_all():
+    """Each command's --helpshort: exit 0, its own flags (the ones its module docstring
+    and the README name), no TensorFlow noise; --helpfull (absl's, the same for all)
+    also absl's own flags."""
+    own = {"prepare": "--source", "verify": "--data_dir", "train": "--init_from",
+           "evaluate": "--original_resolution", "predict": "--faces", "export": "--tflite"}
+    procs = _all({(c, "helpshort"): [f"facepars.{c}", "--helpshort"] for c in COMMANDS}
+                 | {("prepare", "helpfull"): ["facepars.prepare", "--helpfull"]})
+    for (command, which), proc in procs.items():
+        assert proc.returncode == 0, (command, which, proc.stderr[-2000:])
+        assert own[command] in proc.stdout, (command, which)
+        assert ("--verbosity" in proc.stdout) == (which == "helpfull"), (command, which)
+        assert not any(noise in proc.stderr + proc.stdout for noise in TF_NOISE)
+
+
+def test_a_readme_command_as_written_expands_the_home_directory(tmp_path):
+    """``--output_dir=~/data/...``: bash leaves that ``~`` alone; prepare must not make
+    a directory named ``~`` where it runs, but write under $HOME."""
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(os.environ, HOME=str(tmp_path / "home"), PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(["bash", "-c", "python -m facepars.prepare --source=synthetic "
+                           "--num_examples=5 --image_size=32 --synthetic_size=48 "
+                           "--output_dir=~/data/syn"], cwd=work, capture_output=True, text=True,
+                          timeout=300, env=dict(env, PATH=os.path.dirname(sys.executable) + ":"
+                                                + env["PATH"]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "home" / "data" / "syn" / "manifest.json").exists()
+    assert not (work / "~").exists()
