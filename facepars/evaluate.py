@@ -65,15 +65,15 @@ def network_resolution(predictor: Predictor, manifest: schema.Manifest, split: s
 
 
 def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: str,
-                        input_dir: str | None, detector=None, min_score: float = 0.9,
-                        min_face: float = 20.0) -> dict:
+                        input_dir: str | None, detector=None,
+                        keep: FaceFilter = FaceFilter()) -> dict:
     """Confusion matrices at each source photo's own size, against its own mask.
 
     Two protocols on the same photos. ``oracle``: the face framed as the data
     was prepared: on the five points the crops were aligned on (the source's own,
     or the largest face the detector finds, as prepare chose them), else the
     photo as the source crops it. ``detector`` (with a detector): the
-    faces it finds with ``min_score`` and ``min_face``, aligned; a face it misses
+    faces it finds and ``keep`` keeps, aligned; a face it misses
     counts as all background. ``input_dir`` defaults to the one the manifest
     records. Returns ``{"oracle": cm, "detector": cm, "recall": hits / faces}``.
     """
@@ -105,7 +105,7 @@ def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: 
             oracle = np.argmax(predictor.photo_logits(photo), -1)
         result["oracle"] += batch_confusion(truth, oracle, num_classes).numpy()
         if detector is not None:
-            parsed = predictor.parse_photo(photo, detector, FaceFilter(min_score, min_face))
+            parsed = predictor.parse_photo(photo, detector, keep)
             hit = any(detection.contains(f, points[:2].mean(0)) for f in parsed.faces) \
                 if aligned else bool(parsed.faces)
             hits += hit
@@ -130,7 +130,7 @@ def describe(confusion: np.ndarray, table: classes.ClassTable, title: str) -> di
 
 def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_size: int = 16,
         strategy_name: str = "auto", tpu=None, original: bool = False, input_dir=None,
-        faces: str = "auto", min_score: float = 0.9, min_face: float = 20.0) -> dict:
+        faces: str = "auto", keep: FaceFilter = FaceFilter()) -> dict:
     """Scores at the network's size, and with ``original`` at the photos' own sizes.
 
     ``faces`` as predict's --faces: with a detector (detect, or auto when MTCNN
@@ -154,8 +154,7 @@ def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_siz
     pictures = {"network": cm}
     if original:
         _, detector = choose_mode(faces, predictor)
-        scored = original_resolution(predictor, manifest, split, input_dir, detector,
-                                     min_score, min_face)
+        scored = original_resolution(predictor, manifest, split, input_dir, detector, keep)
         result["original_resolution"] = describe(
             scored["oracle"], table, f"{split} at original resolution, faces framed as prepared:")
         pictures["original"] = scored["oracle"]
@@ -197,7 +196,7 @@ def main(argv):
     del argv
     run(FLAGS.model_path, FLAGS.data_dir, FLAGS.split, FLAGS.output_dir, FLAGS.batch_size,
         FLAGS.strategy, FLAGS.tpu, FLAGS.original_resolution, FLAGS.input_dir, FLAGS.faces,
-        FLAGS.min_score, FLAGS.min_face)
+        FaceFilter(FLAGS.min_score, FLAGS.min_face))
 
 
 if __name__ == "__main__":

@@ -76,9 +76,8 @@ def collect(inputs: list[str]) -> list[tuple[str, str]]:
 
 
 def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
-        probabilities: bool = False, faces: str = "auto", min_score: float = 0.9,
-        min_face: float = 20.0, smooth: bool = True, detect_every: int = 30
-        ) -> tuple[dict, list[str]]:
+        probabilities: bool = False, faces: str = "auto", keep: FaceFilter = FaceFilter(),
+        smooth: bool = True, detect_every: int = 30) -> tuple[dict, list[str]]:
     """Returns the per-photo (and per-video) summary and the list of failures
     ("path: problem"). ``smooth`` and ``detect_every`` apply to videos."""
     predictor = Predictor.load(model)
@@ -92,8 +91,7 @@ def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
     for path, name in videos:
         try:
             record = video.parse_video(predictor, detector, path, output_dir, name, smooth=smooth,
-                                       detect_every=detect_every, min_score=min_score,
-                                       min_face=min_face)
+                                       detect_every=detect_every, keep=keep)
         except BadInput as e:
             failures.append(str(e))
             logging.warning("skipped %s", e)
@@ -118,7 +116,7 @@ def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
             predictions = []
             for name, photo in batch:
                 predictions.append(predictor.parse_photo(
-                    photo, detector, FaceFilter(min_score, min_face), probabilities))
+                    photo, detector, keep, probabilities))
                 if not predictions[-1].faces:
                     logging.warning("%s: no face found; left as background", name)
         for (name, photo), prediction in zip(batch, predictions):
@@ -146,20 +144,19 @@ def define_flags():
 
 
 def run_on_beam(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
-                probabilities: bool = False, faces: str = "auto", min_score: float = 0.9,
-                min_face: float = 20.0, beam_pipeline_options: str = "", workers: int = 2
-                ) -> tuple[dict, list[str]]:
+                probabilities: bool = False, faces: str = "auto", keep: FaceFilter = FaceFilter(),
+                beam_pipeline_options: str = "", workers: int = 2) -> tuple[dict, list[str]]:
     """``run`` on Apache Beam (facepars.inference.beam_corpus); the same outputs and returns."""
     from facepars.data.beam import pipeline_options
     from facepars.inference import beam_corpus  # the optional facepars[beam] extra
-    job = beam_corpus.Job(model, output_dir, faces, min_score, min_face, probabilities,
-                           batch_size)
+    job = beam_corpus.Job(model, output_dir, faces, keep, probabilities, batch_size)
     summary, failures, _ = beam_corpus.run(
         job, inputs, pipeline_options(beam_pipeline_options, workers), PHOTO_EXTENSIONS)
     return summary, failures
 
 
 def main(argv):
+    keep = FaceFilter(FLAGS.min_score, FLAGS.min_face)
     if FLAGS.runner == "beam":
         videos = [a for a in argv[1:] if video.is_video(a)]
         if videos:
@@ -167,12 +164,11 @@ def main(argv):
                               "streams through one process)")
         summary, failures = run_on_beam(
             FLAGS.model_path, argv[1:], FLAGS.output_dir, FLAGS.batch_size, FLAGS.probabilities,
-            FLAGS.faces, FLAGS.min_score, FLAGS.min_face, FLAGS.beam_pipeline_options,
-            FLAGS.workers)
+            FLAGS.faces, keep, FLAGS.beam_pipeline_options, FLAGS.workers)
     else:
         summary, failures = run(FLAGS.model_path, argv[1:], FLAGS.output_dir, FLAGS.batch_size,
-                                FLAGS.probabilities, FLAGS.faces, FLAGS.min_score,
-                                FLAGS.min_face, FLAGS.smooth, FLAGS.detect_every)
+                                FLAGS.probabilities, FLAGS.faces, keep, FLAGS.smooth,
+                                FLAGS.detect_every)
     if summary:
         names = next(iter(summary.values()))["classes"].keys()
         print(f"{'photo':<34}{'faces':>6}" + "".join(f"{n[:9]:>10}" for n in names))

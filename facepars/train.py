@@ -317,10 +317,11 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
                                            distribute.worker_index(strategy))
 
     with preemption.watching(), naming_xla_failures():
-        history = loop.fit(parser, train_from, val_ds, val_steps, cfg.epochs, steps_per_epoch,
-                           cbs, backup, cfg.backup_every_steps, preemption,
-                           1 if sys.stdout.isatty() else 2, naming_bad_records, workers,
-                           stop_after_steps)
+        plan = loop.Plan(cfg.epochs, steps_per_epoch, cfg.backup_every_steps, stop_after_steps)
+        history = loop.fit(parser, plan=plan, make_train_data=train_from, val_data=val_ds,
+                           val_steps=val_steps, callbacks=cbs, backup=backup,
+                           preemption=preemption, naming_bad_records=naming_bad_records,
+                           workers=workers, verbose=1 if sys.stdout.isatty() else 2)
     return summarize(parser, history, guard)
 
 

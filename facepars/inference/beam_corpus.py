@@ -58,8 +58,7 @@ class Job:
     model: str
     output_dir: str
     faces: str
-    min_score: float
-    min_face: float
+    keep: FaceFilter
     probabilities: bool
     batch_size: int
 
@@ -123,8 +122,8 @@ class PredictorHandler(ModelHandler):
         if detector is None:
             predictions = predictor.predict_batch(photos, self.job.probabilities)
         else:
-            keep = FaceFilter(self.job.min_score, self.job.min_face)
-            predictions = [predictor.parse_photo(photo, detector, keep, self.job.probabilities)
+            predictions = [predictor.parse_photo(photo, detector, self.job.keep,
+                                                 self.job.probabilities)
                            for photo in photos]
         return list(zip(names, photos, predictions))
 

@@ -124,12 +124,12 @@ class FaceTracker:
     search_every = 5
 
     def __init__(self, predictor: Predictor, detector, fps: float, smooth: bool = True,
-                 detect_every: int = 30, min_score: float = 0.9, min_face: float = 20.0,
+                 detect_every: int = 30, keep: detection.FaceFilter = detection.FaceFilter(),
                  ratio: float = 0.9, min_cutoff: float = 3.0, beta: float = 1.0, lag: int = 5):
         self.predictor, self.detector, self.fps, self.smooth = predictor, detector, fps, smooth
         self.relocate = getattr(detector, "relocate", None)
         self.detect_every = max(1, detect_every) if self.relocate else 1
-        self.min_score, self.min_face = min_score, min_face
+        self.keep = keep
         self.ratio, self.min_cutoff, self.beta = ratio, min_cutoff, beta
         self.lag = max(0, min(lag, self.detect_every - 1))
         self.tracks: list[Track] = []
@@ -188,8 +188,7 @@ class FaceTracker:
             self._last_detection, self._lost = self.frame, False
             at = self.frame + (self.lag if self.tracks else 0)
             self._pending = (at, self._pool.submit(detection.find, self.detector, frame,
-                                                   detection.FaceFilter(self.min_score,
-                                                                        self.min_face)))
+                                                   self.keep))
         if self._pending is None or self.frame < self._pending[0]:
             return None
         found = self._pending[1].result()
@@ -215,7 +214,7 @@ class FaceTracker:
                         key=lambda f: f.score, default=None) for t in self.tracks]
         kept = []
         for track, face in zip(self.tracks, here):
-            if face is None or face.score < self.min_score:
+            if face is None or face.score < self.keep.min_score:
                 self._lost = True  # look for faces on the next frame
             elif not any(_same_face(t.found.landmarks, face.landmarks) for t in kept):
                 track.found = face

@@ -25,6 +25,7 @@ differences:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -205,13 +206,23 @@ def scalar(value) -> float:
     return float(np.max(np.asarray(value)))
 
 
-def fit(parser, make_train_data, val_data, val_steps: int, epochs: int, steps_per_epoch: int,
-        callbacks: list, backup: Backup, backup_every_steps: int, preemption: Preemption,
-        verbose: int, naming_bad_records, workers: int = 1, stop_after_steps: int = 0):
-    """Train ``parser`` to ``epochs * steps_per_epoch`` steps, from its backup if any.
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How far a run goes: ``epochs`` of ``steps_per_epoch`` steps, a backup every
+    ``backup_every_steps`` steps (0: at epoch ends only) besides each epoch's end,
+    and, ``stop_after_steps`` > 0, a stop as on a signal once this process has run
+    that many steps (a time-boxed slot; a test's stop at a step it chooses)."""
 
-    ``stop_after_steps`` > 0: this process stops as on a signal once it has run
-    that many steps (a time-boxed slot; a test's stop at a step it chooses).
+    epochs: int
+    steps_per_epoch: int
+    backup_every_steps: int = 0
+    stop_after_steps: int = 0
+
+
+def fit(parser, *, plan: Plan, make_train_data, val_data, val_steps: int, callbacks: list,
+        backup: Backup, preemption: Preemption, naming_bad_records, workers: int = 1,
+        verbose: int = 2):
+    """Train ``parser`` as ``plan`` says, from its backup if any.
 
     ``make_train_data(step)`` is the distributed training input from ``step`` on;
     ``naming_bad_records(split, training, step)`` a context manager that names
@@ -221,6 +232,7 @@ def fit(parser, make_train_data, val_data, val_steps: int, epochs: int, steps_pe
     Returns the History.
     """
     per_call = parser.steps_per_execution
+    epochs, steps_per_epoch = plan.epochs, plan.steps_per_epoch
     cbs = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
                                        verbose=verbose, epochs=epochs, steps=steps_per_epoch,
                                        model=parser)
@@ -248,7 +260,7 @@ def fit(parser, make_train_data, val_data, val_steps: int, epochs: int, steps_pe
         raise Preempted(epoch * steps_per_epoch + k, backup.directory, why)
 
     def budget_spent() -> bool:  # the same answer on every worker, at the same step
-        return 0 < stop_after_steps <= epoch * steps_per_epoch + k - step
+        return 0 < plan.stop_after_steps <= epoch * steps_per_epoch + k - step
 
     while epoch < epochs and not parser.stop_training:
         if k == 0:  # a resumed epoch keeps its metric sums (restored with the backup)
@@ -258,7 +270,7 @@ def fit(parser, make_train_data, val_data, val_steps: int, epochs: int, steps_pe
             if workers == 1 and preemption.requested:
                 stop_here()
             if budget_spent():
-                stop_here(f"at --stop_after_steps={stop_after_steps}")
+                stop_here(f"at --stop_after_steps={plan.stop_after_steps}")
             cbs.on_train_batch_begin(k)
             if preemption.requested:
                 parser.stop_requested.assign(1.0)
@@ -274,7 +286,8 @@ def fit(parser, make_train_data, val_data, val_steps: int, epochs: int, steps_pe
                 stop_here()
             if parser.stop_training:
                 break
-            if backup_every_steps and (epoch * steps_per_epoch + k) % backup_every_steps == 0 \
+            if plan.backup_every_steps and \
+                    (epoch * steps_per_epoch + k) % plan.backup_every_steps == 0 \
                     and k < steps_per_epoch:
                 save()
         epoch_logs = dict(parser.get_metrics_result())

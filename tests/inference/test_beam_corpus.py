@@ -9,6 +9,7 @@ from PIL import Image
 from facepars import predict  # the beam extra, which make test installs
 from facepars.data import synthetic
 from facepars.data.beam import pipeline_options
+from facepars.faces.detection import FaceFilter
 from facepars.inference import beam_corpus
 from facepars.inference.photo_outputs import PHOTO_EXTENSIONS
 
@@ -34,7 +35,7 @@ def test_beam_writes_the_bytes_and_summary_the_local_run_writes(trained_run, tmp
     inputs = _photos(tmp_path / "photos")
     local = predict.run(trained_run, inputs, str(tmp_path / "local"), batch_size=2,
                         faces=faces)
-    job = beam_corpus.Job(trained_run, str(tmp_path / "beam"), faces, 0.9, 20.0, False, 2)
+    job = beam_corpus.Job(trained_run, str(tmp_path / "beam"), faces, FaceFilter(), False, 2)
     summary, failures, counters = beam_corpus.run(job, inputs, pipeline_options("", 1),
                                                    PHOTO_EXTENSIONS)
     assert summary == local[0] and sorted(failures) == sorted(local[1])
