@@ -63,7 +63,7 @@ def main():
     lut, _ = SOURCE_TABLES["synthetic"].lookup_table(TAXONOMIES[table.name])
     n = table.num_classes
     detector = detection.MTCNNDetector()
-    aligned = predictor.info["framing"]["mode"] in ALIGNED_MODES
+    aligned = predictor.card.framing["mode"] in ALIGNED_MODES
     kinds = ("crops", "detect", "exact", "whole")
     totals = {k: np.zeros((n, n), np.int64) for k in kinds}
     faces_seen, found, example = 0, 0, None

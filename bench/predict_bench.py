@@ -97,8 +97,8 @@ def main():
                 "onnx": os.path.join(out, "model.onnx")}
     predictors = {name: Predictor.load(path) for name, path in backends.items()}
     # The Keras network called eagerly, as Predictor did before it traced it once.
-    network, info = rundir.load(run)
-    predictors["keras, eager call"] = Predictor(lambda x: network(x, training=False), info)
+    network, card = rundir.load(run)
+    predictors["keras, eager call"] = Predictor(lambda x: network(x, training=False), card)
     rows = {}
     for name, p in predictors.items():
         rows[f"{name}, whole"] = lambda p=p: p.predict(photo)

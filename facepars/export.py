@@ -55,6 +55,7 @@ from facepars.faces.detection import FaceFilter
 from facepars.inference import photo_graph, serving
 from facepars.inference.predictor import NO_FRAMING, SAVED_MODEL_TABLE, Predictor, tflite_logits_fn
 from facepars.models import rundir, to_model_input
+from facepars.models.rundir import ModelCard
 
 FLAGS = flags.FLAGS
 
@@ -70,7 +71,7 @@ class ExportError(FaceparsError):
     """An export that cannot be written; the message says why and what to do."""
 
 
-def serving_archive(network, info: dict, photos: FaceFilter | None = None
+def serving_archive(network, card: ModelCard, photos: FaceFilter | None = None
                     ) -> keras.export.ExportArchive:
     """The network with the serving mapping (facepars.inference.serving) around it, as
     Keras exports it.
@@ -84,8 +85,7 @@ def serving_archive(network, info: dict, photos: FaceFilter | None = None
     graph session too (TF Serving's C++ loader, ``saved_model_cli run``), not
     only under ``tf.saved_model.load``.
     """
-    size, resize = info["image_size"], info["resize"]
-    table = rundir.class_table(info)
+    size, resize, table = card.image_size, card.resize, card.table
 
     def logits(x):
         return tf.cast(network(x, training=False), tf.float32)
@@ -122,10 +122,8 @@ def serving_archive(network, info: dict, photos: FaceFilter | None = None
         cascade = mtcnn_graph.Cascade()
         for detector_network in cascade.networks:
             archive.track(detector_network)
-        framing = np.asarray(info["framing"]["points"], np.float64)
-
         def parse_photos(image_bytes):
-            return photo_graph.parse_encoded(cascade, logits, image_bytes, framing, size,
+            return photo_graph.parse_encoded(cascade, logits, image_bytes, card.points, size,
                                              table.num_classes, photos)
 
         archive.add_endpoint("parse_photos", parse_photos,
@@ -133,12 +131,12 @@ def serving_archive(network, info: dict, photos: FaceFilter | None = None
     return archive
 
 
-def whole_photos(faces: str, info: dict, keep: FaceFilter) -> tuple[FaceFilter | None, str]:
+def whole_photos(faces: str, card: ModelCard, keep: FaceFilter) -> tuple[FaceFilter | None, str]:
     """(the filter ``parse_photos`` is exported with or None, why) for export's --faces:
     auto writes it when the model records its framing and the detect extra is there."""
     try:
         mtcnn_graph.check_installed()
-        missing = NO_FRAMING if info.get("framing") is None else None
+        missing = NO_FRAMING if card.framing is None else None
     except ConfigError as e:
         missing = str(e)
     if faces == "whole":
@@ -150,12 +148,12 @@ def whole_photos(faces: str, info: dict, keep: FaceFilter) -> tuple[FaceFilter |
     return None, missing
 
 
-def export_saved_model(network, info: dict, path: str, photos: FaceFilter | None = None
+def export_saved_model(network, card: ModelCard, path: str, photos: FaceFilter | None = None
                        ) -> None:
     with _tensorflow_quiet():
-        serving_archive(network, info, photos).write_out(path, verbose=False)
+        serving_archive(network, card, photos).write_out(path, verbose=False)
     tf.io.gfile.makedirs(files.join(path, os.path.dirname(SAVED_MODEL_TABLE)))
-    files.write_json_atomic(files.join(path, SAVED_MODEL_TABLE), exported_info(info, photos))
+    files.write_json_atomic(files.join(path, SAVED_MODEL_TABLE), exported_info(card, photos))
 
 
 @contextlib.contextmanager
@@ -174,10 +172,10 @@ def _tensorflow_quiet():
         absl_logger.removeFilter(keep)
 
 
-def exported_info(info: dict, photos: FaceFilter | None) -> dict:
-    """class_table.json of an export: what the run says of itself, and the detection
-    settings ``parse_photos`` was exported with (None: no such signature)."""
-    return {**rundir.serving_info(info),
+def exported_info(card: ModelCard, photos: FaceFilter | None) -> dict:
+    """class_table.json of an export: the run's ModelCard, and the detection settings
+    ``parse_photos`` was exported with (None: no such signature)."""
+    return {**card.to_json(),
             "parse_photos": dataclasses.asdict(photos) if photos else None}
 
 
@@ -287,13 +285,13 @@ def run(model: str, output_dir: str, data_dir: str | None, variants, parity_reco
         raise ExportError("int8 TFLite needs --data_dir for calibration records")
     for split in (parity_split, calibration_split) if manifest else ():
         manifest.split(split)  # before any work: a missing split named, with those there are
-    network, info = rundir.load(model)
-    photos, why = whole_photos(faces, info, keep)
+    network, card = rundir.load(model)
+    photos, why = whole_photos(faces, card, keep)
     tf.io.gfile.makedirs(output_dir)
     saved = files.join(output_dir, "saved_model")
-    export_saved_model(network, info, saved, photos)
+    export_saved_model(network, card, saved, photos)
     files.write_json_atomic(files.join(output_dir, rundir.CLASS_TABLE),
-                            exported_info(info, photos))
+                            exported_info(card, photos))
     report = {"model": model, "saved_model": saved, "tflite": {}, "agreement": {},
               "parse_photos": {"written": photos is not None, "why": why}}
 
@@ -301,7 +299,7 @@ def run(model: str, output_dir: str, data_dir: str | None, variants, parity_reco
     if manifest:
         images, _ = pipeline.first_records(manifest, parity_split, parity_records)
         calibration, _ = pipeline.first_records(manifest, calibration_split, 100)
-        reference = np.argmax(Predictor(lambda x: network(x, training=False), info)
+        reference = np.argmax(Predictor(lambda x: network(x, training=False), card)
                               .network_logits(images), -1)
         served = Predictor.load(saved).network_logits(images)
         report["agreement"]["saved_model"] = float((np.argmax(served, -1) == reference).mean())
@@ -311,7 +309,7 @@ def run(model: str, output_dir: str, data_dir: str | None, variants, parity_reco
             f.write(blob)
         report["tflite"][variant] = {"path": target, "bytes": len(blob)}
         if images is not None:
-            lite = Predictor(tflite_logits_fn(blob), info).network_logits(images)
+            lite = Predictor(tflite_logits_fn(blob), card).network_logits(images)
             report["agreement"][f"tflite_{variant}"] = float(
                 (np.argmax(lite, -1) == reference).mean()
             )

@@ -290,9 +290,9 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=Non
     manifest = schema.Manifest.load(data_dir)
     table = manifest.class_table
     steps_per_epoch = check_data(cfg, manifest, strategy, verify_data, stop_after_steps)
-    run_info = {"model": cfg.model, "width": cfg.width, "num_classes": table.num_classes,
-                "image_size": manifest.image_size, "resize": manifest.resize,
-                "class_table": table.to_json(), "framing": manifest.framing,
+    card = rundir.ModelCard(table, manifest.image_size, manifest.resize, cfg.model, cfg.width,
+                            manifest.framing)
+    run_info = {**card.to_json(), "num_classes": table.num_classes,
                 "data_dir": data_dir, "precision": policy,
                 "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
                 "steps_per_epoch": steps_per_epoch, "config": cfg.to_dict()}

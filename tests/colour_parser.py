@@ -13,6 +13,7 @@ import tensorflow as tf
 from facepars.core.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.data import framing, synthetic
 from facepars.inference.predictor import Predictor
+from facepars.models.rundir import ModelCard
 
 TABLE = TAXONOMIES["seed8"].table
 BITS = np.array([1, 2, 4])
@@ -31,9 +32,8 @@ def colour_parser(x):
 
 def colour_predictor(points):
     """A Predictor over the colour parser whose training framing is ``points``."""
-    info = {"class_table": TABLE.to_json(), "image_size": 128, "resize": "stretch",
-            "framing": {"points": np.asarray(points).tolist()}}
-    return Predictor(colour_parser, info)
+    card = ModelCard(TABLE, 128, "stretch", framing={"points": np.asarray(points).tolist()})
+    return Predictor(colour_parser, card)
 
 
 def synthetic_framing():

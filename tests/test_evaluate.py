@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import json
 import os
@@ -12,6 +13,7 @@ from facepars.data import schema, sources, synthetic
 from facepars.faces import detection
 from facepars.inference.predictor import Predictor
 from facepars.models import load_model
+from facepars.models.rundir import ModelCard
 
 import fixtures
 from conftest import read_split, run_cli
@@ -124,8 +126,8 @@ def test_data_aligned_by_the_detector_is_scored_aligned_as_prepared(trained_run,
         image, _, five = synthetic.render_with_landmarks(pair.seed, pair.index, pair.height,
                                                          pair.width)
         points[hashlib.sha1(image.tobytes()).hexdigest()] = five
-    info = dict(Predictor.load(trained_run).info, framing=manifest["framing"])
-    predictor = Predictor(_stripes, info)
+    card = dataclasses.replace(Predictor.load(trained_run).card, framing=manifest["framing"])
+    predictor = Predictor(_stripes, card)
     results = [evaluate.original_resolution(predictor, schema.Manifest.load(d), "val", None,
                                             detector)["oracle"] for d in (data, detected)]
     np.testing.assert_array_equal(results[0], results[1])
@@ -142,9 +144,8 @@ def test_original_resolution_reads_the_raw_data_the_manifest_names(tmp_path):
     data = str(tmp_path / "data")
     prepare.run(prepare.PrepareConfig(source="kaggle", input_dir=str(tmp_path / "kaggle"),
                                       output_dir=data, image_size=32))
-    info = {"class_table": TAXONOMIES["seed8"].table.to_json(), "image_size": 32,
-            "resize": "stretch", "framing": None}
-    skin = Predictor(lambda x: tf.one_hot(tf.ones(tf.shape(x)[:3], tf.int32), 8), info)
+    card = ModelCard(TAXONOMIES["seed8"].table, 32, "stretch")
+    skin = Predictor(lambda x: tf.one_hot(tf.ones(tf.shape(x)[:3], tf.int32), 8), card)
     manifest = schema.Manifest.load(data)
     found = evaluate.original_resolution(skin, manifest, "val", None)
     assert found["oracle"].sum() == manifest.num_records("val") * 40 * 30
@@ -165,7 +166,7 @@ def test_celebamask_hq_half_size_masks_score_faces_framed_at_the_masks_size(trai
     data = str(tmp_path / "data")
     prepare.run(prepare.PrepareConfig(source="celebamask_hq", image_size=64, output_dir=data,
                                       input_dir=str(tmp_path / "celeba")))
-    framing = dict(Predictor.load(trained_run).info["framing"], mode="detect")
+    framing = dict(Predictor.load(trained_run).card.framing, mode="detect")
     manifest_path = os.path.join(data, "manifest.json")
     written = json.load(open(manifest_path))
     json.dump(dict(written, framing=framing), open(manifest_path, "w"))  # as --align=detect
@@ -185,7 +186,8 @@ def test_celebamask_hq_half_size_masks_score_faces_framed_at_the_masks_size(trai
     def detector(photo):  # the exact points, at the size of the photo it is given
         return [detection.from_landmarks(at(faces[which(photo)][2], photo.shape[1]))]
 
-    predictor = Predictor(_stripes, dict(Predictor.load(trained_run).info, framing=framing))
+    predictor = Predictor(_stripes, dataclasses.replace(Predictor.load(trained_run).card,
+                                                      framing=framing))
     found = evaluate.original_resolution(predictor, manifest, "val", None, detector)
 
     listing, _ = sources.list_source(input_dir=manifest.input_dir, **manifest.source_listing)

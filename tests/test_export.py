@@ -129,7 +129,7 @@ def _run_with_resize(trained_run, tmp_path, resize):
     run = tmp_path / f"run_{resize}"
     run.mkdir()
     shutil.copy(os.path.join(trained_run, rundir.BEST), run / rundir.BEST)
-    info = rundir.read_info(trained_run)
+    info = json.load(open(os.path.join(trained_run, rundir.CONFIG)))
     json.dump({**info, "resize": resize}, open(run / rundir.CONFIG, "w"))
     return str(run)
 
@@ -147,7 +147,7 @@ def test_saved_model_and_tflite_give_predictors_probabilities_at_odd_sizes(
     # serving graph's other branch gets a SavedModel of its own; TFLite and ONNX take
     # the network's fixed input and Predictor's own mapping, so one mode tests them.
     stretch = resize == "stretch"
-    assert rundir.read_info(trained_run)["resize"] == "stretch"
+    assert rundir.read_card(trained_run).resize == "stretch"
     if stretch:
         run, out = trained_run, exported[1]
     else:
@@ -271,7 +271,7 @@ def test_deeplabv3plus_exports_to_onnx_with_its_constants_frozen(trained_run, tm
     run.mkdir()
     keras.utils.set_random_seed(0)
     build_model("deeplabv3plus_efficientnetb0", 8, 64, width=0.25).save(run / rundir.BEST)
-    info = rundir.read_info(trained_run)
+    info = json.load(open(os.path.join(trained_run, rundir.CONFIG)))
     json.dump({**info, "model": "deeplabv3plus_efficientnetb0", "image_size": 64},
               open(run / rundir.CONFIG, "w"))
     report = export.run(str(run), str(tmp_path / "export"), None, [], onnx_opset=17,

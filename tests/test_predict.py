@@ -6,8 +6,9 @@ import skimage.data
 from PIL import Image
 
 from facepars.inference.predictor import Predictor
+from facepars.models.rundir import ModelCard
 
-from colour_parser import colour_predictor, group_photo, synthetic_framing
+from colour_parser import TABLE, colour_predictor, group_photo, synthetic_framing
 from conftest import run_cli
 
 
@@ -144,10 +145,8 @@ def test_choose_mode_falls_back_to_whole_photos_and_refuses_what_cannot_run(monk
     from facepars.core.errors import ConfigError
     from facepars.faces import detection
     from facepars.inference import predictor
-    def with_info(framing):  # only what choose_mode reads: the run's info
-        p = Predictor.__new__(Predictor)
-        p.info = {"model": "m", "framing": framing}
-        return p
+    def with_info(framing):  # only what choose_mode reads: the run's card
+        return Predictor(None, ModelCard(TABLE, 128, "stretch", "m", framing=framing))
 
     found = object()
     with_framing, without = with_info({"points": [[0.0, 0.0]] * 5}), with_info(None)

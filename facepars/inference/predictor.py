@@ -21,6 +21,7 @@ from facepars.faces import detection
 from facepars.faces.detection import FaceFilter
 from facepars.inference import photo_graph, serving
 from facepars.models import rundir, to_model_input
+from facepars.models.rundir import ModelCard
 
 # Where an exported SavedModel keeps its class table: files that libraries add
 # beside a SavedModel, which the graph does not load, go under assets.extra/.
@@ -108,29 +109,28 @@ FILE_BACKENDS = {".tflite": tflite_logits_fn, ".onnx": onnx_logits_fn}
 class Predictor:
     """``Predictor.load(path).predict(photo)`` -> Prediction at the photo's size."""
 
-    def __init__(self, logits_fn, info: dict, in_graph: bool = True):
+    def __init__(self, logits_fn, card: ModelCard, in_graph: bool = True):
         """``in_graph``: ``logits_fn`` is TensorFlow ops (a Keras network, a
         SavedModel) and can run inside a tf.function and a strategy; False for the
         TFLite and ONNX Runtime backends, which take numpy on the host."""
-        self.logits_fn, self.info, self.in_graph = logits_fn, info, in_graph
-        self.table = rundir.class_table(info)
-        self.image_size, self.resize = info["image_size"], info["resize"]
+        self.logits_fn, self.card, self.in_graph = logits_fn, card, in_graph
+        self.table, self.image_size, self.resize = card.table, card.image_size, card.resize
         self._photo_graphs = {}  # (cascade, filter, probabilities) -> traced whole-photo parse
 
     @classmethod
     def load(cls, path: str) -> "Predictor":
         if tf.io.gfile.exists(files.join(path, "saved_model.pb")):
             loaded = tf.saved_model.load(path)  # kept: its signatures use its variables
-            info = files.read_json(files.join(path, SAVED_MODEL_TABLE))
-            return cls(lambda x: loaded.signatures["network"](images=x)["logits"], info)
+            card = ModelCard.read(files.join(path, SAVED_MODEL_TABLE))
+            return cls(lambda x: loaded.signatures["network"](images=x)["logits"], card)
         backend = FILE_BACKENDS.get(os.path.splitext(path)[1])
         if backend is not None:
             with tf.io.gfile.GFile(path, "rb") as f:
                 model = f.read()
-            info = files.read_json(files.join(os.path.dirname(path), rundir.CLASS_TABLE))
-            return cls(backend(model), info, in_graph=False)
-        network, info = rundir.load(path)
-        return cls(keras_logits_fn(network), info)
+            card = ModelCard.read(files.join(os.path.dirname(path), rundir.CLASS_TABLE))
+            return cls(backend(model), card, in_graph=False)
+        network, card = rundir.load(path)
+        return cls(keras_logits_fn(network), card)
 
     def network_logits(self, batch) -> tf.Tensor:
         """uint8 network-size inputs (B, S, S, 3), as the records hold them -> float32 logits."""
@@ -167,8 +167,7 @@ class Predictor:
     @property
     def framing(self) -> np.ndarray | None:
         """Where the training crops put the five face points (network pixels), if known."""
-        framing = self.info.get("framing")
-        return None if framing is None else np.asarray(framing["points"], np.float64)
+        return self.card.points
 
     def predict_faces(self, photo: np.ndarray, faces: list, probabilities: bool = False
                       ) -> Prediction:
@@ -276,7 +275,7 @@ def choose_mode(faces: str, predictor: Predictor):
             raise ConfigError("--faces=detect needs the detect extra: "
                               "pip install 'facepars[detect]'")
         if predictor.framing is None:
-            raise ConfigError(f"{predictor.info.get('model')}: {NO_FRAMING}; use --faces=whole")
+            raise ConfigError(f"{predictor.card.model}: {NO_FRAMING}; use --faces=whole")
     if detector is None or predictor.framing is None:
         return "whole", None
     return "detect", detector

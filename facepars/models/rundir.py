@@ -1,8 +1,9 @@
 """The run directory: what facepars.train writes and everything after training reads.
 
     model_dir/
-      config.json    what the run is: model, width, class table, input size and
-                     resize mode, precision, strategy, the whole config
+      config.json    what the run is: its ModelCard (model, width, class table,
+                     input size, resize mode, framing), precision, strategy, the
+                     whole config
       best.keras     the network at the best validation face-class mIoU (with its
                      EMA weights when the run keeps them)
       last.keras     the network after the last finished epoch
@@ -18,12 +19,16 @@ file with the run's config.json beside it) is resolved here only.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from typing import Mapping
 
+import numpy as np
 import tensorflow as tf
 
 from facepars.core import files
 from facepars.core.classes import ClassTable
+from facepars.core.errors import ConfigError
 
 CONFIG = "config.json"
 BEST = "best.keras"
@@ -33,44 +38,75 @@ HISTORY = "history.csv"
 BACKUP = "backup"
 TENSORBOARD = "tensorboard"
 
-# Beside every exported model: the class table and the input geometry it expects.
+# Beside every exported model: its ModelCard.
 CLASS_TABLE = "class_table.json"
-SERVING_KEYS = ("class_table", "image_size", "resize", "model", "framing")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCard:
+    """What a trained network promises whoever runs it: its classes, the input it
+    takes and how photos are fitted to it, what it is, and where its training crops
+    put the five face points. train writes it into config.json (beside the run's
+    other settings), export into class_table.json; everything after training reads
+    it through here. Files written before ``model``, ``width`` or ``framing`` were
+    recorded still read (as None)."""
+
+    table: ClassTable
+    image_size: int          # the network's square input, in pixels
+    resize: str              # how a photo is fitted to it (facepars.inference.serving)
+    model: str | None = None
+    width: float | None = None
+    framing: dict | None = None  # facepars.data.framing's record; None: unmeasured
+
+    @property
+    def points(self) -> np.ndarray | None:
+        """The five face points (5, 2) in network pixels, if the framing is known."""
+        return None if self.framing is None else np.asarray(self.framing["points"], np.float64)
+
+    @classmethod
+    def from_json(cls, info: Mapping, source: str) -> "ModelCard":
+        """From config.json or class_table.json (``source`` names it in errors)."""
+        missing = [k for k in ("class_table", "image_size", "resize") if k not in info]
+        if missing:
+            raise ConfigError(f"{source}: no {', '.join(missing)}; not a facepars run's "
+                              "config.json or an export's class_table.json")
+        return cls(ClassTable.from_json(info["class_table"]), int(info["image_size"]),
+                   info["resize"], info.get("model"), info.get("width"), info.get("framing"))
+
+    def to_json(self) -> dict:
+        return {"class_table": self.table.to_json(), "image_size": self.image_size,
+                "resize": self.resize, "model": self.model, "width": self.width,
+                "framing": self.framing}
+
+    @classmethod
+    def read(cls, path: str) -> "ModelCard":
+        return cls.from_json(files.read_json(path), path)
 
 
 def path(model_dir: str, name: str) -> str:
     return files.join(model_dir, name)
 
 
-def read_info(model_dir: str) -> dict:
-    """The config.json that facepars.train wrote beside the checkpoints."""
+def read_card(model_dir: str) -> ModelCard:
+    """The ModelCard in the config.json facepars.train wrote beside the checkpoints."""
     config = path(model_dir, CONFIG)
     if not tf.io.gfile.exists(config):
         raise FileNotFoundError(f"{config}: missing; a .keras model needs the config.json "
                                 "facepars.train writes beside it (class table, input size, resize)")
-    return files.read_json(config)
+    return ModelCard.read(config)
 
 
-def resolve(model: str) -> tuple[str, dict]:
-    """A run directory (its best.keras) or a .keras file -> (.keras path, run info)."""
+def resolve(model: str) -> tuple[str, ModelCard]:
+    """A run directory (its best.keras) or a .keras file -> (.keras path, its card)."""
     keras_path = path(model, BEST) if tf.io.gfile.isdir(model) else model
     if not tf.io.gfile.exists(keras_path):
         raise FileNotFoundError(f"{keras_path}: no such model (give a training --model_dir, "
                                 "a .keras file or an exported SavedModel directory)")
-    return keras_path, read_info(os.path.dirname(keras_path))
+    return keras_path, read_card(os.path.dirname(keras_path))
 
 
 def load(model: str):
-    """(float32 Keras network, run info) for a model path; see ``resolve``."""
+    """(float32 Keras network, ModelCard) for a model path; see ``resolve``."""
     from facepars.models import load_model
-    keras_path, info = resolve(model)
-    return load_model(keras_path), info
-
-
-def serving_info(info: dict) -> dict:
-    """What an exported model carries about itself (class_table.json)."""
-    return {k: info.get(k) for k in SERVING_KEYS}  # framing: None if unmeasured
-
-
-def class_table(info: dict) -> ClassTable:
-    return ClassTable.from_json(info["class_table"])
+    keras_path, card = resolve(model)
+    return load_model(keras_path), card

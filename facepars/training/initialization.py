@@ -54,17 +54,17 @@ class Carried:
                 for k, v in dataclasses.asdict(self).items()}
 
 
-def load_source(path: str) -> tuple[keras.Model, dict]:
-    """The network and run info of a run directory or ``.keras`` file."""
+def load_source(path: str) -> tuple[keras.Model, rundir.ModelCard]:
+    """The network and ModelCard of a run directory or ``.keras`` file."""
     if tf.io.gfile.exists(files.join(path, "saved_model.pb")):
         raise ConfigError(f"{path}: an exported SavedModel keeps its graph, not the Keras layers "
                           "a fine-tune copies by name; give the training run's model_dir or "
                           "its best.keras")
     try:
-        keras_path, info = rundir.resolve(path)
+        keras_path, card = rundir.resolve(path)
     except FileNotFoundError as e:
         raise ConfigError(str(e)) from None
-    return load_model(keras_path), info
+    return load_model(keras_path), card
 
 
 def carry_rows(target: keras.layers.Layer, source: keras.layers.Layer, new: ClassTable,
@@ -82,11 +82,11 @@ def initialize(network: keras.Model, model: str, width: float, table: ClassTable
                path: str, selected: tuple[str, ...]) -> Carried:
     """Copy ``selected`` modules of the model at ``path`` into ``network`` (built
     fresh for ``model``, ``width`` and ``table``); refuses another family or width."""
-    source, info = load_source(path)
-    if (info.get("model"), info.get("width")) != (model, width):
-        raise ConfigError(f"--init_from={path} is {info.get('model')} at width "
-                          f"{info.get('width')}; this run trains {model} at width {width}")
-    old = rundir.class_table(info)
+    source, card = load_source(path)
+    if (card.model, card.width) != (model, width):
+        raise ConfigError(f"--init_from={path} is {card.model} at width "
+                          f"{card.width}; this run trains {model} at width {width}")
+    old = card.table
     source_layers = modules(source, model)
     copied = 0
     for module, layers in modules(network, model).items():

@@ -19,6 +19,7 @@ from facepars.data import convert, sources, synthetic
 from facepars.faces import alignment, detection
 from facepars.inference.photo_graph import warp_back
 from facepars.inference.predictor import Predictor
+from facepars.models.rundir import ModelCard
 
 from colour_parser import TABLE, colour_parser, colour_predictor, group_photo, synthetic_framing
 
@@ -67,7 +68,7 @@ def test_the_face_most_sure_wins_a_shared_pixel_in_any_order(order):
     # Each face 0.8x its crop scale: a crop covers 160 px around its centre.
     faces = [detection.from_landmarks((points - 64) / 0.8 + centre)
              for centre in ([110, 100], [190, 100])]
-    labels = Predictor(parser, predictor.info).predict_faces(
+    labels = Predictor(parser, predictor.card).predict_faces(
         photo, [faces[i] for i in order]).labels
     assert (labels[40:160, 40:100] == 2).all()     # only the dark face's crop
     assert (labels[40:160, 200:260] == 3).all()    # only the bright face's crop
@@ -99,8 +100,7 @@ def test_no_face_is_background_and_huge_or_tiny_photos_do_not_break():
 
 
 def test_a_model_without_framing_says_what_to_do():
-    predictor = Predictor(colour_parser, {"class_table": TABLE.to_json(), "image_size": 128,
-                                           "resize": "stretch", "framing": None})
+    predictor = Predictor(colour_parser, ModelCard(TABLE, 128, "stretch"))
     with pytest.raises(Exception, match="--faces=whole"):
         predictor.predict_faces(np.zeros((64, 64, 3), np.uint8), [])
 
@@ -154,10 +154,10 @@ def test_predict_faces_shows_the_network_the_crop_prepare_trained_it_on(height, 
         seen.append(np.round(x.numpy() * 255).astype(int))
         return colour_parser(x)
 
-    info = {"class_table": TABLE.to_json(), "image_size": 128, "resize": "stretch",
-            "framing": {"mode": "landmarks", "points": alignment.template(128).tolist()}}
+    card = ModelCard(TABLE, 128, "stretch", framing={
+        "mode": "landmarks", "points": alignment.template(128).tolist()})
     photo = ref.load()[0]
-    Predictor(capture, info).predict_faces(photo, [detection.from_landmarks(ref.five_points())])
+    Predictor(capture, card).predict_faces(photo, [detection.from_landmarks(ref.five_points())])
     matrix = alignment.similarity(ref.five_points(), alignment.template(128))
     factor = imaging.reduction(matrix)
     assert (factor > 1) == (height > 1000), factor
