@@ -61,175 +61,262 @@ def render(seed: int, index: int, height: int, width: int) -> tuple[np.ndarray, 
 
 def render_with_landmarks(seed: int, index: int, height: int, width: int):
     """``render`` and the face's exact five points (5, 2), x, y in pixels, in
-    facepars.faces.alignment.POINTS order: eye centres, nose tip, mouth corners."""
+    facepars.faces.alignment.POINTS order: eye centres, nose tip, mouth corners.
+
+    The face is drawn part by part, back to front. Four generators, each with its
+    own draws in a fixed order: ``rng`` the pose, colours and which parts a face
+    has; ``shape`` the nose's and mouth's proportions; ``look`` the light, clothes
+    and exposure; ``strands`` the textures of hair, brows and eyes. What makes a
+    drawn face pass for a photographed one draws on ``look`` and ``strands``, so a
+    change to those details leaves each face's geometry and colours as they are.
+    """
     rng = np.random.default_rng([seed, index])
-    image = _background(rng, height, width)
-    mask = np.zeros((height, width), np.uint8)
-
-    side = min(height, width)
-    scale = side * rng.uniform(0.22, 0.36)  # half the face height, in pixels
-    cy = height / 2 + rng.uniform(-0.15, 0.15) * side
-    cx = width / 2 + rng.uniform(-0.15, 0.15) * side
-    angle = np.deg2rad(rng.uniform(-25, 25))
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    dx, dy = xx - cx, yy - cy
-    u = (dx * np.cos(angle) + dy * np.sin(angle)) / scale   # face frame: +u right,
-    v = (-dx * np.sin(angle) + dy * np.cos(angle)) / scale  # +v down, face radius 1
-
-    def paint(region, part, colour, shade=None):
-        colour = np.asarray(colour, np.float32)
-        pixels = colour if shade is None else colour * shade[region][:, None]
-        image[region] = pixels
-        mask[region] = synthetic_id(part)
-
-    skin = _SKIN_TONES[rng.integers(len(_SKIN_TONES))] * rng.uniform(0.9, 1.1, 3)
-    # What makes a drawn face pass for a photographed one (a neck and clothes, light
-    # on a rounded head, eye sockets, lids, pupils, nostrils, the line between the
-    # lips) draws on its own generator, so a change to those details leaves each
-    # face's geometry and colours as they are.
+    shape = np.random.default_rng([seed, index, 9])
     look = np.random.default_rng([seed, index, 7])
-    strands = np.random.default_rng([seed, index, 10])  # hair, brows, eyes: theirs too
+    strands = np.random.default_rng([seed, index, 10])
+    face = _Face(_background(rng, height, width), rng)
+    skin = _SKIN_TONES[rng.integers(len(_SKIN_TONES))] * rng.uniform(0.9, 1.1, 3)
     light = _Light(look)
-    roundness = light.shade(u, v)
-    paint((v > 1.35 + 0.12 * u ** 2) & (np.abs(u) < 2.6), "cloth", look.uniform(20, 230, 3),
-          1.0 - 0.1 * np.clip(v - 1.35, 0, 1))
-    paint((np.abs(u) < 0.4 - 0.05 * np.clip(v - 0.6, 0, 1)) & (v > 0.55) & (v < 1.5),
-          "neck", skin * 0.8, roundness)
+    roundness = light.shade(face.u, face.v)
+    _body(face, skin, roundness, look)
+    _hair(face, rng, strands)
+    _ears(face, skin, roundness, rng)
+    eyes = _Eyes(rng, shape)
+    _nose(face, eyes, skin, roundness, light, shape)
+    _sockets(face, eyes)
+    _glasses(face, eyes, rng)
+    _eyeballs(face, eyes, rng, strands)
+    _brows(face, eyes, rng, strands)
+    mouth = _mouth(face, eyes, skin, rng, shape)
+    _occluder(face, rng)
+    _expose(face, look)
+    return _camera(rng, face.image, face.u, face.v), face.mask, face.landmarks(eyes, mouth)
+
+
+class _Face:
+    """A photo being drawn: the image (float), its exact mask, and every pixel's
+    place (u, v) in the face frame: +u right, +v down, face radius 1, the face's
+    centre, half-height ``scale`` in pixels and in-plane rotation drawn from ``rng``."""
+
+    def __init__(self, image: np.ndarray, rng):
+        height, width = image.shape[:2]
+        self.image, self.mask = image, np.zeros((height, width), np.uint8)
+        side = min(height, width)
+        self.scale = side * rng.uniform(0.22, 0.36)
+        self.cy = height / 2 + rng.uniform(-0.15, 0.15) * side
+        self.cx = width / 2 + rng.uniform(-0.15, 0.15) * side
+        self.angle = np.deg2rad(rng.uniform(-25, 25))
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        dx, dy = xx - self.cx, yy - self.cy
+        cos, sin = np.cos(self.angle), np.sin(self.angle)
+        self.u = (dx * cos + dy * sin) / self.scale
+        self.v = (-dx * sin + dy * cos) / self.scale
+
+    def paint(self, region, part: str, colour, shade=None):
+        """Label ``region`` as ``part`` and colour it (times ``shade`` per pixel)."""
+        colour = np.asarray(colour, np.float32)
+        self.image[region] = colour if shade is None else colour * shade[region][:, None]
+        self.mask[region] = synthetic_id(part)
+
+    def on_skin(self, region):
+        return region & (self.mask == synthetic_id("skin"))
+
+    def landmarks(self, eyes: "_Eyes", mouth: "_Mouth") -> np.ndarray:
+        """The five points in the face frame, then in pixels (the inverse of u, v)."""
+        fu = np.array([-eyes.dx, eyes.dx, 0.0, -mouth.width, mouth.width])
+        fv = np.array([eyes.y, eyes.y, eyes.nose_tip, mouth.y - mouth.smile,
+                       mouth.y - mouth.smile])
+        cos, sin = np.cos(self.angle), np.sin(self.angle)
+        return np.stack([self.cx + self.scale * (fu * cos - fv * sin),
+                         self.cy + self.scale * (fu * sin + fv * cos)], 1)
+
+
+class _Eyes:
+    """Where the eyes are (height ``y``, half-distance ``dx``) and, in eye distances
+    below them, the nose tip and the mouth. Photographed faces put the nose tip
+    0.5-0.7 of the eyes' distance below them and the mouth 0.9-1.2 below
+    (ArcFace's mean five points; MTCNN's on a real photo): drawn so, a real face
+    aligned on MTCNN's points puts its nose and mouth where the model expects them."""
+
+    def __init__(self, rng, shape):
+        self.y, self.dx = rng.uniform(-0.25, -0.1), rng.uniform(0.26, 0.34)
+        self.nose_tip = self.y + 2 * self.dx * shape.uniform(0.5, 0.7)
+        self.mouth_y = self.y + 2 * self.dx * shape.uniform(0.9, 1.2)
+
+
+def _body(face: _Face, skin, roundness, look):
+    """Clothes and the neck, behind the head."""
+    u, v = face.u, face.v
+    face.paint((v > 1.35 + 0.12 * u ** 2) & (np.abs(u) < 2.6), "cloth", look.uniform(20, 230, 3),
+               1.0 - 0.1 * np.clip(v - 1.35, 0, 1))
+    face.paint((np.abs(u) < 0.4 - 0.05 * np.clip(v - 0.6, 0, 1)) & (v > 0.55) & (v < 1.5),
+               "neck", skin * 0.8, roundness)
+
+
+def _hair(face: _Face, rng, strands):
+    """On most faces: hair in strands around the head, above a random hairline."""
     if rng.random() < 0.85:
+        u, v = face.u, face.v
         hair = _HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))]
         top = rng.uniform(-0.45, -0.15)
         region = (_ellipse(u, v, 0, -0.1, 0.95, 1.05) & ((v < top) | (np.abs(u) > 0.68)))
-        paint(region, "hair", hair, _strands(strands, u, v))
+        face.paint(region, "hair", hair, _strands(strands, u, v))
+
+
+def _ears(face: _Face, skin, roundness, rng):
     ear_y = rng.uniform(-0.1, 0.1)
-    paint(_ellipse(u, v, -0.76, ear_y, 0.13, 0.22), "l_ear", skin * 0.92, roundness)
-    paint(_ellipse(u, v, 0.76, ear_y, 0.13, 0.22), "r_ear", skin * 0.92, roundness)
-    eye_y, eye_dx = rng.uniform(-0.25, -0.1), rng.uniform(0.26, 0.34)
-    # Photographed faces put the nose tip 0.5-0.7 of the eyes' distance below them
-    # and the mouth 0.9-1.2 below (ArcFace's mean five points; MTCNN's on a real
-    # photo): drawn so, a real face aligned on MTCNN's points puts its nose and
-    # mouth where the model expects them (BUILD_NOTES.md, "A real face").
-    shape = np.random.default_rng([seed, index, 9])
-    nose_tip = eye_y + 2 * eye_dx * shape.uniform(0.5, 0.7)
-    mouth_y = eye_y + 2 * eye_dx * shape.uniform(0.9, 1.2)
-    # The nose: a bridge from between the eyes, widening to the wings; its rounded
-    # tip reaches a little below the point MTCNN gives (the nostrils' level), as a
-    # photographed nose's outline does. It has the skin's colour and stands out by
-    # its relief under the face's light.
+    for cu, part in ((-0.76, "l_ear"), (0.76, "r_ear")):
+        face.paint(_ellipse(face.u, face.v, cu, ear_y, 0.13, 0.22), part, skin * 0.92, roundness)
+
+
+def _nose(face: _Face, eyes: _Eyes, skin, roundness, light, shape):
+    """The face's skin and the nose on it: a bridge from between the eyes, widening
+    to the wings; its rounded tip reaches a little below the point MTCNN gives (the
+    nostrils' level), as a photographed nose's outline does. It has the skin's
+    colour and stands out by its relief under the face's light."""
+    u, v, eye_y, nose_tip = face.u, face.v, eyes.y, eyes.nose_tip
     wings = shape.uniform(0.09, 0.14)
     reach = np.clip((v - eye_y) / (nose_tip - eye_y), 0, 1)
     bridge = (v > eye_y + 0.03) & (v < nose_tip) & (np.abs(u) < 0.035 + 0.03 * reach)
     nose = bridge | _ellipse(u, v, 0, nose_tip - 0.04, wings, 0.05) | _ellipse(
         u, v, 0, nose_tip - 0.02, 0.05, 0.05)
     # The relief and its shadow reach no farther than this box around the nose:
-    # shaded alone, it costs a tenth of the whole photo's.
+    # shading the box alone saves shading the whole photo again.
     near = np.nonzero((np.abs(u) < 0.45) & (v > eye_y - 0.25) & (v < nose_tip + 0.3))
     shading = roundness.copy()
     if near[0].size:
         box = (slice(near[0].min(), near[0].max() + 1), slice(near[1].min(), near[1].max() + 1))
         shading[box] = light.shade(u[box], v[box],
                                    lambda u, v: _nose_relief(u, v, eye_y, nose_tip, wings))
-    paint(_ellipse(u, v, 0, 0, 0.74, 1.0), "skin", skin, shading)
-    paint(nose, "nose", skin, shading)
+    face.paint(_ellipse(u, v, 0, 0, 0.74, 1.0), "skin", skin, shading)
+    face.paint(nose, "nose", skin, shading)
     for sign in (-1, 1):  # nostrils
-        image[_ellipse(u, v, sign * wings * 0.45, nose_tip + 0.02, 0.03, 0.016)] = skin * 0.3
+        face.image[_ellipse(u, v, sign * wings * 0.45, nose_tip + 0.02, 0.03, 0.016)] = skin * 0.3
 
-    for sign in (-1, 1):  # the sockets: skin darkening towards each eye
-        d2 = ((u - sign * eye_dx) / 0.22) ** 2 + ((v - eye_y + 0.02) / 0.13) ** 2
-        socket = (d2 < 1) & (mask == synthetic_id("skin"))
-        image[socket] *= (0.72 + 0.28 * d2[socket])[:, None]
+
+def _sockets(face: _Face, eyes: _Eyes):
+    """The skin darkening towards each eye."""
+    for sign in (-1, 1):
+        d2 = ((face.u - sign * eyes.dx) / 0.22) ** 2 + ((face.v - eyes.y + 0.02) / 0.13) ** 2
+        socket = face.on_skin(d2 < 1)
+        face.image[socket] *= (0.72 + 0.28 * d2[socket])[:, None]
+
+
+def _glasses(face: _Face, eyes: _Eyes, rng):
+    """On some faces: clear lenses with a faint tint, a rim and a bridge."""
     if rng.random() < 0.3:
+        u, v, eye_y, eye_dx = face.u, face.v, eyes.y, eyes.dx
         lens = _ellipse(u, v, -eye_dx, eye_y, 0.23, 0.17) | _ellipse(
             u, v, eye_dx, eye_y, 0.23, 0.17
         )
         bridge = (np.abs(u) < eye_dx - 0.2) & (np.abs(v - eye_y + 0.05) < 0.025)
         frame = rng.uniform(0, 80, 3)
-        image[lens] = 0.85 * image[lens] + 0.15 * frame  # clear lenses, a faint tint
+        face.image[lens] = 0.85 * face.image[lens] + 0.15 * frame
         rim = lens & ~(
             _ellipse(u, v, -eye_dx, eye_y, 0.21, 0.15) | _ellipse(u, v, eye_dx, eye_y, 0.21, 0.15)
         )
-        image[rim | bridge] = frame
-        mask[lens | bridge] = synthetic_id("glasses")
+        face.image[rim | bridge] = frame
+        face.mask[lens | bridge] = synthetic_id("glasses")
+
+
+def _eyeballs(face: _Face, eyes: _Eyes, rng, strands):
+    """Each eye: the lid's crease above it, the white (grey in the corners), an iris
+    ring, the pupil and the upper lid with its lashes."""
+    u, v, eye_y, image = face.u, face.v, eyes.y, face.image
     iris = _IRIS_COLOURS[strands.integers(len(_IRIS_COLOURS))] * (rng.uniform(20, 120, 3) / 140
                                                                   + 0.5)
     whites = strands.uniform(0.9, 1.0)
     for sign, part in ((-1, "l_eye"), (1, "r_eye")):
-        # The lid's crease: a shadowed arc on the skin above the eye, which a
-        # photographed eye has and a brow-like stroke must not be taken for.
-        crease = (_ellipse(u, v, sign * eye_dx, eye_y + 0.01, 0.16, 0.1)
-                  & ~_ellipse(u, v, sign * eye_dx, eye_y + 0.015, 0.15, 0.08)
-                  & (v < eye_y) & (mask == synthetic_id("skin")))
+        centre = sign * eyes.dx
+        # The crease: a shadowed arc on the skin above the eye, which a photographed
+        # eye has and a brow-like stroke must not be taken for.
+        crease = face.on_skin(_ellipse(u, v, centre, eye_y + 0.01, 0.16, 0.1)
+                              & ~_ellipse(u, v, centre, eye_y + 0.015, 0.15, 0.08)
+                              & (v < eye_y))
         image[crease] *= 0.7
-        region = _ellipse(u, v, sign * eye_dx, eye_y, 0.13, 0.06)
-        across = np.clip(1 - ((u - sign * eye_dx) / 0.13) ** 2, 0, 1)  # grey in the corners
-        paint(region, part, np.array([215, 210, 205]) * whites, 0.85 + 0.15 * across)
-        ring = _ellipse(u, v, sign * eye_dx, eye_y, 0.06, 0.06)
+        region = _ellipse(u, v, centre, eye_y, 0.13, 0.06)
+        across = np.clip(1 - ((u - centre) / 0.13) ** 2, 0, 1)
+        face.paint(region, part, np.array([215, 210, 205]) * whites, 0.85 + 0.15 * across)
+        ring = _ellipse(u, v, centre, eye_y, 0.06, 0.06)
         image[region & ring] = iris
-        image[region & ring & ~_ellipse(u, v, sign * eye_dx, eye_y, 0.05, 0.05)] = iris * 0.5
-        image[region & _ellipse(u, v, sign * eye_dx, eye_y, 0.024, 0.024)] = (12, 10, 10)
-        image[region & (v < eye_y - 0.03)] = (45, 32, 30)  # the upper lid and lashes
+        image[region & ring & ~_ellipse(u, v, centre, eye_y, 0.05, 0.05)] = iris * 0.5
+        image[region & _ellipse(u, v, centre, eye_y, 0.024, 0.024)] = (12, 10, 10)
+        image[region & (v < eye_y - 0.03)] = (45, 32, 30)
+
+
+def _brows(face: _Face, eyes: _Eyes, rng, strands):
+    """Hairs over skin, thinning towards the tail: a photographed brow is a stroke
+    the skin shows through, not a solid patch."""
+    u, v = face.u, face.v
     brow = _HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))] * 0.8
-    brow_y = eye_y - rng.uniform(0.12, 0.2)
+    brow_y = eyes.y - rng.uniform(0.12, 0.2)
     for sign, part in ((-1, "l_brow"), (1, "r_brow")):
-        tilt = v + 0.15 * sign * (u - sign * eye_dx)
-        region = _ellipse(u, tilt, sign * eye_dx, brow_y, 0.19, 0.035)
-        # Hairs over skin, thinning towards the tail: a photographed brow is a
-        # stroke the skin shows through, not a solid patch.
-        tail = np.clip(sign * (u[region] - sign * eye_dx) / 0.19, 0, 1)
+        centre = sign * eyes.dx
+        region = _ellipse(u, v + 0.15 * sign * (u - centre), centre, brow_y, 0.19, 0.035)
+        tail = np.clip(sign * (u[region] - centre) / 0.19, 0, 1)
         hairs = 0.5 + 0.5 * np.sin(70 * u[region] + sign * 25 * v[region]
                                    + strands.uniform(0, 2 * np.pi))
         cover = ((0.9 - 0.4 * tail) * (0.55 + 0.45 * hairs))[:, None]
-        image[region] = (1 - cover) * image[region] + cover * brow
-        mask[region] = synthetic_id(part)
+        face.image[region] = (1 - cover) * face.image[region] + cover * brow
+        face.mask[region] = synthetic_id(part)
 
-    # The mouth 0.7-1.0 of the eyes' distance across; half the faces smile: the
-    # corners rise by ``smile`` and draw apart, and most smiles open on the upper
-    # teeth (a laugh shows both rows). An open mouth drops its lower lip, so the
-    # lips keep their thickness around the opening. ``bent`` is v with the
-    # mouth's curve taken out.
-    mouth_w = eye_dx * shape.uniform(0.7, 1.0)
+
+class _Mouth(NamedTuple):
+    y: float       # the line between the lips at the middle
+    width: float   # half the width, corner to middle
+    smile: float   # how far the corners rise (0: no smile)
+
+
+def _mouth(face: _Face, eyes: _Eyes, skin, rng, shape) -> _Mouth:
+    """The mouth 0.7-1.0 of the eyes' distance across; half the faces smile: the
+    corners rise by ``smile`` and draw apart, and most smiles open on the upper
+    teeth (a laugh shows both rows). An open mouth drops its lower lip, so the
+    lips keep their thickness around the opening. ``bent`` is v with the mouth's
+    curve taken out."""
+    u, mouth_y = face.u, eyes.mouth_y
+    mouth_w = eyes.dx * shape.uniform(0.7, 1.0)
     smile = shape.uniform(0.02, 0.08) if shape.random() < 0.5 else 0.0
     mouth_w *= 1.0 + 1.5 * smile
-    bent = v + smile * (u / mouth_w) ** 2
+    bent = face.v + smile * (u / mouth_w) ** 2
     opening = rng.uniform(0.0, 0.05) + (shape.uniform(0.0, 0.05) if smile else 0.0)
     opening = opening if opening > 0.015 else 0.0
     lip = skin * np.array([0.95, 0.6, 0.6]) * rng.uniform(0.8, 1.05)
     across = np.clip(1 - (u / mouth_w) ** 2, 0, None)  # 1 in the middle, 0 at the corners
     lips = _ellipse(u, bent, 0, mouth_y, mouth_w, 0.07)
-    paint(lips & (bent < mouth_y), "u_lip", lip)
+    face.paint(lips & (bent < mouth_y), "u_lip", lip)
     # The lower lip drops most in the middle: the corners stay where they were.
     drop = 2 * opening * across
-    paint((across > 0) & (bent >= mouth_y) & (bent < mouth_y + drop + 0.07 * np.sqrt(across)),
-          "l_lip", lip * 1.08)
-    image[lips & (np.abs(bent - mouth_y) < 0.014)] = lip * 0.45  # the line between the lips
+    face.paint((across > 0) & (bent >= mouth_y) & (bent < mouth_y + drop + 0.07 * np.sqrt(across)),
+               "l_lip", lip * 1.08)
+    face.image[lips & (np.abs(bent - mouth_y) < 0.014)] = lip * 0.45  # between the lips
     if opening:
         inner = (bent > mouth_y) & (bent < mouth_y + 2 * opening * (1 - (u / mouth_w) ** 2 / 0.64))
-        paint(inner, "inner_mouth", (70, 20, 25))
+        face.paint(inner, "inner_mouth", (70, 20, 25))
         if smile:
             teeth = shape.uniform(190, 240) * np.array([1.0, 0.97, 0.9])
-            image[inner & (bent < mouth_y + opening * shape.uniform(0.3, 1.0))] = teeth
+            face.image[inner & (bent < mouth_y + opening * shape.uniform(0.3, 1.0))] = teeth
             if shape.random() < 0.5:
-                image[inner & (bent > mouth_y + opening * shape.uniform(1.4, 1.8))] = teeth * 0.9
+                face.image[inner & (bent > mouth_y + opening * shape.uniform(1.4, 1.8))] = \
+                    teeth * 0.9
+    return _Mouth(mouth_y, mouth_w, smile)
 
+
+def _occluder(face: _Face, rng):
+    """On a few faces: something from the jaw or a cheek (a hand, a cup, a
+    microphone), clear of the eyes and mostly of the mouth: over an eye MTCNN misses
+    the face, and over a mouth corner it moves the corner measured from the mask."""
     if rng.random() < 0.2:
-        # From the jaw or a cheek (a hand, a cup, a microphone), clear of the eyes and
-        # mostly of the mouth: over an eye MTCNN misses the face, and over a mouth
-        # corner it moves the corner measured from the mask.
         around = rng.uniform(0, np.pi)
-        region = _ellipse(u, v, 0.8 * np.cos(around), 0.95 * np.sin(around),
+        region = _ellipse(face.u, face.v, 0.8 * np.cos(around), 0.95 * np.sin(around),
                           rng.uniform(0.15, 0.35), rng.uniform(0.15, 0.3))
-        paint(region, "occluder", rng.uniform(0, 255, 3))
+        face.paint(region, "occluder", rng.uniform(0, 255, 3))
 
-    # Cameras expose for the face: a dark face in a dark scene is brightened.
-    face = np.isin(mask, [synthetic_id(p) for p in ("skin", "nose", "l_ear", "r_ear")])
-    level = image[face].mean() if face.any() else 128.0
-    image *= np.clip(look.uniform(110, 140) / max(level, 1.0), 1.0, 2.0)
 
-    # The five points in the face frame, then in pixels (the inverse of u, v above).
-    fu = np.array([-eye_dx, eye_dx, 0.0, -mouth_w, mouth_w])
-    fv = np.array([eye_y, eye_y, nose_tip, mouth_y - smile, mouth_y - smile])
-    landmarks = np.stack([cx + scale * (fu * np.cos(angle) - fv * np.sin(angle)),
-                          cy + scale * (fu * np.sin(angle) + fv * np.cos(angle))], 1)
-    return _camera(rng, image, u, v), mask, landmarks
+def _expose(face: _Face, look):
+    """Cameras expose for the face: a dark face in a dark scene is brightened."""
+    skin = np.isin(face.mask, [synthetic_id(p) for p in ("skin", "nose", "l_ear", "r_ear")])
+    level = face.image[skin].mean() if skin.any() else 128.0
+    face.image *= np.clip(look.uniform(110, 140) / max(level, 1.0), 1.0, 2.0)
 
 
 def compose(seed: int, index: int, height: int, width: int, num_faces: int,
