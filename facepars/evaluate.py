@@ -65,7 +65,7 @@ def network_resolution(predictor: Predictor, manifest: schema.Manifest, split: s
 
 
 def original_resolution(predictor: Predictor, manifest: schema.Manifest, split: str,
-                        input_dir: str | None, detector=None,
+                        input_dir: str | None, detector=None, *,
                         keep: FaceFilter = FaceFilter()) -> dict:
     """Confusion matrices at each source photo's own size, against its own mask.
 
@@ -128,7 +128,7 @@ def describe(confusion: np.ndarray, table: classes.ClassTable, title: str) -> di
             "pixels": {n: int(p) for n, p in zip(table.names, pixels)}}
 
 
-def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_size: int = 16,
+def run(model: str, data_dir: str, split: str, output_dir: str | None, *, batch_size: int = 16,
         strategy_name: str = "auto", tpu=None, original: bool = False, input_dir=None,
         faces: str = "auto", keep: FaceFilter = FaceFilter()) -> dict:
     """Scores at the network's size, and with ``original`` at the photos' own sizes.
@@ -154,7 +154,7 @@ def run(model: str, data_dir: str, split: str, output_dir: str | None, batch_siz
     pictures = {"network": cm}
     if original:
         _, detector = choose_mode(faces, predictor)
-        scored = original_resolution(predictor, manifest, split, input_dir, detector, keep)
+        scored = original_resolution(predictor, manifest, split, input_dir, detector, keep=keep)
         result["original_resolution"] = describe(
             scored["oracle"], table, f"{split} at original resolution, faces framed as prepared:")
         pictures["original"] = scored["oracle"]
@@ -194,9 +194,10 @@ def define_flags():
 
 def main(argv):
     del argv
-    run(FLAGS.model_path, FLAGS.data_dir, FLAGS.split, FLAGS.output_dir, FLAGS.batch_size,
-        FLAGS.strategy, FLAGS.tpu, FLAGS.original_resolution, FLAGS.input_dir, FLAGS.faces,
-        FaceFilter(FLAGS.min_score, FLAGS.min_face))
+    run(FLAGS.model_path, FLAGS.data_dir, FLAGS.split, FLAGS.output_dir,
+        batch_size=FLAGS.batch_size, strategy_name=FLAGS.strategy, tpu=FLAGS.tpu,
+        original=FLAGS.original_resolution, input_dir=FLAGS.input_dir, faces=FLAGS.faces,
+        keep=FaceFilter(FLAGS.min_score, FLAGS.min_face))
 
 
 if __name__ == "__main__":

@@ -269,7 +269,7 @@ def export_onnx(saved_model: str, output_dir: str, opset: int) -> dict[str, str]
     return paths
 
 
-def run(model: str, output_dir: str, data_dir: str | None, variants, parity_records: int = 64,
+def run(model: str, output_dir: str, data_dir: str | None, variants, *, parity_records: int = 64,
         onnx_opset: int | None = None, parity_split: str = "val",
         calibration_split: str = "train", faces: str = "auto",
         keep: FaceFilter = FaceFilter()) -> dict:
@@ -345,17 +345,11 @@ def define_flags():
 def main(argv):
     del argv
     report = run(
-        FLAGS.model_path,
-        FLAGS.output_dir,
-        FLAGS.data_dir,
-        FLAGS.tflite,
-        FLAGS.parity_records,
-        FLAGS.onnx_opset if FLAGS.onnx else None,
-        FLAGS.parity_split,
-        FLAGS.calibration_split,
-        FLAGS.faces,
-        FaceFilter(FLAGS.min_score, FLAGS.min_face),
-    )
+        FLAGS.model_path, FLAGS.output_dir, FLAGS.data_dir, FLAGS.tflite,
+        parity_records=FLAGS.parity_records,
+        onnx_opset=FLAGS.onnx_opset if FLAGS.onnx else None,
+        parity_split=FLAGS.parity_split, calibration_split=FLAGS.calibration_split,
+        faces=FLAGS.faces, keep=FaceFilter(FLAGS.min_score, FLAGS.min_face))
     print(f"SavedModel: {report['saved_model']}")
     whole = report["parse_photos"]
     print(f"  parse_photos (whole photos, faces found in the graph): "

@@ -75,7 +75,7 @@ def collect(inputs: list[str]) -> list[tuple[str, str]]:
     return sorted(set(entries))
 
 
-def run(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
+def run(model: str, inputs: list[str], output_dir: str, *, batch_size: int = 8,
         probabilities: bool = False, faces: str = "auto", keep: FaceFilter = FaceFilter(),
         smooth: bool = True, detect_every: int = 30) -> tuple[dict, list[str]]:
     """Returns the per-photo (and per-video) summary and the list of failures
@@ -143,7 +143,7 @@ def define_flags():
                             "processes.")
 
 
-def run_on_beam(model: str, inputs: list[str], output_dir: str, batch_size: int = 8,
+def run_on_beam(model: str, inputs: list[str], output_dir: str, *, batch_size: int = 8,
                 probabilities: bool = False, faces: str = "auto", keep: FaceFilter = FaceFilter(),
                 beam_pipeline_options: str = "", workers: int = 2) -> tuple[dict, list[str]]:
     """``run`` on Apache Beam (facepars.inference.beam_corpus); the same outputs and returns."""
@@ -163,12 +163,14 @@ def main(argv):
             raise ConfigError(f"{videos[0]}: videos are parsed with --runner=local (one video "
                               "streams through one process)")
         summary, failures = run_on_beam(
-            FLAGS.model_path, argv[1:], FLAGS.output_dir, FLAGS.batch_size, FLAGS.probabilities,
-            FLAGS.faces, keep, FLAGS.beam_pipeline_options, FLAGS.workers)
+            FLAGS.model_path, argv[1:], FLAGS.output_dir, batch_size=FLAGS.batch_size,
+            probabilities=FLAGS.probabilities, faces=FLAGS.faces, keep=keep,
+            beam_pipeline_options=FLAGS.beam_pipeline_options, workers=FLAGS.workers)
     else:
-        summary, failures = run(FLAGS.model_path, argv[1:], FLAGS.output_dir, FLAGS.batch_size,
-                                FLAGS.probabilities, FLAGS.faces, keep, FLAGS.smooth,
-                                FLAGS.detect_every)
+        summary, failures = run(
+            FLAGS.model_path, argv[1:], FLAGS.output_dir, batch_size=FLAGS.batch_size,
+            probabilities=FLAGS.probabilities, faces=FLAGS.faces, keep=keep,
+            smooth=FLAGS.smooth, detect_every=FLAGS.detect_every)
     if summary:
         names = next(iter(summary.values()))["classes"].keys()
         print(f"{'photo':<34}{'faces':>6}" + "".join(f"{n[:9]:>10}" for n in names))

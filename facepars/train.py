@@ -275,7 +275,7 @@ def start_from(parser, cfg, table, backup: loop.Backup, init_from: str | None,
                                      modules).to_json()
 
 
-def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", tpu=None,
+def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", *, tpu=None,
         precision: str = "auto", profile_steps: str = "", verify_data: bool = False,
         preemption: loop.Preemption | None = None, init_from: str | None = None,
         init_modules: str = initialization.ALL, stop_after_steps: int = 0) -> dict:
@@ -371,8 +371,9 @@ def define_flags():
 def main(argv):
     del argv
     try:
-        summary = run(FLAGS.config, FLAGS.data_dir, FLAGS.model_dir, FLAGS.strategy, FLAGS.tpu,
-                      FLAGS.precision, FLAGS.profile_steps, FLAGS.verify_data,
+        summary = run(FLAGS.config, FLAGS.data_dir, FLAGS.model_dir, FLAGS.strategy,
+                      tpu=FLAGS.tpu, precision=FLAGS.precision,
+                      profile_steps=FLAGS.profile_steps, verify_data=FLAGS.verify_data,
                       init_from=FLAGS.init_from, init_modules=FLAGS.init_modules,
                       stop_after_steps=FLAGS.stop_after_steps)
     except loop.Preempted as e:

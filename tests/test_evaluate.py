@@ -86,7 +86,7 @@ def test_original_resolution_reports_both_protocols_with_the_detectors_recall(
     # either are missed.
     for min_score, min_face in ((1.01, 20.0), (0.5, 1e4)):
         strict = evaluate.original_resolution(predictor, manifest, "val", None, detector,
-                                              detection.FaceFilter(min_score, min_face))
+                                              keep=detection.FaceFilter(min_score, min_face))
         assert strict["recall"] == 0 and strict["detector"][:, 1:].sum() == 0
     assert found["detector"][:, 0].sum() >= missed_pixels
 
