@@ -103,10 +103,10 @@ def run(cfg: PrepareConfig) -> dict:
 
 def main(argv):
     del argv
-    from facepars.data import report
+    from facepars.data import contents
 
     cfg = PrepareConfig(**{k: FLAGS[k].value for k in DEFAULTS})
-    print(report.summary(run(cfg)))
+    print(contents.summary(run(cfg)))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import flags, logging
 
 from facepars.core import cli, files
-from facepars.data import report
+from facepars.data import contents
 from facepars.data.integrity import verify, write_stamp
 
 FLAGS = flags.FLAGS
@@ -41,7 +41,7 @@ def run(data_dir: str, output_dir: str | None = None) -> dict:
     output_dir = output_dir or data_dir
     tf.io.gfile.makedirs(output_dir)
     chart = files.join(output_dir, "class_distribution.png")
-    report.distribution_chart(manifest.data, chart)
+    contents.distribution_chart(manifest.data, chart)
     stamp = None if problems else write_stamp(manifest)
     return {"manifest": manifest, "problems": problems, "chart": chart, "stamp": stamp}
 
@@ -50,7 +50,7 @@ def main(argv):
     del argv
     result = run(FLAGS.data_dir, FLAGS.output_dir)
     manifest, problems = result["manifest"], result["problems"]
-    print(report.summary(manifest.data))
+    print(contents.summary(manifest.data))
     print(f"\nclass distribution chart: {result['chart']}")
     if problems:
         print(f"\nverify FAILED, {len(problems)} problem(s):", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""What a prepared data set holds, as a terminal table and a bar chart."""
+"""What a prepared data set holds (records, pixels and images per class and split), as
+a terminal table and a bar chart: what prepare prints and verify draws."""
 
 from __future__ import annotations
 
