@@ -37,7 +37,7 @@ import threading
 import tensorflow as tf
 from absl import logging
 
-from facepars.core import files
+from facepars.core import files, internals
 from facepars.core.errors import ConfigError, PrepareError
 from facepars.core.progress import Progress
 from facepars.data import convert, shards, sources
@@ -93,19 +93,13 @@ def pipeline(options: PipelineOptions) -> beam.Pipeline:
     from GitHub (offline it logs the failure and falls back to the FnApiRunner),
     whose workers and counters are not the ones facepars sets and reads, so a
     machine online would run other code than the tests do. Beam's release notes
-    advise the pin (apache/beam#34612). Built as the DirectRunner's fallback
-    builds it, with the options provisioned, or the workers would not get them
-    (their log level, for one).
+    advise the pin (apache/beam#34612). Built with the options provisioned to
+    its workers (facepars.core.internals.provisioned_fn_api_runner).
     """
     if options.view_as(StandardOptions).runner != LOCAL_RUNNER:
         return beam.Pipeline(options=options)
-    from apache_beam.portability.api import beam_provision_api_pb2
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
-    from apache_beam.runners.portability.portable_runner import JobServiceHandle
-    provided = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-    runner = fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
-        beam_provision_api_pb2.ProvisionInfo(pipeline_options=provided)))
-    return beam.Pipeline(runner=runner, options=options)
+    return beam.Pipeline(runner=internals.provisioned_fn_api_runner(options),
+                         options=options)
 
 
 PLAN_FILE = "shard_pairs.jsonl"  # beside plan.json, the resume fingerprint

@@ -15,9 +15,9 @@ from keras import layers
 
 from facepars.core.errors import ConfigError
 
-# Keras's private builders (why: facepars.core.keras_internals); tests/models/test_models.py
+# Keras's private builders (why: facepars.core.internals); tests/models/test_models.py
 # loads the public applications' weights by layer name into what they build.
-from facepars.core.keras_internals import efficientnet, resnet
+from facepars.core.internals import efficientnet, resnet
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])

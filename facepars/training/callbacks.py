@@ -17,7 +17,7 @@ from absl import logging
 
 from facepars.core import files, visualize
 from facepars.core.classes import ClassTable
-from facepars.core.keras_internals import ema_variables, inner_optimizer, learning_rate_variable
+from facepars.core.internals import ema_variables, inner_optimizer, learning_rate_variable
 from facepars.models import rundir, to_model_input
 from facepars.training.metrics import scores_from_confusion
 

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from facepars.core.keras_internals import CALLBACK_STATE, inner_optimizer
+from facepars.core.internals import CALLBACK_STATE, inner_optimizer
 
 # What train exits with after a preemption has been saved: the code TensorFlow's
 # own preemption handling uses on GCE (128 + SIGTERM). A supervisor restarts on it

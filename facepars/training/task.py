@@ -17,7 +17,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from facepars.core import keras_internals
+from facepars.core import internals
 from facepars.core.classes import ClassTable
 from facepars.data.augment import AugmentConfig, Augmenter
 from facepars.models import to_model_input
@@ -26,7 +26,7 @@ from facepars.training.losses import TERMS, fused_loss
 from facepars.training.metrics import ConfusionMatrixMetric
 
 
-class FaceParser(keras_internals.BuildOptimizerOnly, keras.Model):
+class FaceParser(internals.BuildOptimizerOnly, keras.Model):
     """Train and evaluate ``network`` on ``{"image": uint8, "mask": uint8}`` batches."""
 
     def __init__(self, network: keras.Model, class_table: ClassTable, loss_cfg,
@@ -71,7 +71,7 @@ class FaceParser(keras_internals.BuildOptimizerOnly, keras.Model):
         logs = {name: tracker.result() for name, tracker in self.trackers.items()}
         logs.update(self.confusion.result())
         logs.update(extra or {})
-        if keras_internals.is_multi_worker(self.distribute_strategy):
+        if internals.is_multi_worker(self.distribute_strategy):
             # Keras 3 reduces logs with strategy.reduce("MEAN", v, axis=0) under
             # MultiWorkerMirroredStrategy, which fails on scalars (TensorFlow issue
             # 72388); a length-1 axis reduces back to the scalar.

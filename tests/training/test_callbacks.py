@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from facepars.configs import smoke
-from facepars.core import keras_internals
+from facepars.core import internals
 from facepars.core.classes import TAXONOMIES
 from facepars.data.augment import NO_AUGMENTATION
 from facepars.models import build_model
@@ -51,7 +51,7 @@ def test_nan_restore_puts_back_weights_and_ema_keeps_scale_and_step(precision, r
     guard = callbacks.NanGuard(3, lambda factor: 0.05, 0.5)
     guard.set_model(parser)
     optimizer = parser.optimizer
-    ema = keras_internals.ema_variables(optimizer)
+    ema = internals.ema_variables(optimizer)
     for i, average in enumerate(ema):  # EMA different from the weights, as after training
         average.assign(tf.fill(average.shape, float(i)))
     good_weights = [w.numpy() for w in parser.network.weights]
@@ -74,7 +74,7 @@ def test_nan_restore_puts_back_weights_and_ema_keeps_scale_and_step(precision, r
             np.testing.assert_array_equal(copy, value)
     slots = [v for v in inner.variables if v is not inner.iterations
              and all(v is not e for e in ema)
-             and v is not keras_internals.learning_rate_variable(optimizer)]
+             and v is not internals.learning_rate_variable(optimizer)]
     assert slots and all(not np.any(copy) for v in slots for copy in _copies(v))  # momentum
     assert {int(copy) for copy in _copies(inner.iterations)} == {7}
     if precision == "mixed_float16":

@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from facepars.configs import smoke
-from facepars.core import keras_internals
+from facepars.core import internals
 from facepars.training import optimization
 
 
@@ -42,4 +42,4 @@ def test_sgd_with_ema_matches_a_hand_computed_run():
         w = w + velocity
         ema = w if ema is None else 0.9 * ema + 0.1 * w
     np.testing.assert_allclose(weight.numpy(), w, rtol=1e-6)
-    np.testing.assert_allclose(keras_internals.ema_variables(optimizer)[0].numpy(), ema, rtol=1e-6)
+    np.testing.assert_allclose(internals.ema_variables(optimizer)[0].numpy(), ema, rtol=1e-6)

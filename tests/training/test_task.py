@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from facepars.configs import smoke
-from facepars.core import keras_internals
+from facepars.core import internals
 from facepars.core.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.data import synthetic
 from facepars.data.augment import AugmentConfig
@@ -101,7 +101,7 @@ def test_fit_with_xla_and_several_steps_per_execution_trains_like_float32_withou
         parser.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # one execution of 2 steps
         assert int(parser.optimizer.iterations.numpy()) == 2
         updates[precision, jit] = (_flat(parser.network.trainable_weights) - start_flat,
-                                   _flat(keras_internals.ema_variables(parser.optimizer))
+                                   _flat(internals.ema_variables(parser.optimizer))
                                    - start_flat)
     reference = updates["float32", False]
     for key, bounds in ((("float32", True), (0.999, 0.999, 1.001)),

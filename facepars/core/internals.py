@@ -1,11 +1,12 @@
-"""Every place facepars leans on Keras or tf.distribute beyond their public API, and why.
+"""Every place facepars leans on Keras, tf.distribute or Apache Beam beyond their
+public API, and why.
 
-Each is a name that can change in any Keras release without notice. They live
-here only, each with the reason no public API serves, and
-tests/core/test_keras_internals.py checks each still exists and still means what
-facepars assumes: a Keras upgrade that changes one fails there, by name,
-instead of somewhere deep in a training run. setup.cfg pins Keras to the
-minor versions tested.
+Each is a name that can change in any release without notice. They live here
+only, each with the reason no public API serves, and tests/core/test_internals.py
+checks each still exists and still means what facepars assumes: an upgrade that
+changes one fails there, by name, instead of somewhere deep in a training run or
+a Beam job. setup.cfg pins Keras to the minor versions tested and Beam to its
+major version.
 """
 
 from __future__ import annotations
@@ -78,3 +79,19 @@ class BuildOptimizerOnly:
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.network.trainable_variables)
+
+
+def provisioned_fn_api_runner(options):
+    """Beam's FnApiRunner with ``options`` (a PipelineOptions) provisioned to its
+    workers, built as Beam's DirectRunner builds its fallback: a runner made with
+    ``FnApiRunner()`` alone does not hand the options to its worker processes (their
+    log level, for one). ``fn_runner``, ``ExtendedProvisionInfo`` and
+    ``JobServiceHandle.encode_pipeline_options`` are Beam's runner internals; the
+    public way to get this runner is the DirectRunner, which first fetches and runs
+    Prism instead (facepars.data.beam.pipeline says why that is not wanted)."""
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+    provided = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=provided)))

@@ -1,5 +1,5 @@
 """Each Keras (and tf.distribute) internal facepars leans on still exists and still
-means what facepars.core.keras_internals assumes: an upgrade that changes one fails here."""
+means what facepars.core.internals assumes: an upgrade that changes one fails here."""
 
 import inspect
 
@@ -11,7 +11,7 @@ from tensorflow.python.distribute.collective_all_reduce_strategy import (
     CollectiveAllReduceExtended,
 )
 
-from facepars.core import keras_internals
+from facepars.core import internals
 
 
 def _ema_reference(grads, w, momentum=0.9):
@@ -33,32 +33,32 @@ def test_ema_variables_are_the_moving_averages_of_the_weights(loss_scale):
     grads = ([0.5, 1.0], [-1.0, 0.25], [2.0, 2.0])
     for g in grads:  # scaled as a loss-scaled tape would give them
         optimizer.apply([tf.constant(g, tf.float32) * optimizer.scale_loss(1.0)], [weight])
-    (ema,) = keras_internals.ema_variables(optimizer)
+    (ema,) = internals.ema_variables(optimizer)
     np.testing.assert_allclose(ema.numpy(), _ema_reference(grads, np.array([1.0, -2.0])),
                                rtol=1e-6)
-    assert keras_internals.ema_variables(keras.optimizers.SGD(0.1)) == []
+    assert internals.ema_variables(keras.optimizers.SGD(0.1)) == []
 
 
 def test_the_learning_rate_variable_is_the_one_the_optimizer_reads():
     optimizer = keras.optimizers.Adam(0.01)
     optimizer.build([keras.Variable(np.zeros(2, np.float32))])
-    rate = keras_internals.learning_rate_variable(keras.optimizers.LossScaleOptimizer(optimizer))
+    rate = internals.learning_rate_variable(keras.optimizers.LossScaleOptimizer(optimizer))
     assert any(rate is v for v in optimizer.variables)
     rate.assign(0.25)
     assert float(optimizer.learning_rate.numpy()) == 0.25
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
-    assert keras_internals.learning_rate_variable(keras.optimizers.Adam(schedule)) is None
+    assert internals.learning_rate_variable(keras.optimizers.Adam(schedule)) is None
 
 
 def test_multi_worker_mode_is_still_asked_of_the_strategy():
     assert callable(CollectiveAllReduceExtended._in_multi_worker_mode)
-    assert not keras_internals.is_multi_worker(tf.distribute.get_strategy())
-    assert not keras_internals.is_multi_worker(tf.distribute.OneDeviceStrategy("/cpu:0"))
+    assert not internals.is_multi_worker(tf.distribute.get_strategy())
+    assert not internals.is_multi_worker(tf.distribute.OneDeviceStrategy("/cpu:0"))
 
 
 def test_the_keras_callback_state_it_saves_still_exists():
     """Keras resets these in on_train_begin; a resumed run sets them back by name."""
-    for cls, keys in keras_internals.CALLBACK_STATE.items():
+    for cls, keys in internals.CALLBACK_STATE.items():
         cb = cls()
         cb.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
         cb.model.compile("sgd", "mse")
@@ -67,7 +67,7 @@ def test_the_keras_callback_state_it_saves_still_exists():
             assert hasattr(cb, key), (cls.__name__, key)
 
 
-class Probe(keras_internals.BuildOptimizerOnly, keras.Model):
+class Probe(internals.BuildOptimizerOnly, keras.Model):
     calls = 0
 
     def __init__(self):
@@ -97,7 +97,7 @@ def test_keras_still_builds_through_maybe_symbolic_build():
 
 
 def test_the_application_builders_take_what_the_backbones_pass():
-    resnet, efficientnet = keras_internals.resnet, keras_internals.efficientnet
+    resnet, efficientnet = internals.resnet, internals.efficientnet
     resnet_args = {"stack_fn", "preact", "use_bias", "include_top", "weights", "input_tensor",
                    "name"}
     assert resnet_args <= set(inspect.signature(resnet.ResNet).parameters)
@@ -106,3 +106,19 @@ def test_the_application_builders_take_what_the_backbones_pass():
     assert {"width_coefficient", "depth_coefficient", "default_size", "name",
             "include_top", "weights", "input_tensor"} <= \
         set(inspect.signature(efficientnet.EfficientNet).parameters)
+
+
+def test_beams_local_runner_hands_the_pipeline_options_to_its_workers():
+    """The FnApiRunner facepars builds carries the job's options in the provision
+    info its workers read (without it they log every bundle at INFO, for one), and
+    runs a pipeline."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+    options = PipelineOptions(["--default_sdk_harness_log_level=ERROR"])
+    runner = internals.provisioned_fn_api_runner(options)
+    provided = runner._provision_info.provision_info.pipeline_options
+    assert provided["beam:option:default_sdk_harness_log_level:v1"] == "ERROR"
+    with beam.Pipeline(runner=runner, options=options) as p:
+        assert_that(p | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * 2),
+                    equal_to([2, 4, 6]))
