@@ -29,7 +29,6 @@ a time-boxed slot, rerun to continue.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import sys
 
@@ -42,8 +41,9 @@ from facepars import configs
 from facepars.core import cli, files
 from facepars.core.classes import IGNORE_LABEL
 from facepars.core.errors import FaceparsError
-from facepars.data import bad_records, integrity, pipeline, schema
+from facepars.data import integrity, pipeline, schema
 from facepars.data.augment import AugmentConfig
+from facepars.data.split_input import SplitInput
 from facepars.models import build_model, configure_batchnorm, rundir
 from facepars.training import (
     callbacks,
@@ -204,19 +204,14 @@ def input_configs(cfg) -> tuple[pipeline.InputConfig, pipeline.InputConfig]:
             pipeline.InputConfig(**common, cache=cfg.input.cache))
 
 
-def datasets(cfg, manifest: schema.Manifest, strategy):
-    """The training input from a given step on (a function of the step), the validation
-    input, distributed; and the validation steps per pass."""
+def split_inputs(cfg, manifest: schema.Manifest, strategy) -> tuple[SplitInput, SplitInput]:
+    """The training and validation splits as this worker reads them."""
+    where = dict(strategy=strategy, manifest=manifest,
+                 num_pipelines=distribute.num_workers(strategy),
+                 pipeline_id=distribute.worker_index(strategy))
     train_cfg, val_cfg = input_configs(cfg)
-
-    def train_from(step: int):
-        return pipeline.distributed_dataset(strategy, manifest, cfg.train_split, True,
-                                            dataclasses.replace(train_cfg, start_step=step))
-
-    val_ds = pipeline.distributed_dataset(strategy, manifest, cfg.val_split, False, val_cfg)
-    val_steps = pipeline.eval_steps(manifest, cfg.val_split, val_cfg,
-                                    distribute.num_workers(strategy))
-    return train_from, val_ds, val_steps
+    return (SplitInput(split=cfg.train_split, training=True, cfg=train_cfg, **where),
+            SplitInput(split=cfg.val_split, training=False, cfg=val_cfg, **where))
 
 
 def make_callbacks(cfg, manifest: schema.Manifest, model_dir: str, strategy, parser, lr,
@@ -305,23 +300,14 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", *, tpu=
         tf.io.gfile.makedirs(model_dir)
         files.write_json_atomic(rundir.path(model_dir, rundir.CONFIG), run_info)
 
-    train_from, val_ds, val_steps = datasets(cfg, manifest, strategy)
+    train_input, val_input = split_inputs(cfg, manifest, strategy)
     cbs, guard = make_callbacks(cfg, manifest, model_dir, strategy, parser, lr, profile_steps)
-    workers = distribute.num_workers(strategy)
-    input_cfgs = dict(zip(("train", "val"), input_configs(cfg)))
-    split_names = {"train": cfg.train_split, "val": cfg.val_split}
-
-    def naming_bad_records(which: str, training: bool, step):
-        return bad_records.naming_bad_records(manifest, split_names[which], training,
-                                           input_cfgs[which], step, workers,
-                                           distribute.worker_index(strategy))
-
     with preemption.watching(), naming_xla_failures():
         plan = loop.Plan(cfg.epochs, steps_per_epoch, cfg.backup_every_steps, stop_after_steps)
-        history = loop.fit(parser, plan=plan, make_train_data=train_from, val_data=val_ds,
-                           val_steps=val_steps, callbacks=cbs, backup=backup,
-                           preemption=preemption, naming_bad_records=naming_bad_records,
-                           workers=workers, verbose=1 if sys.stdout.isatty() else 2)
+        history = loop.fit(parser, plan=plan, train=train_input, val=val_input, callbacks=cbs,
+                           backup=backup, preemption=preemption,
+                           workers=distribute.num_workers(strategy),
+                           verbose=1 if sys.stdout.isatty() else 2)
     return summarize(parser, history, guard)
 
 

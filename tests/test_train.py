@@ -275,3 +275,22 @@ def test_incompatible_model_dir_missing_shard_and_no_tpu(trained_run, synthetic_
     with pytest.raises(distribute.StrategyError, match="no TPU"):
         distribute.make_strategy("tpu")
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_corrupt_record_stops_the_run_naming_its_shard(synthetic_data, tmp_path, split):
+    """A flipped byte in the middle of one shard (its size unchanged, so start-up's
+    checks pass): the run stops with the shard and record named, whether training
+    or validation reads it."""
+    from facepars.data import bad_records, schema
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_data, data)
+    shard = schema.Manifest.load(str(data)).shards(split)[0].path
+    raw = bytearray(open(shard, "rb").read())
+    raw[len(raw) // 2] ^= 0xFF
+    open(shard, "wb").write(bytes(raw))
+    with pytest.raises(bad_records.CorruptShardError,
+                       match=rf"{os.path.basename(shard)} record \d+: unreadable"):
+        train.run(_cfg(batch_size=8, steps_per_epoch=8), str(data), str(tmp_path / "run"),
+                  "one_device")

@@ -38,6 +38,7 @@ import tensorflow as tf
 from absl import logging
 
 from facepars.core.internals import CALLBACK_STATE, inner_optimizer
+from facepars.data.split_input import SplitInput
 
 # What train exits with after a preemption has been saved: the code TensorFlow's
 # own preemption handling uses on GCE (128 + SIGTERM). A supervisor restarts on it
@@ -219,14 +220,12 @@ class Plan:
     stop_after_steps: int = 0
 
 
-def fit(parser, *, plan: Plan, make_train_data, val_data, val_steps: int, callbacks: list,
-        backup: Backup, preemption: Preemption, naming_bad_records, workers: int = 1,
-        verbose: int = 2):
+def fit(parser, *, plan: Plan, train: SplitInput, val: SplitInput, callbacks: list,
+        backup: Backup, preemption: Preemption, workers: int = 1, verbose: int = 2):
     """Train ``parser`` as ``plan`` says, from its backup if any.
 
-    ``make_train_data(step)`` is the distributed training input from ``step`` on;
-    ``naming_bad_records(split, training, step)`` a context manager that names
-    the bad record behind an input error. One worker stops right after the step
+    ``train`` and ``val`` give the inputs, and name the bad record behind an input
+    error in either (``SplitInput.naming_bad_records``). One worker stops right after the step
     in flight when signalled (or, signalled during validation, after the epoch's
     backup); several stop after the next step, whose reduced logs tell them all.
     Returns the History.
@@ -238,7 +237,8 @@ def fit(parser, *, plan: Plan, make_train_data, val_data, val_steps: int, callba
                                        model=parser)
     state = backup.restore()
     step = int(parser.optimizer.iterations.numpy())
-    iterator = iter(make_train_data(step))
+    iterator = iter(train.dataset(step))
+    val_data, val_steps = val.dataset(), val.steps_per_pass()
     parser.make_train_function()
     train_function = parser.train_function
     parser.stop_training = False
@@ -274,7 +274,7 @@ def fit(parser, *, plan: Plan, make_train_data, val_data, val_steps: int, callba
             cbs.on_train_batch_begin(k)
             if preemption.requested:
                 parser.stop_requested.assign(1.0)
-            with naming_bad_records("train", True, lambda: epoch * steps_per_epoch + k):
+            with train.naming_bad_records(lambda: epoch * steps_per_epoch + k):
                 logs = train_function(iterator)
             agreed = scalar(logs.pop(STOP_KEY)) > 0
             if first_step:
@@ -291,7 +291,7 @@ def fit(parser, *, plan: Plan, make_train_data, val_data, val_steps: int, callba
                     and k < steps_per_epoch:
                 save()
         epoch_logs = dict(parser.get_metrics_result())
-        with naming_bad_records("val", False, lambda: _evaluated(callbacks)):
+        with val.naming_bad_records(lambda: _evaluated(callbacks)):
             val_logs = parser.evaluate(val_data, steps=val_steps, callbacks=cbs,
                                        return_dict=True)
         epoch_logs.update({f"val_{name}": value for name, value in val_logs.items()})
