@@ -29,6 +29,7 @@ a time-boxed slot, rerun to continue.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import sys
 
@@ -38,11 +39,11 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from facepars import configs
+from facepars.configs.common import TrainConfig
 from facepars.core import cli, files
 from facepars.core.classes import IGNORE_LABEL
 from facepars.core.errors import FaceparsError
 from facepars.data import integrity, pipeline, schema
-from facepars.data.augment import AugmentConfig
 from facepars.data.split_input import SplitInput
 from facepars.models import build_model, configure_batchnorm, rundir
 from facepars.training import (
@@ -184,11 +185,12 @@ def build_task(cfg, manifest: schema.Manifest, strategy, steps_per_epoch: int):
         configure_batchnorm(network, cfg.bn_momentum, cfg.sync_batchnorm)
         frozen = (initialization.frozen_mask(network, cfg.model) if cfg.freeze_backbone_steps
                   else None)
-        parser = task.FaceParser(network, table, cfg.loss, AugmentConfig(**cfg.augment.to_dict()),
+        parser = task.FaceParser(network, table, cfg.loss, cfg.augment,
                                  fill_label=fill, seed=cfg.seed, frozen=frozen,
                                  frozen_steps=cfg.freeze_backbone_steps)
-        lr = optimization.learning_rate(cfg, steps_per_epoch, parser.learning_rate_scale)
-        optimizer = optimization.make_optimizer(cfg, lr)
+        lr = optimization.learning_rate(cfg.optimizer, cfg.schedule, cfg.epochs, steps_per_epoch,
+                                        parser.learning_rate_scale)
+        optimizer = optimization.make_optimizer(cfg.optimizer, cfg.ema_momentum, lr)
         parser.compile(optimizer=optimizer, jit_compile=cfg.jit_compile,
                        steps_per_execution=cfg.steps_per_execution)
         parser(tf.zeros((1, manifest.image_size, manifest.image_size, 3)))  # build
@@ -270,7 +272,7 @@ def start_from(parser, cfg, table, backup: loop.Backup, init_from: str | None,
                                      modules).to_json()
 
 
-def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", *, tpu=None,
+def run(cfg: TrainConfig, data_dir: str, model_dir: str, strategy_name: str = "auto", *, tpu=None,
         precision: str = "auto", profile_steps: str = "", verify_data: bool = False,
         preemption: loop.Preemption | None = None, init_from: str | None = None,
         init_modules: str = initialization.ALL, stop_after_steps: int = 0) -> dict:
@@ -290,7 +292,7 @@ def run(cfg, data_dir: str, model_dir: str, strategy_name: str = "auto", *, tpu=
     run_info = {**card.to_json(), "num_classes": table.num_classes,
                 "data_dir": data_dir, "precision": policy,
                 "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
-                "steps_per_epoch": steps_per_epoch, "config": cfg.to_dict()}
+                "steps_per_epoch": steps_per_epoch, "config": dataclasses.asdict(cfg)}
     earlier = check_model_dir(model_dir, run_info)
     parser, lr = build_task(cfg, manifest, strategy, steps_per_epoch)
     backup = loop.Backup(backup_dir(model_dir, strategy), parser)

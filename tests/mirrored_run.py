@@ -10,6 +10,7 @@ can meet a cached instance of another model ("Shape mismatch in the collective
 instance").
 """
 
+import dataclasses
 import json
 import os
 import sys
@@ -21,14 +22,14 @@ tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConf
 
 from facepars import train  # noqa: E402
 from facepars.configs import smoke  # noqa: E402
+from facepars.data.augment import NO_AUGMENTATION  # noqa: E402
 
 
 def config():
     cfg = smoke.get_config()
     cfg.epochs, cfg.steps_per_epoch, cfg.batch_size, cfg.overlay_images = 2, 2, 8, 0
     cfg.optimizer.momentum = 0.0
-    for key in cfg.augment:
-        cfg.augment[key] = 0.0
+    cfg.augment = dataclasses.replace(NO_AUGMENTATION)
     return cfg
 
 

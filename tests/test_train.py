@@ -39,8 +39,9 @@ def _cfg(**overrides):
         node = cfg
         *path, leaf = key.split(".")
         for p in path:
-            node = node[p]
-        node[leaf] = value
+            node = getattr(node, p)
+        assert hasattr(node, leaf), key  # a misspelt override fails, as on the command line
+        setattr(node, leaf, value)
     return cfg
 
 

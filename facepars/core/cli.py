@@ -146,6 +146,8 @@ def run(main, define_flags, required: tuple[str, ...] = (), argv: list[str] | No
             return FLAGS(args)
         except flags.Error as e:
             fail(command, f"{e} (see --helpshort)", USAGE_EXIT)
+        except KeyError as e:  # --config.<field> naming no field of the config's dataclass
+            fail(command, f"{e.args[0]} (see --helpshort)", USAGE_EXIT)
         except SystemExit as e:
             if e.code == FAILURE_EXIT and any(a in HELP_FLAGS for a in args[1:]):
                 raise SystemExit(0) from None

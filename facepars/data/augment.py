@@ -19,7 +19,8 @@ noise. All randomness is stateless, drawn from a per-step seed, so a run with a
 fixed seed is reproducible, with or without XLA.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: --config.<field> overrides read
+# these dataclass field types at run time (ml_collections.config_flags).
 
 import dataclasses
 import math
@@ -65,9 +66,10 @@ def random_noise(shape, seed):
     return tf.reshape((sums * (1.0 / 255) - 1.0) * math.sqrt(6.0), shape)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class AugmentConfig:
-    """Strengths; 0 turns a transform off."""
+    """Strengths; 0 turns a transform off. The ``augment`` section of a training
+    config (facepars.configs)."""
 
     flip: float = 0.5          # probability of a horizontal flip
     scale: float = 0.2         # zoom in [1 - scale, 1 + scale]

@@ -5,13 +5,41 @@ The schedules other than ``plateau`` are multiplied by a variable scale
 can lower the rate mid-run and the lowered rate survives a kill and resume.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: --config.<field> overrides read
+# these dataclass field types at run time (ml_collections.config_flags).
+
+import dataclasses
 
 import keras
-import ml_collections
 import tensorflow as tf
 
 from facepars.core.errors import ConfigError
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """The ``optimizer`` section of a training config."""
+
+    name: str = "sgd"             # sgd or adamw
+    learning_rate: float = 0.1
+    momentum: float = 0.0         # sgd
+    nesterov: bool = False        # sgd
+    weight_decay: float = 0.0
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+    """The ``schedule`` section of a training config. plateau: the notebook's
+    ReduceLROnPlateau(val_loss, patience 4, factor 0.5); poly and cosine: per-step
+    decay over the run, with linear warm-up."""
+
+    name: str = "plateau"         # plateau, poly or cosine
+    plateau_patience: int = 4
+    plateau_factor: float = 0.5
+    min_learning_rate: float = 1e-5
+    warmup_epochs: float = 0.0
+    poly_power: float = 0.9
+    end_learning_rate: float = 0.0
 
 
 class WarmupPolynomial(keras.optimizers.schedules.LearningRateSchedule):
@@ -44,11 +72,12 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return self.base(step) * tf.convert_to_tensor(self.scale)
 
 
-def learning_rate(cfg: ml_collections.ConfigDict, steps_per_epoch: int, scale):
+def learning_rate(optimizer: OptimizerConfig, sched: ScheduleConfig, epochs: int,
+                  steps_per_epoch: int, scale):
     """A float for the plateau schedule (its callback lowers it), else a schedule
     times ``scale`` (``FaceParser.learning_rate_scale``)."""
-    lr, sched = cfg.optimizer.learning_rate, cfg.schedule
-    total = cfg.epochs * steps_per_epoch
+    lr = optimizer.learning_rate
+    total = epochs * steps_per_epoch
     warmup = int(sched.warmup_epochs * steps_per_epoch)
     if sched.name == "plateau":
         return lr
@@ -62,10 +91,10 @@ def learning_rate(cfg: ml_collections.ConfigDict, steps_per_epoch: int, scale):
     raise ConfigError(f"unknown schedule {sched.name!r}: plateau, poly or cosine")
 
 
-def make_optimizer(cfg: ml_collections.ConfigDict, lr) -> keras.optimizers.Optimizer:
-    o = cfg.optimizer
-    common = dict(learning_rate=lr, use_ema=cfg.ema_momentum > 0,
-                  ema_momentum=cfg.ema_momentum or 0.99)
+def make_optimizer(o: OptimizerConfig, ema_momentum: float, lr) -> keras.optimizers.Optimizer:
+    """``o``'s optimizer at ``lr``, keeping EMA weights when ``ema_momentum`` > 0."""
+    common = dict(learning_rate=lr, use_ema=ema_momentum > 0,
+                  ema_momentum=ema_momentum or 0.99)
     if o.name == "sgd":
         return keras.optimizers.SGD(momentum=o.momentum, nesterov=o.nesterov,
                                     weight_decay=o.weight_decay or None, **common)

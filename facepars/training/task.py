@@ -22,14 +22,14 @@ from facepars.core.classes import ClassTable
 from facepars.data.augment import AugmentConfig, Augmenter
 from facepars.models import to_model_input
 from facepars.training.loop import STOP_KEY
-from facepars.training.losses import TERMS, fused_loss
+from facepars.training.losses import TERMS, LossConfig, fused_loss
 from facepars.training.metrics import ConfusionMatrixMetric
 
 
 class FaceParser(internals.BuildOptimizerOnly, keras.Model):
     """Train and evaluate ``network`` on ``{"image": uint8, "mask": uint8}`` batches."""
 
-    def __init__(self, network: keras.Model, class_table: ClassTable, loss_cfg,
+    def __init__(self, network: keras.Model, class_table: ClassTable, loss_cfg: LossConfig,
                  augment: AugmentConfig, fill_label: int = 0, seed: int = 0,
                  frozen: list[bool] | None = None, frozen_steps: int = 0):
         super().__init__(name="face_parser")

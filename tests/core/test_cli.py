@@ -45,6 +45,8 @@ def test_bad_flags_and_bad_input_are_one_line(tmp_path):
     procs = _all(
         {
             "unknown flag": ["facepars.verify", "--data_dri=/x"],
+            "unknown config field": ["facepars.train", "--config=smoke", "--data_dir=/x",
+                                     "--model_dir=/y", "--config.augment.flipp=0"],
             "bad value": ["facepars.prepare", f"--output_dir={tmp_path}/o", "--image_size=big"],
             "stray argument": [
                 "facepars.export",
@@ -62,6 +64,7 @@ def test_bad_flags_and_bad_input_are_one_line(tmp_path):
         }
     )
     for case, code, text in [("unknown flag", 2, "data_dri"), ("bad value", 2, "image_size"),
+                             ("unknown config field", 2, "flipp"),
                              ("stray argument", 2, "'oops'"),
                              ("missing data", 1, "verify failed: "),
                              ("missing model", 1, "evaluate failed: ")]:

@@ -17,7 +17,7 @@ def test_schedules_give_the_documented_learning_rates():
     steps = np.array([0, 5, 10, 20, 30, 39])
     for name in ("poly", "cosine"):
         cfg.schedule.name = name
-        lr = optimization.learning_rate(cfg, 10, scale)
+        lr = optimization.learning_rate(cfg.optimizer, cfg.schedule, cfg.epochs, 10, scale)
         got = np.array([float(lr(s)) for s in steps])
         progress = np.clip((steps - 10) / 30, 0, 1)
         decayed = (0.2 * (1 - progress) ** 0.9 if name == "poly"
@@ -32,7 +32,7 @@ def test_schedules_give_the_documented_learning_rates():
 def test_sgd_with_ema_matches_a_hand_computed_run():
     cfg = smoke.get_config()
     cfg.ema_momentum, cfg.optimizer.momentum = 0.9, 0.5
-    optimizer = optimization.make_optimizer(cfg, 0.1)
+    optimizer = optimization.make_optimizer(cfg.optimizer, cfg.ema_momentum, 0.1)
     weight = keras.Variable(np.array([1.0, -2.0], np.float32))
     optimizer.build([weight])
     w, velocity, ema = np.array([1.0, -2.0]), np.zeros(2), None
