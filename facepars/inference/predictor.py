@@ -90,14 +90,13 @@ def onnx_logits_fn(model: bytes):
     return logits
 
 
-def keras_logits_fn(network):
-    """A Keras network as one traced function over (B, S, S, 3) [0, 1] input.
+def keras_logits_fn(network, size: int):
+    """A Keras network as one traced function over (B, size, size, 3) [0, 1] input.
 
     Called eagerly, a Keras model runs layer by layer from Python, several times
     slower than the same graph (bench/predict_bench.py). One signature with a free
     batch size keeps it to one trace for every batch.
     """
-    size = network.input_shape[1]
     return tf.function(lambda x: network(x, training=False), input_signature=[
         tf.TensorSpec([None, size, size, 3], tf.float32)])
 
@@ -130,7 +129,7 @@ class Predictor:
             card = ModelCard.read(files.join(os.path.dirname(path), rundir.CLASS_TABLE))
             return cls(backend(model), card, in_graph=False)
         network, card = rundir.load(path)
-        return cls(keras_logits_fn(network), card)
+        return cls(keras_logits_fn(network, card.image_size), card)
 
     def network_logits(self, batch) -> tf.Tensor:
         """uint8 network-size inputs (B, S, S, 3), as the records hold them -> float32 logits."""

@@ -106,7 +106,13 @@ def resolve(model: str) -> tuple[str, ModelCard]:
 
 
 def load(model: str):
-    """(float32 Keras network, ModelCard) for a model path; see ``resolve``."""
+    """(float32 Keras network, ModelCard) for a model path; see ``resolve``. The card
+    is the one source of the input size: a network that takes another is refused."""
     from facepars.models import load_model
     keras_path, card = resolve(model)
-    return load_model(keras_path), card
+    network = load_model(keras_path)
+    if tuple(network.input_shape[1:3]) != (card.image_size, card.image_size):
+        raise ConfigError(f"{keras_path}: the network takes {network.input_shape[1:3]} inputs, "
+                          f"its run's {CONFIG} says {card.image_size}x{card.image_size}; "
+                          "the two files are from different runs")
+    return network, card

@@ -7,6 +7,7 @@ import pytest
 
 from facepars.core.classes import TAXONOMIES
 from facepars.core.errors import ConfigError
+from facepars.models import build_model, rundir
 from facepars.models.rundir import ModelCard
 
 TABLE = TAXONOMIES["lapa11"].table
@@ -39,3 +40,13 @@ def test_a_file_that_is_no_card_names_itself_and_what_it_lacks(tmp_path):
     path.write_text(json.dumps({"class_table": TABLE.to_json(), "resize": "pad"}))
     with pytest.raises(ConfigError, match=rf"{path}: no image_size"):
         ModelCard.read(str(path))
+
+
+def test_a_network_of_another_size_than_its_card_is_refused_naming_both(tmp_path):
+    """The card is the one source of the input size: a best.keras from a run at 32 px
+    beside a config.json of 64 px is two runs mixed up, not a model to guess about."""
+    build_model("lraspp_mobilenetv3", TABLE.num_classes, 32, width=0.25).save(
+        tmp_path / rundir.BEST)
+    (tmp_path / rundir.CONFIG).write_text(json.dumps(ModelCard(TABLE, 64, "pad").to_json()))
+    with pytest.raises(ConfigError, match=r"best.keras: the network takes \(32, 32\).*64x64"):
+        rundir.load(str(tmp_path))
