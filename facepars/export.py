@@ -87,6 +87,9 @@ def serving_archive(network, card: ModelCard, photos: FaceFilter | None = None
     """
     size, resize, table = card.image_size, card.resize, card.table
 
+    # One trace of the network that every endpoint calls (a function call in each
+    # signature's graph), rather than a trace per endpoint.
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
     def logits(x):
         return tf.cast(network(x, training=False), tf.float32)
 
