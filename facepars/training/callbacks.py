@@ -191,22 +191,25 @@ class NetworkCheckpoints(keras.callbacks.Callback):
     def set_state(self, state: dict) -> None:
         self.best = -math.inf if state["best"] is None else state["best"]
 
-    def _save(self, name: str):
-        """Save locally, copy beside the target, rename: never half a checkpoint."""
-        path = files.join(self.model_dir, name)
-        with tempfile.TemporaryDirectory() as tmp, ema_weights(self.model):
-            local = os.path.join(tmp, name)
-            self.model.network.save(local)
-            tf.io.gfile.copy(local, path + ".tmp", overwrite=True)
-        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    def _save(self, names: list[str]):
+        """Save once locally, copy beside each target, rename: never half a checkpoint,
+        and one serialisation when last is also the best."""
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, "network.keras")
+            with ema_weights(self.model):
+                self.model.network.save(local)
+            for name in names:
+                path = files.join(self.model_dir, name)
+                tf.io.gfile.copy(local, path + ".tmp", overwrite=True)
+                tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        self._save(rundir.LAST)
         score = logs.get(self.monitor, math.nan)
-        if math.isfinite(score) and score > self.best:
+        improved = math.isfinite(score) and score > self.best
+        self._save([rundir.LAST, rundir.BEST] if improved else [rundir.LAST])
+        if improved:
             self.best = score
-            self._save(rundir.BEST)
             record = {"epoch": epoch + 1, self.monitor: score,
                       **{k: float(v) for k, v in logs.items() if k.startswith("val_")}}
             files.write_json_atomic(rundir.path(self.model_dir, rundir.BEST_SCORES), record)

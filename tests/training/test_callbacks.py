@@ -126,3 +126,28 @@ def test_images_per_second_counts_optimizer_steps_not_callback_calls(monkeypatch
     log.on_epoch_end(0, logs)
     assert logs["images_per_second"] == pytest.approx(8 * 16 / 2.0)
     assert logs["step_time"] == pytest.approx(2.0 / 8)
+
+
+def test_checkpoints_keep_the_best_epochs_ema_weights_in_best_and_the_latest_in_last(tmp_path):
+    """Val scores 0.2, 0.5, 0.3 over three epochs, the weights moved before each: best.keras
+    holds epoch 2's EMA weights and best.json its scores; last.keras epoch 3's; the live
+    weights are back after each save."""
+    import json
+
+    from facepars.models import load_model
+    parser = _parser("float32")
+    saver = callbacks.NetworkCheckpoints(str(tmp_path))
+    saver.set_model(parser)
+    ema = internals.ema_variables(parser.optimizer)
+    for epoch, score in enumerate((0.2, 0.5, 0.3)):
+        for average in ema:  # the EMA of this epoch: every value epoch + 1
+            average.assign(tf.fill(average.shape, float(epoch + 1)))
+        live = [w.numpy() for w in parser.network.trainable_weights]
+        saver.on_epoch_end(epoch, {"val_miou_face": score, "val_loss": 1.0 - score})
+        for now, before in zip(parser.network.trainable_weights, live):
+            np.testing.assert_array_equal(now.numpy(), before)
+    for name, value in (("best.keras", 2.0), ("last.keras", 3.0)):
+        saved = load_model(str(tmp_path / name)).trainable_weights
+        assert all(np.all(w.numpy() == value) for w in saved), name
+    assert json.load(open(tmp_path / "best.json")) == {"epoch": 2, "val_miou_face": 0.5,
+                                                        "val_loss": 0.5}
