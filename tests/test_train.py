@@ -114,11 +114,9 @@ class Killed(Exception):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision,tflite", [("mixed_float16", ["float32"]),
-                                              ("mixed_bfloat16", ["float32", "int8"])],
-                         ids=["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
 def test_a_mixed_precision_run_recovers_from_nan_resumes_then_exports_evaluates_predicts(
-        synthetic_data, tmp_path, monkeypatch, precision, tflite):
+        synthetic_data, tmp_path, monkeypatch, precision):
     """The life of a model trained in mixed precision.
 
     NaN: learning rate 1e5 (poly schedule), 8 retries. The factor 1e-6 brings the
@@ -136,7 +134,8 @@ def test_a_mixed_precision_run_recovers_from_nan_resumes_then_exports_evaluates_
     the saved mixed policies) with the float32 parity thresholds, and evaluate and
     predict on the run compute what its float32 SavedModel computes: a run loaded in
     its training policy (bfloat16 or float16 math) differs by far more than 1e-4.
-    int8 is calibrated in one life only: both convert from the same float32 rebuild.
+    TFLite float32 only: the other variants convert from the same float32 rebuild
+    as any float32 network does (tests/test_export.py converts all three).
     """
     from facepars import evaluate, export
     from facepars.data import synthetic
@@ -166,13 +165,10 @@ def test_a_mixed_precision_run_recovers_from_nan_resumes_then_exports_evaluates_
 
     network = load_model(os.path.join(model_dir, "best.keras"))
     assert {layer.dtype_policy.name for layer in network.layers} == {"float32"}
-    report = export.run(model_dir, str(tmp_path / "export"), synthetic_data, tflite,
+    report = export.run(model_dir, str(tmp_path / "export"), synthetic_data, ["float32"],
                         parity_records=8, faces="whole")  # parse_photos: test_export.py's
     assert report["failed"] == [], report["agreement"]
-    assert sorted(report["agreement"]) == sorted(["saved_model"]
-                                                 + [f"tflite_{v}" for v in tflite])
-    if "int8" in tflite:
-        assert report["agreement"]["tflite_int8"] >= 0.90
+    assert sorted(report["agreement"]) == ["saved_model", "tflite_float32"]
     saved = str(tmp_path / "export" / "saved_model")
     confusions = [np.asarray(evaluate.run(path, synthetic_data, "val", None, batch_size=4)
                              ["network_resolution"]["confusion"]) for path in (model_dir, saved)]

@@ -182,6 +182,6 @@ def test_a_whole_run_on_a_cvat_export_with_its_own_class_names(trained_run, tmp_
     summary = json.load(open(f"{tmp_path}/parsed/summary.json"))
     assert set(json.dumps(summary).split('"')) >= {"face skin", "snout", "locks"}
     run_cli("facepars.export", f"--model_path={run}", f"--output_dir={run}/export",
-            "--tflite=float32")
+            "--tflite=")  # TFLite from any table: tests/test_export.py
     exported = json.load(open(f"{run}/export/class_table.json"))
     assert [c["name"] for c in exported["class_table"]["classes"]] == names

@@ -33,12 +33,12 @@ def data(synthetic_data, trained_run):
     return synthetic_data, trained_run
 
 
-def _args(data, model_dir, *extra, steps_per_epoch=10):
+def _args(data, model_dir, *extra, epochs=2):
     data, start = data
     return ["--config=smoke", f"--data_dir={data}", f"--model_dir={model_dir}",
             f"--init_from={start}", "--config.freeze_backbone_steps=6",
-            "--config.overlay_images=0", "--config.batch_size=8", "--config.epochs=2",
-            f"--config.steps_per_epoch={steps_per_epoch}", "--config.backup_every_steps=2",
+            "--config.overlay_images=0", "--config.batch_size=8", f"--config.epochs={epochs}",
+            "--config.steps_per_epoch=10", "--config.backup_every_steps=2",
             "--config.op_determinism=True", "--config.schedule.name=plateau",
             "--config.schedule.plateau_patience=1", "--config.input.shuffle_buffer=24", *extra]
 
@@ -243,7 +243,7 @@ def _workers(data, model_dir, tmp_path, tag, hold_second: int = 0):
         for index in range(2):
             config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
             procs.append(_start(_args(data, model_dir, "--strategy=multi_worker",
-                                      "--config.op_determinism=False", steps_per_epoch=5),
+                                      "--config.op_determinism=False", epochs=1),
                                 logs[index], hold_second if index else 0, TF_CONFIG=config))
         if _all_up(procs, logs):
             return procs
