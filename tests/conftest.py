@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -61,15 +62,47 @@ def reference_workload() -> float:
     return time.perf_counter() - start
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of every subprocess it has waited for."""
+    return sum(usage.ru_utime + usage.ru_stime for usage in
+               (resource.getrusage(resource.RUSAGE_SELF),
+                resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Each test's CPU seconds (set-up, call, teardown and the subprocesses it ran), on
+    its teardown report: under two busy workers a test's wall time says more about
+    its neighbour than about itself; its CPU time does not."""
+    item.cpu_start = _cpu_seconds()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if call.when == "teardown":
+        outcome.get_result().user_properties.append(
+            ("cpu_seconds", _cpu_seconds() - item.cpu_start))
+
+
 def pytest_terminal_summary(terminalreporter):
     """The suite's time beside this machine's speed (``reference_workload``, the median
-    of three timed now, after the tests, on the controller)."""
+    of three timed now, after the tests, on the controller), and where the CPU went."""
     if os.environ.get("PYTEST_XDIST_WORKER") or terminalreporter.config.option.collectonly:
         return
     suite = time.monotonic() - _SESSION_START
+    cpu = {report.nodeid: dict(report.user_properties)["cpu_seconds"]
+           for reports in terminalreporter.stats.values() for report in reports
+           if getattr(report, "when", None) == "teardown"
+           and "cpu_seconds" in dict(getattr(report, "user_properties", []))}
     unit = float(np.median([reference_workload() for _ in range(3)]))
-    terminalreporter.write_line(f"suite {suite:.1f} s; reference workload {unit:.2f} s on this "
-                                f"machine; suite = {suite / unit:.0f} workloads")
+    terminalreporter.write_sep("=", "most CPU: the test and its subprocesses")
+    for nodeid, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])[:8]:
+        terminalreporter.write_line(f"{seconds:6.1f} s  {nodeid}")
+    terminalreporter.write_line(f"suite {suite:.1f} s, tests {sum(cpu.values()):.0f} CPU-s; "
+                                f"reference workload {unit:.2f} s on this machine; suite = "
+                                f"{suite / unit:.0f} workloads")
 
 
 def run_cli(module: str, *args: str, check: bool = True, timeout: float = 600,
