@@ -1,5 +1,7 @@
 """What the training callbacks record and restore, checked against hand-set state."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from facepars.configs import smoke
 from facepars.core import internals
 from facepars.core.classes import TAXONOMIES
 from facepars.data.augment import NO_AUGMENTATION
-from facepars.models import build_model
+from facepars.models import build_model, load_model
 from facepars.training import callbacks, task
 
 TABLE = TAXONOMIES["seed8"].table
@@ -132,9 +134,6 @@ def test_checkpoints_keep_the_best_epochs_ema_weights_in_best_and_the_latest_in_
     """Val scores 0.2, 0.5, 0.3 over three epochs, the weights moved before each: best.keras
     holds epoch 2's EMA weights and best.json its scores; last.keras epoch 3's; the live
     weights are back after each save."""
-    import json
-
-    from facepars.models import load_model
     parser = _parser("float32")
     saver = callbacks.NetworkCheckpoints(str(tmp_path))
     saver.set_model(parser)
