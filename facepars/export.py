@@ -53,7 +53,13 @@ from facepars.data import pipeline, schema
 from facepars.faces import mtcnn_graph
 from facepars.faces.detection import FaceFilter
 from facepars.inference import photo_graph, serving
-from facepars.inference.predictor import NO_FRAMING, SAVED_MODEL_TABLE, Predictor, tflite_logits_fn
+from facepars.inference.predictor import (
+    NO_FRAMING,
+    SAVED_MODEL_TABLE,
+    Predictor,
+    keras_logits_fn,
+    tflite_logits_fn,
+)
 from facepars.models import rundir, to_model_input
 from facepars.models.rundir import ModelCard
 
@@ -89,9 +95,10 @@ def serving_archive(network, card: ModelCard, photos: FaceFilter | None = None
 
     # One trace of the network that every endpoint calls (a function call in each
     # signature's graph), rather than a trace per endpoint.
-    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+    network_fn = keras_logits_fn(network, size)
+
     def logits(x):
-        return tf.cast(network(x, training=False), tf.float32)
+        return tf.cast(network_fn(x), tf.float32)
 
     def serve(images):
         return serving.parse(logits, images, size, resize)
