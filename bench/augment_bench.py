@@ -32,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from facepars.configs import common  # noqa: E402
 from facepars.core.classes import SOURCE_TABLES, TAXONOMIES  # noqa: E402
 from facepars.data import augment, synthetic  # noqa: E402
 
@@ -54,12 +55,12 @@ def transform_op(images, masks, transforms, fill_label):
     return out, labels
 
 
-def single_transforms() -> dict[str, augment.AugmentConfig]:
+def single_transforms() -> dict[str, common.AugmentConfig]:
     """Each group of the default augmentation on its own, at its default strength."""
-    on = augment.AugmentConfig()
+    on = common.AugmentConfig()
     groups = {"brightness + contrast": ("brightness", "contrast"),
               "saturation + hue": ("saturation", "hue"), "blur": ("blur",), "noise": ("noise",)}
-    return {name: dataclasses.replace(augment.NO_AUGMENTATION,
+    return {name: dataclasses.replace(common.NO_AUGMENTATION,
                                       **{field: getattr(on, field) for field in fields})
             for name, fields in groups.items()}
 
@@ -88,7 +89,7 @@ def main():
         tf.constant(rng.uniform(-15, 15, args.batch) * math.pi / 180, tf.float32),
         tf.constant(rng.uniform(-0.08, 0.08, (args.batch, 2)) * args.size, tf.float32), args.size)
     table = TAXONOMIES["seed8"].table
-    augmenter = augment.Augmenter(augment.AugmentConfig(), table)
+    augmenter = augment.Augmenter(common.AugmentConfig(), table)
     seed = tf.constant([1, 2])
     variants = {
         "op (ImageProjectiveTransformV3)": (tf.function(transform_op),

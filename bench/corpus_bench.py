@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from PIL import Image
 from predict_bench import make_run
 
-from facepars import predict
+from facepars import predict_lib
 from facepars.data import synthetic
 
 
@@ -39,10 +39,10 @@ def main():
         image = synthetic.compose(9, i, 480, 640, 1 + i % 3)[0]
         Image.fromarray(image).save(os.path.join(photos, f"{i:04d}.jpg"), quality=90)
     rows = {
-        "local": lambda out: predict.run(run, [photos], out, faces=args.faces),
-        "beam, FnApiRunner, 1 process": lambda out: predict.run_on_beam(
+        "local": lambda out: predict_lib.run(run, [photos], out, faces=args.faces),
+        "beam, FnApiRunner, 1 process": lambda out: predict_lib.run_on_beam(
             run, [photos], out, faces=args.faces, workers=1),
-        "beam, FnApiRunner, 2 processes": lambda out: predict.run_on_beam(
+        "beam, FnApiRunner, 2 processes": lambda out: predict_lib.run_on_beam(
             run, [photos], out, faces=args.faces, workers=2),
     }
     rates = {}

@@ -29,9 +29,10 @@ import numpy as np
 import tensorflow as tf
 
 from facepars import prepare
+from facepars.configs.common import AugmentConfig
 from facepars.core.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.data import pipeline, schema
-from facepars.data.augment import AugmentConfig, Augmenter
+from facepars.data.augment import Augmenter
 
 from common import WORK, make_source
 

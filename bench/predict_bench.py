@@ -42,7 +42,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
-from facepars import export
+from facepars import export_lib
 from facepars.core import imaging
 from facepars.core.classes import TAXONOMIES
 from facepars.data import synthetic
@@ -89,7 +89,7 @@ def main():
     root = tempfile.mkdtemp(prefix="predict_bench_")
     run = make_run(root, args.model, args.width, args.size)
     out = os.path.join(root, "export")
-    export.run(run, out, None, ["float32"], onnx_opset=17)
+    export_lib.run(run, out, None, ["float32"], onnx_opset=17)
     photo, _, points = synthetic.render_with_landmarks(3, 0, 480, 640)
     face = [detection.from_landmarks(points)]
     backends = {"keras": run, "saved_model": os.path.join(out, "saved_model"),

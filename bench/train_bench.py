@@ -40,9 +40,9 @@ import tensorflow as tf
 
 from facepars import prepare
 from facepars.configs import smoke
+from facepars.configs.common import NO_AUGMENTATION, AugmentConfig
 from facepars.core import files
 from facepars.data import pipeline, schema
-from facepars.data.augment import NO_AUGMENTATION, AugmentConfig
 from facepars.models import build_model
 from facepars.training import task
 from facepars.training.losses import EPSILON

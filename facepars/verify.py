@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import sys
 
-import tensorflow as tf
 from absl import flags, logging
 
-from facepars.core import cli, files
-from facepars.data import contents
-from facepars.data.integrity import verify, write_stamp
+from facepars.core import cli
 
 FLAGS = flags.FLAGS
 
@@ -33,22 +30,11 @@ def define_flags():
                         "--data_dir).")
 
 
-def run(data_dir: str, output_dir: str | None = None) -> dict:
-    """Verify ``data_dir`` and draw its class distribution into ``output_dir`` (default:
-    the data directory). Returns the ``manifest``, the ``problems`` (empty when sound),
-    the ``chart``'s path and, when sound, the ``stamp`` train trusts (else None)."""
-    manifest, problems = verify(data_dir)
-    output_dir = output_dir or data_dir
-    tf.io.gfile.makedirs(output_dir)
-    chart = files.join(output_dir, "class_distribution.png")
-    contents.distribution_chart(manifest.data, chart)
-    stamp = None if problems else write_stamp(manifest)
-    return {"manifest": manifest, "problems": problems, "chart": chart, "stamp": stamp}
-
-
 def main(argv):
     del argv
-    result = run(FLAGS.data_dir, FLAGS.output_dir)
+    from facepars import verify_lib  # TensorFlow loads here, once the flags are checked
+    from facepars.data import contents
+    result = verify_lib.run(FLAGS.data_dir, FLAGS.output_dir)
     manifest, problems = result["manifest"], result["problems"]
     print(contents.summary(manifest.data))
     print(f"\nclass distribution chart: {result['chart']}")

@@ -200,14 +200,14 @@ def trained_run(synthetic_data, tmp_path_factory):
     """A tiny model trained briefly on the synthetic set (for evaluate/predict/export)."""
     import keras
 
-    from facepars import train
+    from facepars import train_lib
     from facepars.configs import smoke
     cfg = smoke.get_config()
     cfg.epochs, cfg.steps_per_epoch, cfg.overlay_images, cfg.batch_size = 2, 10, 0, 8
 
     def make(model_dir):
         try:
-            train.run(cfg, synthetic_data, model_dir, "one_device")
+            train_lib.run(cfg, synthetic_data, model_dir, "one_device")
         finally:
             keras.mixed_precision.set_global_policy("float32")
     return shared(tmp_path_factory, "trained", make)

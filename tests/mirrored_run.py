@@ -1,4 +1,4 @@
-"""train.run on one device and under MirroredStrategy (two logical CPUs), same data.
+"""train_lib.run on one device and under MirroredStrategy (two logical CPUs), same data.
 
 Run by tests/test_train.py in a fresh process: ``python tests/mirrored_run.py
 DATA_DIR OUT_DIR`` trains the smoke config for 2 epochs of 2 steps, with
@@ -20,9 +20,9 @@ import tensorflow as tf
 cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from facepars import train  # noqa: E402
+from facepars import train_lib  # noqa: E402
 from facepars.configs import smoke  # noqa: E402
-from facepars.data.augment import NO_AUGMENTATION  # noqa: E402
+from facepars.configs.common import NO_AUGMENTATION  # noqa: E402
 
 
 def config():
@@ -34,7 +34,7 @@ def config():
 
 
 def main(data_dir, out_dir):
-    confusions = {name: train.run(config(), data_dir, os.path.join(out_dir, name), name)
+    confusions = {name: train_lib.run(config(), data_dir, os.path.join(out_dir, name), name)
                   ["val_confusion"] for name in ("one_device", "mirrored")}
     print(json.dumps(confusions))
 

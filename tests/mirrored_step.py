@@ -19,8 +19,8 @@ tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConf
 keras.mixed_precision.set_global_policy("float64")
 
 from facepars.configs import smoke  # noqa: E402
+from facepars.configs.common import NO_AUGMENTATION  # noqa: E402
 from facepars.data import pipeline, schema  # noqa: E402
-from facepars.data.augment import NO_AUGMENTATION  # noqa: E402
 from facepars.models import build_model, configure_batchnorm  # noqa: E402
 from facepars.training import task  # noqa: E402
 

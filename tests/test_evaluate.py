@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix
 
-from facepars import evaluate
+from facepars import evaluate_lib
 from facepars.core.classes import IGNORE_LABEL
 from facepars.data import schema, sources, synthetic
 from facepars.faces import detection
@@ -32,7 +32,7 @@ def _direct_confusion(model_dir, data_dir, split):
 @pytest.mark.parametrize("strategy", ["one_device", "mirrored"])
 def test_evaluate_equals_metrics_computed_from_the_predictions(trained_run, synthetic_data,
                                                               tmp_path, strategy):
-    result = evaluate.run(trained_run, synthetic_data, "val", str(tmp_path), batch_size=6,
+    result = evaluate_lib.run(trained_run, synthetic_data, "val", str(tmp_path), batch_size=6,
                           strategy_name=strategy)
     expected = _direct_confusion(trained_run, synthetic_data, "val")
     np.testing.assert_array_equal(result["network_resolution"]["confusion"], expected)
@@ -79,13 +79,13 @@ def test_original_resolution_reports_both_protocols_with_the_detectors_recall(
         return [] if points is None else [detection.from_landmarks(points)]
 
     predictor = Predictor.load(trained_run)
-    found = evaluate.original_resolution(predictor, manifest, "val", None, detector)
+    found = evaluate_lib.original_resolution(predictor, manifest, "val", None, detector)
     assert found["recall"] == pytest.approx(sum(v is not None for v in known.values()) / len(known))
     assert found["detector"].sum() == found["oracle"].sum()
     # --min_score and --min_face reach the detector protocol: faces it finds below
     # either are missed.
     for min_score, min_face in ((1.01, 20.0), (0.5, 1e4)):
-        strict = evaluate.original_resolution(predictor, manifest, "val", None, detector,
+        strict = evaluate_lib.original_resolution(predictor, manifest, "val", None, detector,
                                               keep=detection.FaceFilter(min_score, min_face))
         assert strict["recall"] == 0 and strict["detector"][:, 1:].sum() == 0
     assert found["detector"][:, 0].sum() >= missed_pixels
@@ -128,7 +128,7 @@ def test_data_aligned_by_the_detector_is_scored_aligned_as_prepared(trained_run,
         points[hashlib.sha1(image.tobytes()).hexdigest()] = five
     card = dataclasses.replace(Predictor.load(trained_run).card, framing=manifest["framing"])
     predictor = Predictor(_stripes, card)
-    results = [evaluate.original_resolution(predictor, schema.Manifest.load(d), "val", None,
+    results = [evaluate_lib.original_resolution(predictor, schema.Manifest.load(d), "val", None,
                                             detector)["oracle"] for d in (data, detected)]
     np.testing.assert_array_equal(results[0], results[1])
 
@@ -147,7 +147,7 @@ def test_original_resolution_reads_the_raw_data_the_manifest_names(tmp_path):
     card = ModelCard(TAXONOMIES["seed8"].table, 32, "stretch")
     skin = Predictor(lambda x: tf.one_hot(tf.ones(tf.shape(x)[:3], tf.int32), 8), card)
     manifest = schema.Manifest.load(data)
-    found = evaluate.original_resolution(skin, manifest, "val", None)
+    found = evaluate_lib.original_resolution(skin, manifest, "val", None)
     assert found["oracle"].sum() == manifest.num_records("val") * 40 * 30
 
 
@@ -188,7 +188,7 @@ def test_celebamask_hq_half_size_masks_score_faces_framed_at_the_masks_size(trai
 
     predictor = Predictor(_stripes, dataclasses.replace(Predictor.load(trained_run).card,
                                                       framing=framing))
-    found = evaluate.original_resolution(predictor, manifest, "val", None, detector)
+    found = evaluate_lib.original_resolution(predictor, manifest, "val", None, detector)
 
     listing, _ = sources.list_source(input_dir=manifest.input_dir, **manifest.source_listing)
     expected = np.zeros((8, 8), np.int64)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from facepars import export
+from facepars import export_lib
 from facepars.data import synthetic
 from facepars.inference.predictor import Predictor
 from facepars.models import rundir
@@ -21,7 +21,7 @@ from conftest import shared
 def exported(trained_run, synthetic_data, tmp_path_factory):
     """The shared trained run exported once to every target: (report, directory)."""
     def make(out):
-        export.run(trained_run, out, synthetic_data, ["float32", "float16", "int8"],
+        export_lib.run(trained_run, out, synthetic_data, ["float32", "float16", "int8"],
                    parity_records=8, onnx_opset=17)
     out = pathlib.Path(shared(tmp_path_factory, "exported", make))
     return json.load(open(out / "export_report.json")), out
@@ -35,7 +35,7 @@ def test_export_saved_model_and_tflite_with_parity(exported, trained_run, synthe
     assert agreement["saved_model"] >= 0.999
     assert agreement["onnx"] >= 0.999 and agreement["onnx_batch1"] >= 0.999
     assert agreement["tflite_float32"] >= 0.995 and agreement["tflite_float16"] >= 0.995
-    # int8's target (export.TARGETS) is reported, not required; this tiny model's floor:
+    # int8's target (export_lib.TARGETS) is reported, not required; this tiny model's floor:
     assert agreement["tflite_int8"] >= 0.90
     assert report["failed"] == []
     table = json.load(open(out / "class_table.json"))
@@ -48,13 +48,13 @@ def test_export_saved_model_and_tflite_with_parity(exported, trained_run, synthe
 
     # evaluate takes every export (TFLite and ONNX run on the host) and scores the
     # split as the Keras run does.
-    from facepars import evaluate
+    from facepars import evaluate_lib
     scores = {}
     for name in ("best.keras", "saved_model", "model_float32.tflite", "model_int8.tflite",
                  "model.onnx"):
         path = os.path.join(trained_run, name) if name.endswith(".keras") else \
             str(out / name)
-        result = evaluate.run(path, synthetic_data, "val", str(tmp_path / "eval" / name),
+        result = evaluate_lib.run(path, synthetic_data, "val", str(tmp_path / "eval" / name),
                               batch_size=4, strategy_name="one_device")
         scores[name] = result["network_resolution"]["scores"]["iou/mean_face"]
     for name, score in scores.items():
@@ -63,7 +63,7 @@ def test_export_saved_model_and_tflite_with_parity(exported, trained_run, synthe
 
     from facepars.data.schema import ManifestError
     with pytest.raises(ManifestError, match="no split 'holdout'.*has train, val, test"):
-        export.run(trained_run, str(tmp_path / "other"), synthetic_data, [],
+        export_lib.run(trained_run, str(tmp_path / "other"), synthetic_data, [],
                    parity_split="holdout")
 
     # A fresh process, TensorFlow only: two input sizes, one image (its values against
@@ -152,7 +152,7 @@ def test_saved_model_and_tflite_give_predictors_probabilities_at_odd_sizes(
         run, out = trained_run, exported[1]
     else:
         run, out = _run_with_resize(trained_run, tmp_path, resize), tmp_path / "export"
-        export.run(run, str(out), None, [], faces="whole")  # parse_photos: the shared export
+        export_lib.run(run, str(out), None, [], faces="whole")  # parse_photos: the shared export
     photos = [synthetic.render(5, i, h, w)[0] for i, (h, w) in enumerate([(37, 53), (120, 71)])]
     reference = Predictor.load(run)
     backends = [("saved_model", 1e-4)]
@@ -274,7 +274,7 @@ def test_deeplabv3plus_exports_to_onnx_with_its_constants_frozen(trained_run, tm
     info = json.load(open(os.path.join(trained_run, rundir.CONFIG)))
     json.dump({**info, "model": "deeplabv3plus_efficientnetb0", "image_size": 64},
               open(run / rundir.CONFIG, "w"))
-    report = export.run(str(run), str(tmp_path / "export"), None, [], onnx_opset=17,
+    report = export_lib.run(str(run), str(tmp_path / "export"), None, [], onnx_opset=17,
                         faces="whole")
     assert set(report["onnx"]) == {"onnx", "onnx_batch1"}
     import onnx
@@ -289,6 +289,6 @@ def test_deeplabv3plus_exports_to_onnx_with_its_constants_frozen(trained_run, tm
 def test_int8_without_data_is_refused_before_any_work(tmp_path):
     """int8 calibrates on records: without --data_dir it is said at once, before the
     model is even read (this run does not exist) or any export written."""
-    with pytest.raises(export.ExportError, match="int8 TFLite needs --data_dir"):
-        export.run(str(tmp_path / "no_run"), str(tmp_path / "out"), None, ["float32", "int8"])
+    with pytest.raises(export_lib.ExportError, match="int8 TFLite needs --data_dir"):
+        export_lib.run(str(tmp_path / "no_run"), str(tmp_path / "out"), None, ["float32", "int8"])
     assert not (tmp_path / "out").exists()

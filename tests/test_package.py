@@ -83,15 +83,17 @@ def test_no_lazy_import_hides_a_cycle():
 
 
 # What each folder may import, module-level or inside a function. The commands
-# (facepars/<command>.py) sit on top and may import any layer; no layer imports a
-# command. data never reaches training or inference; inference never training.
+# (facepars/<command>.py and the <command>_lib.py each runs) sit on top and may
+# import any layer; no layer imports a command. configs (the training config's
+# schema) is read by the stages and loads without TensorFlow; data never reaches
+# training or inference; inference never training.
 MAY_IMPORT = {
     "core": {"core"},
-    "configs": {"core", "data", "training", "configs"},  # sections defined by their stages
+    "configs": {"core", "configs"},
     "models": {"core", "models"},
     "faces": {"core", "faces"},
-    "data": {"core", "faces", "data"},
-    "training": {"core", "models", "data", "training"},
+    "data": {"core", "configs", "faces", "data"},
+    "training": {"core", "configs", "models", "data", "training"},
     "inference": {"core", "models", "faces", "data", "inference"},
 }
 
@@ -103,11 +105,14 @@ def _layer(module: str) -> str:
     return parts[1] if parts[1] in MAY_IMPORT else "commands"
 
 
+COMMANDS = ("prepare", "verify", "train", "evaluate", "predict", "export")
+
+
 def test_every_module_lives_in_a_layer_or_is_a_command():
-    commands = {"prepare", "verify", "train", "evaluate", "predict", "export"}
     top, _ = _graph()
     assert {m for m in top if _layer(m) == "commands"} == \
-        {"facepars"} | {f"facepars.{c}" for c in commands}
+        {"facepars"} | {f"facepars.{c}" for c in COMMANDS} | \
+        {f"facepars.{c}_lib" for c in COMMANDS if c != "prepare"}
 
 
 @pytest.mark.parametrize("layer", sorted(MAY_IMPORT))
@@ -129,3 +134,16 @@ def test_what_conversion_workers_import_stays_free_of_tensorflow(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False", module
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_command_and_its_config_files_load_without_tensorflow(command):
+    """A command parses and checks its flags (a config file and its overrides too)
+    before TensorFlow's seconds of start-up: its module, the configs and what its
+    flags need import no TensorFlow; its main imports facepars.<command>_lib."""
+    code = (f"import sys, facepars.{command}, facepars.configs.common, "
+            "facepars.configs.smoke, facepars.configs.pspnet_resnet50; "
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False", command

@@ -127,12 +127,12 @@ def test_predict_writes_to_a_bucket_what_it_writes_locally(trained_run, photos, 
     gs:// bucket would): the same bytes as on a local disk, nested names included."""
     import tensorflow as tf
 
-    from facepars import predict
+    from facepars import predict_lib
     inputs = [str(photos / "astronaut.jpg"), str(photos / "nested")]
     local = tmp_path / "local"
-    predict.run(trained_run, inputs, str(local), probabilities=True, faces="whole")
+    predict_lib.run(trained_run, inputs, str(local), probabilities=True, faces="whole")
     bucket = "ram://facepars-predict/out"
-    predict.run(trained_run, inputs, bucket, probabilities=True, faces="whole")
+    predict_lib.run(trained_run, inputs, bucket, probabilities=True, faces="whole")
     for name in ("astronaut.labels.png", "astronaut.overlay.jpg", "astronaut.probs.npz",
                  "rotated.labels.png"):
         with tf.io.gfile.GFile(f"{bucket}/{name}", "rb") as f:
@@ -167,12 +167,12 @@ def test_choose_mode_falls_back_to_whole_photos_and_refuses_what_cannot_run(monk
 
 
 def test_predict_writes_the_parse_of_every_detected_face(tmp_path, monkeypatch):
-    """predict.run end to end with a stand-in detector (the faces' exact points) and
+    """predict_lib.run end to end with a stand-in detector (the faces' exact points) and
     a parser of known output (tests/colour_parser.py): the label
     PNG it writes holds each face's true labels, so an all-background, misplaced or
     mixed-up write fails. The CLI test above runs the trained model, which parses
     drawn faces only, so it cannot show this."""
-    from facepars import predict
+    from facepars import predict_lib
     from facepars.faces import detection
     from facepars.inference import predictor
     photo, labels, landmarks = group_photo(5, 360, 480, 3)
@@ -181,7 +181,7 @@ def test_predict_writes_the_parse_of_every_detected_face(tmp_path, monkeypatch):
     monkeypatch.setattr(detection, "default_detector", lambda: (lambda _: faces))
     monkeypatch.setattr(predictor.Predictor, "load",
                         classmethod(lambda cls, path: colour_predictor(synthetic_framing())))
-    summary, failures = predict.run("stand-in", [str(tmp_path / "group.png")],
+    summary, failures = predict_lib.run("stand-in", [str(tmp_path / "group.png")],
                                     str(tmp_path / "out"), faces="detect")
     assert not failures and len(summary["group.png"]["faces"]) == len(faces) >= 2
     written = np.asarray(Image.open(tmp_path / "out" / "group.labels.png"))

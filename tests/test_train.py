@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facepars import train
+from facepars import train_lib
 from facepars.configs import smoke
 from facepars.data import augment
 from facepars.models import build_model
@@ -60,7 +60,7 @@ def test_mirrored_step_equals_one_device_step(synthetic_data):
 
 @pytest.mark.slow
 def test_train_run_mirrored_equals_one_device(face_data, tmp_path):
-    """train.run under MirroredStrategy over two logical CPUs, with validation, against
+    """train_lib.run under MirroredStrategy over two logical CPUs, with validation, against
     one device on the same data in the same order (no augmentation), 2 epochs
     (tests/mirrored_run.py, in a fresh process).
 
@@ -99,7 +99,7 @@ def test_train_run_mirrored_equals_one_device(face_data, tmp_path):
         assert abs(best["mirrored"][key] - value) <= 1e-3 * max(abs(value), 1e-3), key
 
     cfg = config()
-    keras.utils.set_random_seed(cfg.seed)  # the initial weights train.run starts from
+    keras.utils.set_random_seed(cfg.seed)  # the initial weights train_lib.run starts from
     start = build_model(cfg.model, 8, 96, width=cfg.width).trainable_weights
     ends = {n: load_model(str(tmp_path / n / "last.keras")).trainable_weights for n in runs}
     difference = np.sqrt(sum(np.sum((a.numpy() - b.numpy()) ** 2)
@@ -137,7 +137,7 @@ def test_a_mixed_precision_run_recovers_from_nan_resumes_then_exports_evaluates_
     TFLite float32 only: the other variants convert from the same float32 rebuild
     as any float32 network does (tests/test_export.py converts all three).
     """
-    from facepars import evaluate, export
+    from facepars import evaluate_lib, export_lib
     from facepars.data import synthetic
     from facepars.inference.predictor import Predictor
     from facepars.models import load_model
@@ -153,9 +153,9 @@ def test_a_mixed_precision_run_recovers_from_nan_resumes_then_exports_evaluates_
     with monkeypatch.context() as patch:
         patch.setattr(callbacks.Summaries, "on_epoch_begin", kill, raising=False)
         with pytest.raises(Killed):
-            train.run(cfg, synthetic_data, model_dir, "one_device", precision=precision)
+            train_lib.run(cfg, synthetic_data, model_dir, "one_device", precision=precision)
     assert len(list(csv.DictReader(open(os.path.join(model_dir, "history.csv"))))) == 1
-    summary = train.run(cfg, synthetic_data, model_dir, "one_device", precision=precision)
+    summary = train_lib.run(cfg, synthetic_data, model_dir, "one_device", precision=precision)
     keras.mixed_precision.set_global_policy("float32")
     assert summary["failure"] is None and np.isfinite(summary["last"]["loss"])
     assert summary["nan_restores"] == 1 and summary["steps"] == 12  # the count is the run's
@@ -165,12 +165,12 @@ def test_a_mixed_precision_run_recovers_from_nan_resumes_then_exports_evaluates_
 
     network = load_model(os.path.join(model_dir, "best.keras"))
     assert {layer.dtype_policy.name for layer in network.layers} == {"float32"}
-    report = export.run(model_dir, str(tmp_path / "export"), synthetic_data, ["float32"],
+    report = export_lib.run(model_dir, str(tmp_path / "export"), synthetic_data, ["float32"],
                         parity_records=8, faces="whole")  # parse_photos: test_export.py's
     assert report["failed"] == [], report["agreement"]
     assert sorted(report["agreement"]) == ["saved_model", "tflite_float32"]
     saved = str(tmp_path / "export" / "saved_model")
-    confusions = [np.asarray(evaluate.run(path, synthetic_data, "val", None, batch_size=4)
+    confusions = [np.asarray(evaluate_lib.run(path, synthetic_data, "val", None, batch_size=4)
                              ["network_resolution"]["confusion"]) for path in (model_dir, saved)]
     assert confusions[0].sum() > 0
     assert np.abs(confusions[0] - confusions[1]).sum() <= 0.002 * confusions[0].sum()
@@ -183,10 +183,10 @@ def test_a_mixed_precision_run_recovers_from_nan_resumes_then_exports_evaluates_
 
 @pytest.mark.slow
 def test_bad_setups_are_refused_with_what_to_change(face_data, tmp_path, monkeypatch):
-    with pytest.raises(train.SetupError, match="batch_size=8 or another multiple of 2"):
-        train.run(_cfg(batch_size=9), face_data, str(tmp_path / "a"), "mirrored")
+    with pytest.raises(train_lib.SetupError, match="batch_size=8 or another multiple of 2"):
+        train_lib.run(_cfg(batch_size=9), face_data, str(tmp_path / "a"), "mirrored")
     with pytest.raises(distribute.StrategyError, match="jit_compile=False"):
-        train.run(_cfg(jit_compile=True), face_data, str(tmp_path / "b"), "mirrored")
+        train_lib.run(_cfg(jit_compile=True), face_data, str(tmp_path / "b"), "mirrored")
 
     def old_geometry(images, masks, transforms, fill_label):  # the op without an XLA kernel
         return images, tf.raw_ops.ImageProjectiveTransformV3(
@@ -194,15 +194,15 @@ def test_bad_setups_are_refused_with_what_to_change(face_data, tmp_path, monkeyp
             fill_value=float(fill_label), interpolation="NEAREST", fill_mode="CONSTANT")[..., 0]
 
     monkeypatch.setattr(augment, "affine_sample", old_geometry)
-    with pytest.raises(train.SetupError, match="does not compile with XLA.*ImageProjective"):
-        train.run(_cfg(jit_compile=True), face_data, str(tmp_path / "c"), "one_device")
+    with pytest.raises(train_lib.SetupError, match="does not compile with XLA.*ImageProjective"):
+        train_lib.run(_cfg(jit_compile=True), face_data, str(tmp_path / "c"), "one_device")
 
 
 @pytest.mark.slow
 def test_learning_tensorboard_and_checkpoints(face_data, tmp_path):
     """The smoke config learns the synthetic faces; what the user sees is written."""
     model_dir = str(tmp_path / "run")
-    summary = train.run(_cfg(epochs=6, steps_per_epoch=25, overlay_images=3), face_data,
+    summary = train_lib.run(_cfg(epochs=6, steps_per_epoch=25, overlay_images=3), face_data,
                         model_dir, "one_device")
     best = json.load(open(os.path.join(model_dir, "best.json")))
     print(
@@ -234,7 +234,7 @@ def test_learning_tensorboard_and_checkpoints(face_data, tmp_path):
 
 @pytest.mark.slow
 def test_a_run_compiled_by_xla_with_ema_weight_decay_and_warmup(face_data, tmp_path):
-    """train.run end to end (augmentation, EMA, weight decay, warm-up, validation,
+    """train_lib.run end to end (augmentation, EMA, weight decay, warm-up, validation,
     checkpoints) with every step compiled by XLA as a TPU would compile it (an op
     without an XLA kernel fails this; see test_bad_setups_are_refused...). Without
     XLA, EMA or warm-up: the shared trained run and the stop-and-resume runs
@@ -242,7 +242,7 @@ def test_a_run_compiled_by_xla_with_ema_weight_decay_and_warmup(face_data, tmp_p
     cfg = _cfg(ema_momentum=0.9, epochs=2, steps_per_epoch=2, jit_compile=True)
     cfg.schedule.name, cfg.schedule.warmup_epochs = "poly", 0.5
     cfg.optimizer.weight_decay = 1e-4
-    summary = train.run(cfg, face_data, str(tmp_path / "run"), "one_device")
+    summary = train_lib.run(cfg, face_data, str(tmp_path / "run"), "one_device")
     assert summary["steps"] == 4 and np.isfinite(summary["last"]["val_loss"])
     assert os.path.exists(tmp_path / "run" / "best.keras")
 
@@ -252,7 +252,7 @@ def test_nan_loss_that_persists_stops_with_a_message(face_data, tmp_path):
     cfg = _cfg(steps_per_epoch=6, epochs=2, nan_retries=1, nan_lr_factor=1.0)
     cfg.optimizer.learning_rate = 1e5
     cfg.schedule.name = "plateau"
-    summary = train.run(cfg, face_data, str(tmp_path / "run"), "one_device")
+    summary = train_lib.run(cfg, face_data, str(tmp_path / "run"), "one_device")
     assert summary["nan_restores"] == 1
     assert "restore" in summary["failure"] and "learning rate" in summary["failure"]
 
@@ -262,13 +262,13 @@ def test_incompatible_model_dir_missing_shard_and_no_tpu(trained_run, synthetic_
                                                          face_data, tmp_path):
     model_dir = tmp_path / "run"
     shutil.copytree(trained_run, model_dir)  # a finished run of width 0.5
-    with pytest.raises(train.SetupError, match="width"):
-        train.run(_cfg(width=0.25), synthetic_data, str(model_dir), "one_device")
+    with pytest.raises(train_lib.SetupError, match="width"):
+        train_lib.run(_cfg(width=0.25), synthetic_data, str(model_dir), "one_device")
     copy = tmp_path / "data"
     subprocess.run(["cp", "-r", face_data, str(copy)], check=True)
     os.remove(copy / "val-00000-of-00001.tfrecord")
-    with pytest.raises(train.SetupError, match="val-00000-of-00001.tfrecord"):
-        train.run(_cfg(), str(copy), str(tmp_path / "run2"), "one_device")
+    with pytest.raises(train_lib.SetupError, match="val-00000-of-00001.tfrecord"):
+        train_lib.run(_cfg(), str(copy), str(tmp_path / "run2"), "one_device")
     with pytest.raises(distribute.StrategyError, match="no TPU"):
         distribute.make_strategy("tpu")
 
@@ -289,5 +289,5 @@ def test_a_corrupt_record_stops_the_run_naming_its_shard(synthetic_data, tmp_pat
     open(shard, "wb").write(bytes(raw))
     with pytest.raises(bad_records.CorruptShardError,
                        match=rf"{os.path.basename(shard)} record \d+: unreadable"):
-        train.run(_cfg(batch_size=8, steps_per_epoch=8), str(data), str(tmp_path / "run"),
+        train_lib.run(_cfg(batch_size=8, steps_per_epoch=8), str(data), str(tmp_path / "run"),
                   "one_device")

@@ -1,11 +1,11 @@
-"""Defaults shared by every experiment: the notebook's recipe (docs/training.md).
+"""The training config's schema and defaults: the notebook's recipe (docs/training.md).
 
-A training config is one tree of dataclasses: ``TrainConfig`` and its sections,
-each defined beside the stage that reads it (``AugmentConfig`` in
-facepars.data.augment, ``LossConfig`` in facepars.training.losses, the optimizer's
-and schedule's in facepars.training.optimization). An experiment file edits
-``base_config()``; ``--config.<field>=value`` overrides any field on the command
-line, typed by the field.
+A training config is one tree of dataclasses, ``TrainConfig`` and its sections,
+all defined here so that a config file loads without TensorFlow (the command
+line checks its flags and ``--config.<field>`` overrides before TensorFlow
+starts); each section's docstring names the stage that reads it. An experiment
+file edits ``base_config()``; ``--config.<field>=value`` overrides any field on
+the command line, typed by the field.
 """
 
 # No `from __future__ import annotations` here: --config.<field> overrides read
@@ -13,9 +13,62 @@ line, typed by the field.
 
 import dataclasses
 
-from facepars.data.augment import AugmentConfig
-from facepars.training.losses import LossConfig
-from facepars.training.optimization import OptimizerConfig, ScheduleConfig
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """The ``optimizer`` section (facepars.training.optimization)."""
+
+    name: str = "sgd"             # sgd or adamw
+    learning_rate: float = 0.1
+    momentum: float = 0.0         # sgd
+    nesterov: bool = False        # sgd
+    weight_decay: float = 0.0
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+    """The ``schedule`` section (facepars.training.optimization). plateau: the notebook's
+    ReduceLROnPlateau(val_loss, patience 4, factor 0.5); poly and cosine: per-step
+    decay over the run, with linear warm-up."""
+
+    name: str = "plateau"         # plateau, poly or cosine
+    plateau_patience: int = 4
+    plateau_factor: float = 0.5
+    min_learning_rate: float = 1e-5
+    warmup_epochs: float = 0.0
+    poly_power: float = 0.9
+    end_learning_rate: float = 0.0
+
+
+@dataclasses.dataclass
+class LossConfig:
+    """The ``loss`` section (facepars.training.losses): each term's weight
+    (docs/training.md) and, optionally, one weight per class in the per-class sums."""
+
+    cross_entropy: float = 1.0
+    dice: float = 1.0
+    jaccard: float = 1.0
+    class_weights: tuple | None = None  # None: every class 1
+
+
+@dataclasses.dataclass
+class AugmentConfig:
+    """The ``augment`` section (facepars.data.augment): strengths; 0 turns a
+    transform off."""
+
+    flip: float = 0.5          # probability of a horizontal flip
+    scale: float = 0.2         # zoom in [1 - scale, 1 + scale]
+    rotate: float = 15.0       # degrees, in [-rotate, rotate]
+    translate: float = 0.08    # fraction of the side, in [-translate, translate]
+    brightness: float = 0.15   # added, in [-b, b]
+    contrast: float = 0.2      # factor in [1 - c, 1 + c]
+    saturation: float = 0.2    # chroma factor in [1 - s, 1 + s]
+    hue: float = 0.03          # turn of the chroma plane, in [-h, h] of a full turn
+    blur: float = 0.1          # probability of a 3x3 Gaussian blur
+    noise: float = 0.02        # largest std of the added zero-mean noise
+
+
+NO_AUGMENTATION = AugmentConfig(**{f.name: 0.0 for f in dataclasses.fields(AugmentConfig)})
 
 
 @dataclasses.dataclass

@@ -15,9 +15,12 @@
   which the shell does not after ``=``.
 * TensorFlow's C++ start-up lines, its Python warnings and Keras's are hidden;
   ``--verbosity=1`` (or more) shows them again.
+* The flags are parsed and checked before TensorFlow loads: a command module
+  imports only what its flags need, and its ``main`` imports the work
+  (``facepars.<command>_lib``), so ``--helpshort`` or a misspelt flag answers at
+  once instead of after TensorFlow's seconds of start-up.
 
-No TensorFlow import at the top: ``quiet_tensorflow`` must run before TensorFlow
-loads, so the package's ``__init__`` calls it for ``python -m facepars.<command>``.
+No TensorFlow import here: ``quiet_tensorflow`` must run before TensorFlow loads.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ FLAGS = flags.FLAGS
 
 USAGE_EXIT, FAILURE_EXIT = 2, 1
 HELP_FLAGS = ("--help", "--helpshort", "--helpfull", "--helpxml", "-h", "-?")
+# What --strategy and train's --precision take (facepars.training.distribute).
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 def _verbosity(argv: list[str]) -> int:
@@ -79,6 +85,14 @@ def quiet_tensorflow(argv: list[str]) -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def define_strategy_flags() -> None:
+    """--strategy and --tpu, the same for every command that runs a model
+    (facepars.training.distribute makes the strategy)."""
+    flags.DEFINE_enum("strategy", "auto", list(STRATEGIES),
+                      "auto: TPU if one is there, else mirrored over the GPUs, else the CPU.")
+    flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (for --strategy=tpu or auto).")
 
 
 def define_face_flags() -> None:
@@ -140,6 +154,8 @@ def run(main, define_flags, required: tuple[str, ...] = (), argv: list[str] | No
     """
     command = _command(main)
     define_flags()
+    for flag in FLAGS.get_flags_for_module(__name__):  # the shared flags it defined here
+        FLAGS.register_key_flag_for_module(sys.argv[0], flag)  # listed by its --helpshort
 
     def parse(args):
         try:
@@ -169,6 +185,7 @@ def run(main, define_flags, required: tuple[str, ...] = (), argv: list[str] | No
             fail(command, f"unexpected argument {args[1]!r} (flags are --name=value)", USAGE_EXIT)
         if positional is not None and len(args) < 2:
             fail(command, f"give {positional}", USAGE_EXIT)
+        quiet_tensorflow(sys.argv)
         try:
             return main(args)
         except (FaceparsError, FileNotFoundError) as e:

@@ -19,15 +19,14 @@ noise. All randomness is stateless, drawn from a per-step seed, so a run with a
 fixed seed is reproducible, with or without XLA.
 """
 
-# No `from __future__ import annotations` here: --config.<field> overrides read
-# these dataclass field types at run time (ml_collections.config_flags).
+from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import tensorflow as tf
 
+from facepars.configs.common import NO_AUGMENTATION, AugmentConfig
 from facepars.core.classes import ClassTable
 
 # One random-number algorithm everywhere: "auto_select" picks Philox on a CPU or
@@ -64,26 +63,6 @@ def random_noise(shape, seed):
     pairs = tf.cast(tf.bitcast(bits, tf.uint8), tf.float32)  # (words, 4)
     sums = tf.reshape(pairs[:, :2] + pairs[:, 2:], [-1])[:size]  # 0..510, mean 255
     return tf.reshape((sums * (1.0 / 255) - 1.0) * math.sqrt(6.0), shape)
-
-
-@dataclasses.dataclass
-class AugmentConfig:
-    """Strengths; 0 turns a transform off. The ``augment`` section of a training
-    config (facepars.configs)."""
-
-    flip: float = 0.5          # probability of a horizontal flip
-    scale: float = 0.2         # zoom in [1 - scale, 1 + scale]
-    rotate: float = 15.0       # degrees, in [-rotate, rotate]
-    translate: float = 0.08    # fraction of the side, in [-translate, translate]
-    brightness: float = 0.15   # added, in [-b, b]
-    contrast: float = 0.2      # factor in [1 - c, 1 + c]
-    saturation: float = 0.2    # chroma factor in [1 - s, 1 + s]
-    hue: float = 0.03          # turn of the chroma plane, in [-h, h] of a full turn
-    blur: float = 0.1          # probability of a 3x3 Gaussian blur
-    noise: float = 0.02        # largest std of the added zero-mean noise
-
-
-NO_AUGMENTATION = AugmentConfig(**{f.name: 0.0 for f in dataclasses.fields(AugmentConfig)})
 
 
 class Augmenter:

@@ -6,19 +6,9 @@ import json
 import os
 
 import tensorflow as tf
-from absl import flags
 
+from facepars.core.cli import STRATEGIES
 from facepars.core.errors import FaceparsError
-
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-
-
-def define_strategy_flags() -> None:
-    """--strategy and --tpu, the same for every CLI that runs a model."""
-    flags.DEFINE_enum("strategy", "auto", list(STRATEGIES),
-                      "auto: TPU if one is there, else mirrored over the GPUs, else the CPU.")
-    flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (for --strategy=tpu or auto).")
 
 
 class StrategyError(FaceparsError):

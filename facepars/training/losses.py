@@ -31,10 +31,7 @@ the optimizer's cross-replica gradient sum then yields exactly the gradient of
 the global-batch loss.
 """
 
-# No `from __future__ import annotations` here: --config.<field> overrides read
-# these dataclass field types at run time (ml_collections.config_flags).
-
-import dataclasses
+from __future__ import annotations
 
 import tensorflow as tf
 
@@ -42,17 +39,6 @@ from facepars.core.classes import IGNORE_LABEL
 
 EPSILON = 1e-5
 TERMS = ("cross_entropy", "dice", "jaccard")
-
-
-@dataclasses.dataclass
-class LossConfig:
-    """The ``loss`` section of a training config: each term's weight (docs/training.md)
-    and, optionally, one weight per class in the per-class sums."""
-
-    cross_entropy: float = 1.0
-    dice: float = 1.0
-    jaccard: float = 1.0
-    class_weights: tuple | None = None  # None: every class 1
 
 
 def _sum_across_replicas(x: tf.Tensor) -> tf.Tensor:

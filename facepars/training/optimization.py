@@ -5,41 +5,13 @@ The schedules other than ``plateau`` are multiplied by a variable scale
 can lower the rate mid-run and the lowered rate survives a kill and resume.
 """
 
-# No `from __future__ import annotations` here: --config.<field> overrides read
-# these dataclass field types at run time (ml_collections.config_flags).
-
-import dataclasses
+from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
+from facepars.configs.common import OptimizerConfig, ScheduleConfig
 from facepars.core.errors import ConfigError
-
-
-@dataclasses.dataclass
-class OptimizerConfig:
-    """The ``optimizer`` section of a training config."""
-
-    name: str = "sgd"             # sgd or adamw
-    learning_rate: float = 0.1
-    momentum: float = 0.0         # sgd
-    nesterov: bool = False        # sgd
-    weight_decay: float = 0.0
-
-
-@dataclasses.dataclass
-class ScheduleConfig:
-    """The ``schedule`` section of a training config. plateau: the notebook's
-    ReduceLROnPlateau(val_loss, patience 4, factor 0.5); poly and cosine: per-step
-    decay over the run, with linear warm-up."""
-
-    name: str = "plateau"         # plateau, poly or cosine
-    plateau_patience: int = 4
-    plateau_factor: float = 0.5
-    min_learning_rate: float = 1e-5
-    warmup_epochs: float = 0.0
-    poly_power: float = 0.9
-    end_learning_rate: float = 0.0
 
 
 class WarmupPolynomial(keras.optimizers.schedules.LearningRateSchedule):

@@ -17,12 +17,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from facepars.configs.common import AugmentConfig, LossConfig
 from facepars.core import internals
 from facepars.core.classes import ClassTable
-from facepars.data.augment import AugmentConfig, Augmenter
+from facepars.data.augment import Augmenter
 from facepars.models import to_model_input
 from facepars.training.loop import STOP_KEY
-from facepars.training.losses import TERMS, LossConfig, fused_loss
+from facepars.training.losses import TERMS, fused_loss
 from facepars.training.metrics import ConfusionMatrixMetric
 
 

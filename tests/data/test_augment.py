@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from facepars.configs.common import NO_AUGMENTATION, AugmentConfig
 from facepars.core.classes import IGNORE_LABEL, TAXONOMIES
 from facepars.data import augment, synthetic
-from facepars.data.augment import NO_AUGMENTATION, AugmentConfig, Augmenter
+from facepars.data.augment import Augmenter
 
 TABLE = TAXONOMIES["lapa11"].table
 GEOMETRY_ONLY = AugmentConfig(flip=0.5, scale=0.3, rotate=30, translate=0.15, brightness=0,

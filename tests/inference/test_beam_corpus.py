@@ -6,7 +6,7 @@ import os
 import pytest
 from PIL import Image
 
-from facepars import predict  # the beam extra, which make test installs
+from facepars import predict_lib  # the beam extra, which make test installs
 from facepars.data import synthetic
 from facepars.data.beam import pipeline_options
 from facepars.faces.detection import FaceFilter
@@ -33,7 +33,7 @@ def _photos(root):
 @pytest.mark.parametrize("faces", ["whole", "detect"])
 def test_beam_writes_the_bytes_and_summary_the_local_run_writes(trained_run, tmp_path, faces):
     inputs = _photos(tmp_path / "photos")
-    local = predict.run(trained_run, inputs, str(tmp_path / "local"), batch_size=2,
+    local = predict_lib.run(trained_run, inputs, str(tmp_path / "local"), batch_size=2,
                         faces=faces)
     job = beam_corpus.Job(trained_run, str(tmp_path / "beam"), faces, FaceFilter(), False, 2)
     summary, failures, counters = beam_corpus.run(job, inputs, pipeline_options("", 1),

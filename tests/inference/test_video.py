@@ -139,7 +139,7 @@ def test_a_video_through_predict_tracks_its_face_with_the_detector(
     points near the true ones; the detector runs in full every ``detect_every``
     frames only; the overlay is H.264 with the box drawn; every container the README
     names is read."""
-    from facepars import predict
+    from facepars import predict_lib
     moving = list(synthetic.moving_faces(2, 12, 120, 160, motion=0.3))
     path = tmp_path / f"clip.{container}"
     writer = imageio_ffmpeg.write_frames(str(path), (160, 120), fps=10, macro_block_size=1,
@@ -152,7 +152,7 @@ def test_a_video_through_predict_tracks_its_face_with_the_detector(
     detector = _ColourDetector()
     monkeypatch.setattr(detection, "default_detector", lambda: detector)
     out = tmp_path / "out"
-    summary, failures = predict.run(colour_model, [str(path)], str(out), faces="detect",
+    summary, failures = predict_lib.run(colour_model, [str(path)], str(out), faces="detect",
                                     detect_every=5)
     assert failures == []
     record = json.loads((out / "clip.summary.json").read_text())

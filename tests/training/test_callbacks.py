@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from facepars.configs import smoke
+from facepars.configs.common import NO_AUGMENTATION
 from facepars.core import internals
 from facepars.core.classes import TAXONOMIES
-from facepars.data.augment import NO_AUGMENTATION
 from facepars.models import build_model, load_model
 from facepars.training import callbacks, task
 

@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 
 from facepars.configs import smoke
+from facepars.configs.common import NO_AUGMENTATION
 from facepars.core.classes import SOURCE_TABLES, TAXONOMIES, ClassTable
 from facepars.core.errors import ConfigError
 from facepars.data import synthetic
-from facepars.data.augment import NO_AUGMENTATION
 from facepars.models import build_model, load_model, modules
 from facepars.training import initialization, task
 

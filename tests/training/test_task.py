@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 
 from facepars.configs import smoke
+from facepars.configs.common import AugmentConfig
 from facepars.core import internals
 from facepars.core.classes import SOURCE_TABLES, TAXONOMIES
 from facepars.data import synthetic
-from facepars.data.augment import AugmentConfig
 from facepars.models import MODELS, build_model
 from facepars.training import initialization, task
 
