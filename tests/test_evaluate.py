@@ -33,7 +33,7 @@ def _direct_confusion(model_dir, data_dir, split):
 def test_evaluate_equals_metrics_computed_from_the_predictions(trained_run, synthetic_data,
                                                               tmp_path, strategy):
     result = evaluate_lib.run(trained_run, synthetic_data, "val", str(tmp_path), batch_size=6,
-                          strategy_name=strategy)
+                              strategy_name=strategy)
     expected = _direct_confusion(trained_run, synthetic_data, "val")
     np.testing.assert_array_equal(result["network_resolution"]["confusion"], expected)
     report = json.load(open(tmp_path / "val_report.json"))
@@ -86,7 +86,7 @@ def test_original_resolution_reports_both_protocols_with_the_detectors_recall(
     # either are missed.
     for min_score, min_face in ((1.01, 20.0), (0.5, 1e4)):
         strict = evaluate_lib.original_resolution(predictor, manifest, "val", None, detector,
-                                              keep=detection.FaceFilter(min_score, min_face))
+                                                  keep=detection.FaceFilter(min_score, min_face))
         assert strict["recall"] == 0 and strict["detector"][:, 1:].sum() == 0
     assert found["detector"][:, 0].sum() >= missed_pixels
 
@@ -129,7 +129,7 @@ def test_data_aligned_by_the_detector_is_scored_aligned_as_prepared(trained_run,
     card = dataclasses.replace(Predictor.load(trained_run).card, framing=manifest["framing"])
     predictor = Predictor(_stripes, card)
     results = [evaluate_lib.original_resolution(predictor, schema.Manifest.load(d), "val", None,
-                                            detector)["oracle"] for d in (data, detected)]
+                                                detector)["oracle"] for d in (data, detected)]
     np.testing.assert_array_equal(results[0], results[1])
 
 

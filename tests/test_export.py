@@ -22,7 +22,7 @@ def exported(trained_run, synthetic_data, tmp_path_factory):
     """The shared trained run exported once to every target: (report, directory)."""
     def make(out):
         export_lib.run(trained_run, out, synthetic_data, ["float32", "float16", "int8"],
-                   parity_records=8, onnx_opset=17)
+                       parity_records=8, onnx_opset=17)
     out = pathlib.Path(shared(tmp_path_factory, "exported", make))
     return json.load(open(out / "export_report.json")), out
 
@@ -55,7 +55,7 @@ def test_export_saved_model_and_tflite_with_parity(exported, trained_run, synthe
         path = os.path.join(trained_run, name) if name.endswith(".keras") else \
             str(out / name)
         result = evaluate_lib.run(path, synthetic_data, "val", str(tmp_path / "eval" / name),
-                              batch_size=4, strategy_name="one_device")
+                                  batch_size=4, strategy_name="one_device")
         scores[name] = result["network_resolution"]["scores"]["iou/mean_face"]
     for name, score in scores.items():
         tolerance = 0.03 if "int8" in name else 0.01
@@ -64,7 +64,7 @@ def test_export_saved_model_and_tflite_with_parity(exported, trained_run, synthe
     from facepars.data.schema import ManifestError
     with pytest.raises(ManifestError, match="no split 'holdout'.*has train, val, test"):
         export_lib.run(trained_run, str(tmp_path / "other"), synthetic_data, [],
-                   parity_split="holdout")
+                       parity_split="holdout")
 
     # A fresh process, TensorFlow only: two input sizes, one image (its values against
     # the Keras run's Predictor), and the class table.
@@ -275,7 +275,7 @@ def test_deeplabv3plus_exports_to_onnx_with_its_constants_frozen(trained_run, tm
     json.dump({**info, "model": "deeplabv3plus_efficientnetb0", "image_size": 64},
               open(run / rundir.CONFIG, "w"))
     report = export_lib.run(str(run), str(tmp_path / "export"), None, [], onnx_opset=17,
-                        faces="whole")
+                            faces="whole")
     assert set(report["onnx"]) == {"onnx", "onnx_batch1"}
     import onnx
     graph = onnx.load(str(tmp_path / "export" / "model.onnx")).graph

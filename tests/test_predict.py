@@ -182,7 +182,7 @@ def test_predict_writes_the_parse_of_every_detected_face(tmp_path, monkeypatch):
     monkeypatch.setattr(predictor.Predictor, "load",
                         classmethod(lambda cls, path: colour_predictor(synthetic_framing())))
     summary, failures = predict_lib.run("stand-in", [str(tmp_path / "group.png")],
-                                    str(tmp_path / "out"), faces="detect")
+                                        str(tmp_path / "out"), faces="detect")
     assert not failures and len(summary["group.png"]["faces"]) == len(faces) >= 2
     written = np.asarray(Image.open(tmp_path / "out" / "group.labels.png"))
     face = labels > 0

@@ -166,7 +166,7 @@ def test_a_mixed_precision_run_recovers_from_nan_resumes_then_exports_evaluates_
     network = load_model(os.path.join(model_dir, "best.keras"))
     assert {layer.dtype_policy.name for layer in network.layers} == {"float32"}
     report = export_lib.run(model_dir, str(tmp_path / "export"), synthetic_data, ["float32"],
-                        parity_records=8, faces="whole")  # parse_photos: test_export.py's
+                            parity_records=8, faces="whole")  # parse_photos: test_export.py's
     assert report["failed"] == [], report["agreement"]
     assert sorted(report["agreement"]) == ["saved_model", "tflite_float32"]
     saved = str(tmp_path / "export" / "saved_model")
@@ -203,7 +203,7 @@ def test_learning_tensorboard_and_checkpoints(face_data, tmp_path):
     """The smoke config learns the synthetic faces; what the user sees is written."""
     model_dir = str(tmp_path / "run")
     summary = train_lib.run(_cfg(epochs=6, steps_per_epoch=25, overlay_images=3), face_data,
-                        model_dir, "one_device")
+                            model_dir, "one_device")
     best = json.load(open(os.path.join(model_dir, "best.json")))
     print(
         f"learning: best val face-class mIoU {best['val_miou_face']:.3f} at epoch {best['epoch']}"
@@ -290,4 +290,4 @@ def test_a_corrupt_record_stops_the_run_naming_its_shard(synthetic_data, tmp_pat
     with pytest.raises(bad_records.CorruptShardError,
                        match=rf"{os.path.basename(shard)} record \d+: unreadable"):
         train_lib.run(_cfg(batch_size=8, steps_per_epoch=8), str(data), str(tmp_path / "run"),
-                  "one_device")
+                      "one_device")

@@ -34,7 +34,7 @@ def _photos(root):
 def test_beam_writes_the_bytes_and_summary_the_local_run_writes(trained_run, tmp_path, faces):
     inputs = _photos(tmp_path / "photos")
     local = predict_lib.run(trained_run, inputs, str(tmp_path / "local"), batch_size=2,
-                        faces=faces)
+                            faces=faces)
     job = beam_corpus.Job(trained_run, str(tmp_path / "beam"), faces, FaceFilter(), False, 2)
     summary, failures, counters = beam_corpus.run(job, inputs, pipeline_options("", 1),
                                                    PHOTO_EXTENSIONS)

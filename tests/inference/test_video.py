@@ -153,7 +153,7 @@ def test_a_video_through_predict_tracks_its_face_with_the_detector(
     monkeypatch.setattr(detection, "default_detector", lambda: detector)
     out = tmp_path / "out"
     summary, failures = predict_lib.run(colour_model, [str(path)], str(out), faces="detect",
-                                    detect_every=5)
+                                        detect_every=5)
     assert failures == []
     record = json.loads((out / "clip.summary.json").read_text())
     assert record["frames"] == 12 and len(record["faces"]) == 12
