@@ -53,7 +53,7 @@ def define_flags():
     flags.DEFINE_string("init_from", None, "Start from this run's weights (a training "
                         "model_dir or .keras file of the same model and width); ignored when "
                         "model_dir holds a backup to resume.")
-    flags.DEFINE_string("init_modules", "all", "What --init_from copies: all, or "
+    flags.DEFINE_string("init_modules", cli.ALL_MODULES, "What --init_from copies: all, or "
                         "a comma list of backbone, decoder, classifier (classifier rows are "
                         "carried by class name; new classes start as in a fresh run).")
     flags.DEFINE_integer("stop_after_steps", 0, "Stop as on SIGTERM once this process has run "

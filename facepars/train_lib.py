@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from facepars.configs.common import TrainConfig
-from facepars.core import files
+from facepars.core import cli, files
 from facepars.core.classes import IGNORE_LABEL
 from facepars.core.errors import FaceparsError
 from facepars.data import integrity, pipeline, schema
@@ -249,7 +249,7 @@ def start_from(parser, cfg, table, backup: loop.Backup, init_from: str | None,
 def run(cfg: TrainConfig, data_dir: str, model_dir: str, strategy_name: str = "auto", *, tpu=None,
         precision: str = "auto", profile_steps: str = "", verify_data: bool = False,
         preemption: loop.Preemption | None = None, init_from: str | None = None,
-        init_modules: str = initialization.ALL, stop_after_steps: int = 0) -> dict:
+        init_modules: str = cli.ALL_MODULES, stop_after_steps: int = 0) -> dict:
     """One training run; returns a summary (best scores, steps, weights checksum).
 
     Resumes from model_dir's backup if there is one; otherwise starts from

@@ -42,6 +42,8 @@ HELP_FLAGS = ("--help", "--helpshort", "--helpfull", "--helpxml", "-h", "-?")
 # What --strategy and train's --precision take (facepars.training.distribute).
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+# What train's --init_modules takes for every module (facepars.training.initialization).
+ALL_MODULES = "all"
 
 
 def _verbosity(argv: list[str]) -> int:

@@ -18,22 +18,20 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from facepars.core import files
+from facepars.core import cli, files
 from facepars.core.classes import ClassTable
 from facepars.core.errors import ConfigError
 from facepars.models import MODULES, load_model, modules, rundir
-
-ALL = "all"
 
 
 def parse_modules(text: str) -> tuple[str, ...]:
     """``--init_modules``: ``all`` or a comma list of backbone, decoder, classifier."""
     names = tuple(m.strip() for m in text.split(",") if m.strip())
-    if names == (ALL,):
+    if names == (cli.ALL_MODULES,):
         return MODULES
     unknown = [m for m in names if m not in MODULES]
     if unknown or not names:
-        raise ConfigError(f"--init_modules={text!r}: give {ALL} or a comma list of "
+        raise ConfigError(f"--init_modules={text!r}: give {cli.ALL_MODULES} or a comma list of "
                           f"{', '.join(MODULES)}")
     return tuple(m for m in MODULES if m in names)
 
