@@ -7,6 +7,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 
@@ -24,6 +25,8 @@ tf.config.set_logical_device_configuration(
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import launcher  # noqa: E402
 
 
 def pytest_collection_modifyitems(items):
@@ -63,10 +66,11 @@ def reference_workload() -> float:
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process and of every subprocess it has waited for."""
-    return sum(usage.ru_utime + usage.ru_stime for usage in
-               (resource.getrusage(resource.RUSAGE_SELF),
-                resource.getrusage(resource.RUSAGE_CHILDREN)))
+    """CPU time of this process, of every subprocess it has waited for, and of the
+    launcher's imports and ended children (tests/launcher.py)."""
+    return launcher.cpu_seconds + sum(usage.ru_utime + usage.ru_stime for usage in
+                                      (resource.getrusage(resource.RUSAGE_SELF),
+                                       resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -105,16 +109,31 @@ def pytest_terminal_summary(terminalreporter):
                                 f"{suite / unit:.0f} workloads")
 
 
-def run_cli(module: str, *args: str, check: bool = True, timeout: float = 600,
-            **popen) -> subprocess.CompletedProcess:
-    """Run ``python -m module args`` as a user would, from the repository root."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout, **popen)
+def run_cli(module: str, *args: str, check: bool = True,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m module args`` as a user would run it, from the repository root, in a
+    child of the launcher (tests/launcher.py)."""
+    proc = run_launched(["-m", module, *args], timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{module} {' '.join(args)} exited {proc.returncode}\n"
                              f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}")
     return proc
+
+
+def run_launched(argv: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python *argv`` from the repository root in a child of the launcher
+    (tests/launcher.py), its output captured as ``subprocess.run`` captures it."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = launcher.launch(argv, env, out, err)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(argv, proc.returncode, out.read(), err.read())
 
 
 def held_prepare(marker, shards: int) -> dict:

@@ -18,7 +18,7 @@ from facepars.data import augment
 from facepars.models import build_model
 from facepars.training import callbacks, distribute
 
-from conftest import REPO
+from conftest import REPO, run_launched
 
 # The bound asserted on the learning run, from measured runs (see BUILD_NOTES.md):
 # 6 epochs x 25 steps of the smoke config at 96 px reached val face-class mIoU
@@ -49,9 +49,7 @@ def _cfg(**overrides):
 def test_mirrored_step_equals_one_device_step(synthetic_data):
     """In its own process: float64 layers need fresh collective instances, and the
     comparison should see the strategy's doing, not float32 summation order."""
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "mirrored_step.py"),
-                           synthetic_data], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO))
+    proc = run_launched([os.path.join(REPO, "tests", "mirrored_step.py"), synthetic_data], 300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["moved"] > 20  # the step really trained something
@@ -83,9 +81,8 @@ def test_train_run_mirrored_equals_one_device(face_data, tmp_path):
     from conftest import read_split
     sys.path.insert(0, os.path.join(REPO, "tests"))
     from mirrored_run import config
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "mirrored_run.py"),
-                           face_data, str(tmp_path)], capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO))
+    proc = run_launched([os.path.join(REPO, "tests", "mirrored_run.py"), face_data,
+                         str(tmp_path)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = json.loads(proc.stdout.strip().splitlines()[-1])
     one, two = (np.array(runs[n]) for n in ("one_device", "mirrored"))

@@ -18,6 +18,7 @@ import pytest
 
 from facepars.training import loop
 
+import launcher
 from conftest import REPO
 
 TIMEOUT = 900  # generous: every wait below ends on an event, this only bounds a hang
@@ -47,16 +48,9 @@ def _start(args, log, hold: int = 0, until: str = "signal", **env):
     """The train command; ``hold``: held after its backup at that step ``until`` a
     signal, or until killed (tests/held_train.py), so a test signals or kills it there."""
     command = ["tests/held_train.py", str(hold), until] if hold else ["-m", "facepars.train"]
-    return subprocess.Popen(
-        [sys.executable, *command, *args], cwd=REPO, preexec_fn=_as_from_a_terminal,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO, **env),
-        stdout=open(str(log) + ".out", "w"), stderr=open(str(log) + ".err", "w"))
-
-
-def _as_from_a_terminal():
-    """Ctrl-C reaches the run as it does from a terminal: a test runner started in the
-    background (CI's) would pass SIGINT on ignored, and the run would keep ignoring it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return launcher.launch([*command, *args],
+                           dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO, **env),
+                           open(str(log) + ".out", "w"), open(str(log) + ".err", "w"))
 
 
 def _backup_step(directory) -> int:
