@@ -1,0 +1,67 @@
+"""The launcher's child is the process python would start (tests/launcher.py).
+
+Every command line of the suite that loads TensorFlow runs as a child of the
+launcher, so what a test sees of a child (its argv, search path, working directory,
+environment, signal handlers, exit status) must be what it would see of
+``python ...`` started afresh: each case runs both ways and compares.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import launcher
+from conftest import REPO
+
+_PROBE = """
+import json, os, signal, sys
+print(json.dumps({"argv": sys.argv, "path0": sys.path[0], "cwd": os.getcwd(),
+                  "name": __name__, "probe": os.environ.get("FACEPARS_PROBE"),
+                  "stdin": sys.stdin.read(),
+                  "handlers": [str(signal.getsignal(s)) for s in
+                               (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)]}), flush=True)
+ending = sys.argv[-1]
+if ending == "message":
+    sys.exit("probe: a message")
+if ending == "code":
+    sys.exit(3)
+if ending == "error":
+    raise ValueError("probe: an error")
+if ending == "ctrl-c":
+    os.kill(os.getpid(), signal.SIGINT)
+if ending == "term":
+    os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+def _both(argv, cwd, tmp_path):
+    """(exit status, stdout, last line of stderr) of ``python *argv`` afresh, then launched."""
+    env = dict(os.environ, PYTHONPATH=REPO, FACEPARS_PROBE="set")
+    fresh = subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=300,
+                           preexec_fn=launcher._as_from_a_terminal)
+    with open(tmp_path / "out", "w+") as out, open(tmp_path / "err", "w+") as err:
+        child = launcher.launch(argv, env, out, err, cwd=str(cwd))
+        child.wait(300)
+        out.seek(0)
+        err.seek(0)
+        launched = child.returncode, out.read(), err.read()
+    return [(code, json.loads(stdout), (stderr.strip().splitlines() or [""])[-1])
+            for code, stdout, stderr in ((fresh.returncode, fresh.stdout, fresh.stderr),
+                                         launched)]
+
+
+@pytest.mark.parametrize("how,ending", [("script", "return")] + [
+    ("module", ending) for ending in ("return", "message", "code", "error", "ctrl-c", "term")])
+def test_a_launched_child_is_what_python_starts(tmp_path, how, ending):
+    (tmp_path / "probe.py").write_text(_PROBE)
+    argv = ["-m", "probe", ending] if how == "module" else [str(tmp_path / "probe.py"), ending]
+    fresh, launched = _both(argv, tmp_path, tmp_path)
+    assert launched == fresh
+    expected = {"return": 0, "message": 1, "code": 3, "error": 1, "ctrl-c": -signal.SIGINT,
+                "term": -signal.SIGTERM}[ending]
+    assert fresh[0] == expected  # the probe did what it was asked
