@@ -25,6 +25,7 @@ and anything that needs its own PYTHONPATH (the test hooks of tests/hold).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import json
 import os
@@ -83,16 +84,22 @@ def serve(path: str) -> None:
                 _become(json.loads(request), fds)  # does not return
             for fd in fds:
                 os.close(fd)
-            connection.send(str(pid).encode())
+            _reply(connection, str(pid))
             waiting[pid] = connection
         while waiting:
             pid, status, child = os.wait4(-1, os.WNOHANG)
             if not pid:
                 break
             connection = waiting.pop(pid)
-            connection.send(f"{os.waitstatus_to_exitcode(status)} "
-                            f"{child.ru_utime + child.ru_stime}".encode())
+            _reply(connection, f"{os.waitstatus_to_exitcode(status)} "
+                               f"{child.ru_utime + child.ru_stime}")
             connection.close()
+
+
+def _reply(connection: socket.socket, message: str) -> None:
+    """Send, unless the test has stopped listening (it gave up on the child)."""
+    with contextlib.suppress(OSError):
+        connection.send(message.encode())
 
 
 def _become(request: dict, fds: list[int]) -> None:

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -65,3 +66,30 @@ def test_a_launched_child_is_what_python_starts(tmp_path, how, ending):
     expected = {"return": 0, "message": 1, "code": 3, "error": 1, "ctrl-c": -signal.SIGINT,
                 "term": -signal.SIGTERM}[ending]
     assert fresh[0] == expected  # the probe did what it was asked
+
+
+def test_a_child_the_test_gave_up_on_does_not_end_the_launcher(tmp_path):
+    """A test that stops waiting (a timeout) closes its side; when that child ends,
+    the launcher's reply finds no one, and the next command line still starts."""
+    release = tmp_path / "release"
+    (tmp_path / "wait.py").write_text(
+        f"import os, time\nwhile not os.path.exists({str(release)!r}):\n    time.sleep(0.05)\n")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    with open(tmp_path / "out", "w") as out:
+        abandoned = launcher.launch([str(tmp_path / "wait.py")], env, out, out)
+        with pytest.raises(subprocess.TimeoutExpired):
+            abandoned.wait(0.1)
+        abandoned._connection.close()  # as when a failing test drops its Launched
+        release.touch()
+        while _exists(abandoned.pid):  # until reaped: the launcher's reply comes next
+            time.sleep(0.05)
+        (tmp_path / "probe.py").write_text(_PROBE)
+        assert launcher.launch([str(tmp_path / "probe.py"), "code"], env, out, out).wait(300) == 3
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # a child not yet reaped (a zombie) still exists
+        return True
+    except ProcessLookupError:
+        return False
