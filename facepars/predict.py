@@ -41,6 +41,7 @@ import sys
 from absl import flags
 
 from facepars.core import cli
+from facepars.data import beam_options
 from facepars.faces.detection import FaceFilter
 
 FLAGS = flags.FLAGS
@@ -95,4 +96,5 @@ def main(argv):
 
 if __name__ == "__main__":
     cli.run(main, define_flags, required=("model_path", "output_dir"),
-            positional="photos, videos, directories, globs or @LIST files after the flags")
+            positional="photos, videos, directories, globs or @LIST files after the flags",
+            check=beam_options.check_flags)

@@ -103,9 +103,9 @@ def run_on_beam(model: str, inputs: list[str], output_dir: str, *, batch_size: i
     if videos:
         raise ConfigError(f"{videos[0]}: videos are parsed with --runner=local (one video "
                           "streams through one process)")
-    from facepars.data.beam import pipeline_options
-    from facepars.inference import beam_corpus  # the optional facepars[beam] extra
+    from facepars.data.beam_options import pipeline_options
+    options = pipeline_options(beam_pipeline_options, workers)  # first: it checks the extra
+    from facepars.inference import beam_corpus
     job = beam_corpus.Job(model, output_dir, faces, keep, probabilities, batch_size)
-    summary, failures, _ = beam_corpus.run(
-        job, inputs, pipeline_options(beam_pipeline_options, workers), PHOTO_EXTENSIONS)
+    summary, failures, _ = beam_corpus.run(job, inputs, options, PHOTO_EXTENSIONS)
     return summary, failures

@@ -18,7 +18,7 @@ from absl import flags
 
 from facepars.core import classes, cli
 from facepars.core.imaging import RESIZE_MODES
-from facepars.data import sources
+from facepars.data import beam_options, sources
 from facepars.data.prepare_config import DEFAULTS, PrepareConfig
 
 # TensorFlow is imported in run(), not here: worker processes re-import this
@@ -87,7 +87,7 @@ def run(cfg: PrepareConfig) -> dict:
     from facepars.data import shards  # TensorFlow; see above
 
     if cfg.runner == "beam":
-        from facepars.data import beam  # the optional facepars[beam] extra, checked first
+        from facepars.data import beam
         write = beam.write_shards
     else:
         from facepars.data import pool
@@ -110,4 +110,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("output_dir",))
+    cli.run(main, define_flags, required=("output_dir",), check=beam_options.check_flags)

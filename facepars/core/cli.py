@@ -148,11 +148,13 @@ def _expand_home(args: list[str]) -> None:
 
 
 def run(main, define_flags, required: tuple[str, ...] = (), argv: list[str] | None = None,
-        positional: str | None = None) -> None:
+        positional: str | None = None, check=None) -> None:
     """Define, parse and check the flags, then run ``main(argv)`` under the conventions above.
 
     ``positional`` names the positional arguments a command needs (predict's
-    photos); without it, positional arguments are refused.
+    photos); without it, positional arguments are refused. ``check()``, if given,
+    checks what absl's flag definitions cannot (prepare's and predict's Beam
+    options), also before TensorFlow loads; it raises FaceparsError.
     """
     command = _command(main)
     define_flags()
@@ -187,8 +189,10 @@ def run(main, define_flags, required: tuple[str, ...] = (), argv: list[str] | No
             fail(command, f"unexpected argument {args[1]!r} (flags are --name=value)", USAGE_EXIT)
         if positional is not None and len(args) < 2:
             fail(command, f"give {positional}", USAGE_EXIT)
-        quiet_tensorflow(sys.argv)
         try:
+            if check is not None:
+                check()
+            quiet_tensorflow(sys.argv)
             return main(args)
         except (FaceparsError, FileNotFoundError) as e:
             fail(f"{command} failed", str(e))

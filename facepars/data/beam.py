@@ -34,55 +34,19 @@ import json
 import logging as std_logging
 import threading
 
+import apache_beam as beam
 import tensorflow as tf
 from absl import logging
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from facepars.core import files, internals
-from facepars.core.errors import ConfigError, PrepareError
+from facepars.core.errors import PrepareError
 from facepars.core.progress import Progress
 from facepars.data import convert, shards, sources
+from facepars.data.beam_options import LOCAL_RUNNER, pipeline_options
 from facepars.data.prepare_config import PrepareConfig
 
-try:
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import (
-        DirectOptions,
-        PipelineOptions,
-        StandardOptions,
-    )
-except ImportError as e:  # the optional facepars[beam] extra
-    raise ConfigError("--runner=beam needs Apache Beam: pip install "
-                              "'facepars[beam]'") from e
-
 NAMESPACE = "facepars.prepare"
-
-
-# The runner when the options name none: Beam's own, on this machine.
-LOCAL_RUNNER = "FnApiRunner"
-
-
-def pipeline_options(options: str, workers: int) -> PipelineOptions:
-    """Beam options from ``k=v,k=v`` (the convention of ``tfds build --beam_pipeline_options``).
-
-    Without a runner, Beam's FnApiRunner runs ``workers`` processes on this machine
-    (see ``pipeline`` for why not the DirectRunner).
-    """
-    argv = [f"--{item.strip()}" for item in options.split(",") if item.strip()]
-    opts = PipelineOptions(argv)
-    unknown = [a for a in opts.get_all_options(retain_unknown_options=True)
-               if a not in opts.get_all_options()]
-    if unknown:
-        raise ConfigError(f"--beam_pipeline_options: unknown option(s) "
-                                  f"{', '.join(sorted(unknown))}")
-    if "default_sdk_harness_log_level" not in opts.get_all_options(drop_default=True):
-        # Beam's workers log every bundle at INFO; keep facepars's progress readable.
-        opts = PipelineOptions(argv + ["--default_sdk_harness_log_level=WARNING"])
-    if opts.view_as(StandardOptions).runner is None:
-        opts.view_as(StandardOptions).runner = LOCAL_RUNNER
-        direct = opts.view_as(DirectOptions)
-        direct.direct_num_workers = workers
-        direct.direct_running_mode = "multi_processing" if workers > 1 else "in_memory"
-    return opts
 
 
 def pipeline(options: PipelineOptions) -> beam.Pipeline:

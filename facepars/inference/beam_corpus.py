@@ -28,25 +28,19 @@ import dataclasses
 import glob
 import os
 
+import apache_beam as beam
 import tensorflow as tf
 from absl import logging
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from facepars.core import files, imaging
 from facepars.core.classes import ClassTable
-from facepars.core.errors import ConfigError
+from facepars.data.beam import log_counters
+from facepars.data.beam import pipeline as beam_pipeline
 from facepars.faces.detection import FaceFilter
 from facepars.inference.photo_outputs import SUMMARY, write_outputs, write_summary
 from facepars.inference.predictor import Predictor, choose_mode
-
-try:
-    import apache_beam as beam
-    from apache_beam.io.filesystems import FileSystems
-    from apache_beam.ml.inference.base import ModelHandler, RunInference
-except ImportError as e:  # the optional facepars[beam] extra
-    raise ConfigError("--runner=beam needs Apache Beam: pip install 'facepars[beam]'") from e
-
-from facepars.data.beam import log_counters  # after the check: they need Beam
-from facepars.data.beam import pipeline as beam_pipeline
 
 NAMESPACE = "facepars.predict"
 

@@ -21,6 +21,7 @@ TF_NOISE = ("cpu_feature_guard", "absl::InitializeLog", "oneDNN", "WARNING:tenso
 
 
 NO_TENSORFLOW = os.path.join(REPO, "tests", "no_tensorflow")
+UNKNOWN_BEAM = "--beam_pipeline_options: unknown option(s) no_such"
 
 
 def _run(args, tensorflow: bool = False):
@@ -68,6 +69,11 @@ def test_bad_flags_and_bad_input_are_one_line(tmp_path):
                 f"--data_dir={tmp_path}",
             ],
             "verbose": ["facepars.verify", f"--data_dir={tmp_path}/none", "--verbosity=1"],
+            "bad beam option (prepare)": ["facepars.prepare", f"--output_dir={tmp_path}/o",
+                                          "--runner=beam", "--beam_pipeline_options=no_such=1"],
+            "bad beam option (predict)": ["facepars.predict", "--runner=beam", "--model_path=/x",
+                                          f"--output_dir={tmp_path}/p",
+                                          "--beam_pipeline_options=no_such=1", "photo.jpg"],
         },
         tensorflow=("missing data", "missing model", "verbose"),
     )
@@ -75,7 +81,9 @@ def test_bad_flags_and_bad_input_are_one_line(tmp_path):
                              ("unknown config field", 2, "flipp"),
                              ("stray argument", 2, "'oops'"),
                              ("missing data", 1, "verify failed: "),
-                             ("missing model", 1, "evaluate failed: ")]:
+                             ("missing model", 1, "evaluate failed: "),
+                             ("bad beam option (prepare)", 1, "prepare failed: " + UNKNOWN_BEAM),
+                             ("bad beam option (predict)", 1, "predict failed: " + UNKNOWN_BEAM)]:
         proc = procs[case]
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == code and len(lines) == 1 and text in lines[0], (case, proc.stderr)

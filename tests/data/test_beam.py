@@ -19,6 +19,7 @@ from facepars import prepare
 from facepars.core.errors import ConfigError, PrepareError
 from facepars.data import (
     beam,  # noqa: E402
+    beam_options,
     shards,
 )
 
@@ -128,18 +129,18 @@ def test_a_killed_beam_job_resumes_to_the_same_data_set(tmp_path):
 
 
 def test_pipeline_options_parse_the_tfds_convention():
-    opts = beam.pipeline_options(
+    opts = beam_options.pipeline_options(
         "runner=DataflowRunner,project=p,region=europe-west4,"
         "temp_location=gs://b/tmp,num_workers=7",
         workers=2,
     ).get_all_options()
     assert (opts["runner"], opts["project"], opts["region"], opts["num_workers"]) == \
         ("DataflowRunner", "p", "europe-west4", 7)
-    direct = beam.pipeline_options("", workers=3).get_all_options()
+    direct = beam_options.pipeline_options("", workers=3).get_all_options()
     assert (direct["runner"], direct["direct_num_workers"], direct["direct_running_mode"]) == \
         ("FnApiRunner", 3, "multi_processing")
     with pytest.raises(ConfigError, match="num_wokers"):  # predict's option too
-        beam.pipeline_options("num_wokers=3", workers=2)
+        beam_options.pipeline_options("num_wokers=3", workers=2)
 
 
 def test_the_local_runner_skips_prism_and_provisions_the_options(caplog):
@@ -158,7 +159,7 @@ def test_the_local_runner_skips_prism_and_provisions_the_options(caplog):
         return logging.getLogger().getEffectiveLevel()
 
     with caplog.at_level(logging.INFO, logger="apache_beam"):
-        with beam.pipeline(beam.pipeline_options("", workers=2)) as p:
+        with beam.pipeline(beam_options.pipeline_options("", workers=2)) as p:
             levels = (p | apache_beam.Create(range(4), reshuffle=False)
                       | apache_beam.Reshuffle() | apache_beam.Map(worker_log_level))
             assert_that(levels, equal_to([logging.WARNING] * 4))
