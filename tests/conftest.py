@@ -25,6 +25,10 @@ tf.config.set_logical_device_configuration(
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, REPO)  # tests.tiny_family, whatever directory a test runs in
+# A model family of a dozen layers for tests whose property does not depend on the
+# network (tests/tiny_family.py): loaded by its import path, as a user's own family.
+TINY = "tests.tiny_family"
 
 import launcher  # noqa: E402
 
@@ -214,19 +218,32 @@ def face_data(tmp_path_factory):
         num_examples=160, image_size=96, shard_size=16, synthetic_size=128, workers=2))
 
 
-@pytest.fixture(scope="session")
-def trained_run(synthetic_data, tmp_path_factory):
-    """A tiny model trained briefly on the synthetic set (for evaluate/predict/export)."""
+def _train_briefly(data_dir: str, model: str):
+    """``make`` for ``shared``: the smoke config's ``model`` trained 20 steps on ``data_dir``."""
     import keras
 
     from facepars import train_lib
     from facepars.configs import smoke
     cfg = smoke.get_config()
-    cfg.epochs, cfg.steps_per_epoch, cfg.overlay_images, cfg.batch_size = 2, 10, 0, 8
+    cfg.model, cfg.epochs, cfg.steps_per_epoch, cfg.overlay_images, cfg.batch_size = (
+        model, 2, 10, 0, 8)
 
     def make(model_dir):
         try:
-            train_lib.run(cfg, synthetic_data, model_dir, "one_device")
+            train_lib.run(cfg, data_dir, model_dir, "one_device")
         finally:
             keras.mixed_precision.set_global_policy("float32")
-    return shared(tmp_path_factory, "trained", make)
+    return make
+
+
+@pytest.fixture(scope="session")
+def trained_run(synthetic_data, tmp_path_factory):
+    """The smoke model trained briefly on the synthetic set (for evaluate/predict/export)."""
+    return shared(tmp_path_factory, "trained",
+                  _train_briefly(synthetic_data, "lraspp_mobilenetv3"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synthetic_data, tmp_path_factory):
+    """The same of ``TINY``: where runs start from for the tests that fine-tune it."""
+    return shared(tmp_path_factory, "tiny", _train_briefly(synthetic_data, TINY))

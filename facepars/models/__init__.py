@@ -1,4 +1,4 @@
-"""The model registry: one explicit name -> family module table.
+"""The model registry: one explicit name -> family module table, and your own families.
 
 Every family module has a constructor
 ``build(num_classes, input_size=256, weights=None, width=1.0) -> keras.Model``
@@ -7,9 +7,17 @@ names its parts: ``BACKBONE_OUTPUTS`` (the backbone layers the decoder reads) an
 ``CLASSIFIERS`` (the convolutions with one output channel per class). ``modules``
 splits any built or loaded network of the family into backbone, decoder and
 classifier layers by them: what fine-tuning copies and freezes.
+
+A config's ``model`` is a registered name or the import path of a module of your
+own that keeps this contract (``--config.model=my_package.my_family``): facepars
+trains, fine-tunes, evaluates, exports and serves it as its own families, provided
+the network is made of Keras's built-in layers (run files load with safe_mode on).
 """
 
 from __future__ import annotations
+
+import importlib
+import types
 
 import keras
 import tensorflow as tf
@@ -24,21 +32,41 @@ FAMILIES = {
 }
 MODELS = {name: family.build for name, family in FAMILIES.items()}
 MODULES = ("backbone", "decoder", "classifier")
+CONTRACT = ("build", "BACKBONE_OUTPUTS", "CLASSIFIERS")  # what a family module defines
+
+
+def family(name: str) -> types.ModuleType:
+    """The family module ``name`` stands for: registered, or imported by its path."""
+    if name in FAMILIES:
+        return FAMILIES[name]
+    if "." not in name:
+        raise ConfigError(f"unknown model {name!r}; registered: {', '.join(MODELS)}, or "
+                          "the import path of your own family module (package.module)")
+    try:
+        module = importlib.import_module(name)
+    except ImportError as e:
+        raise ConfigError(f"model {name!r}: cannot import it ({e})") from e
+    missing = [attribute for attribute in CONTRACT if not hasattr(module, attribute)]
+    if missing:
+        raise ConfigError(f"model {name!r}: {module.__file__} defines no "
+                          f"{', '.join(missing)} (a family module defines {', '.join(CONTRACT)}:"
+                          " see facepars.models)")
+    return module
 
 
 def modules(network: keras.Model, name: str) -> dict[str, list[keras.layers.Layer]]:
     """The network's weighted layers as backbone, decoder and classifier: the backbone
     is every layer its ``BACKBONE_OUTPUTS`` depend on, the classifier its
     ``CLASSIFIERS``, the decoder the rest."""
-    family = FAMILIES[name]
+    parts = family(name)
     trunk = keras.Model(network.inputs, [network.get_layer(n).output
-                                         for n in family.BACKBONE_OUTPUTS])
+                                         for n in parts.BACKBONE_OUTPUTS])
     backbone = {layer.name for layer in trunk.layers}
     out = {m: [] for m in MODULES}
     for layer in network.layers:
         if not layer.weights:
             continue
-        module = ("classifier" if layer.name in family.CLASSIFIERS else
+        module = ("classifier" if layer.name in parts.CLASSIFIERS else
                   "backbone" if layer.name in backbone else "decoder")
         out[module].append(layer)
     return out
@@ -55,9 +83,7 @@ def to_model_input(images) -> tf.Tensor:
 
 def build_model(name: str, num_classes: int, input_size: int = 256, weights=None,
                 width: float = 1.0) -> keras.Model:
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; registered: {', '.join(MODELS)}")
-    return MODELS[name](num_classes, input_size=input_size, weights=weights, width=width)
+    return family(name).build(num_classes, input_size=input_size, weights=weights, width=width)
 
 
 def configure_batchnorm(model: keras.Model, momentum: float, synchronized: bool) -> None:

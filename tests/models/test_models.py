@@ -4,8 +4,10 @@ import pytest
 import tensorflow as tf
 
 from facepars.core.errors import ConfigError
-from facepars.models import MODELS, backbones, build_model, load_model
+from facepars.models import MODELS, backbones, build_model, load_model, modules
 from facepars.training.losses import fused_loss
+
+from conftest import TINY as TINY_FAMILY
 
 TINY = 0.25
 
@@ -17,7 +19,7 @@ def bfloat16_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(MODELS) + [TINY_FAMILY])
 def test_model_builds_trains_and_round_trips(name, tmp_path, bfloat16_policy):
     rng = np.random.default_rng(0)
     for size in (64, 96):
@@ -52,6 +54,30 @@ def test_model_builds_trains_and_round_trips(name, tmp_path, bfloat16_policy):
     float32.set_weights(model.get_weights())
     np.testing.assert_allclose(again(images, training=False), float32(images, training=False),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_is_registered_or_a_family_module_named_by_its_import_path(tmp_path,
+                                                                           monkeypatch):
+    """A module of the user's splits into backbone, decoder and classifier by the
+    names it gives; what is not a family is refused naming what is missing."""
+    network = build_model(TINY_FAMILY, 5, 64)
+    parts = {m: {l.name for l in layers} for m, layers in modules(network, TINY_FAMILY).items()}
+    assert parts["classifier"] == {"tiny_high_classifier", "tiny_low_classifier"}
+    assert {"tiny_stem_conv", "tiny_block1_depthwise", "tiny_block2_bn"} <= parts["backbone"]
+    assert parts["decoder"] == {"tiny_branch_conv", "tiny_branch_bn"}
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "half.py").write_text("def build(*args, **kwargs): pass\n"
+                                               "CLASSIFIERS = ('head',)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name, message in (
+            ("lraspp", r"unknown model 'lraspp'; registered: pspnet_resnet50, .* or the "
+                       r"import path of your own family module"),
+            ("mine.absent", r"model 'mine.absent': cannot import it \(No module named"),
+            ("mine.half", r"model 'mine.half': .*half.py defines no BACKBONE_OUTPUTS \(a "
+                          r"family module defines build, BACKBONE_OUTPUTS, CLASSIFIERS")):
+        with pytest.raises(ConfigError, match=message):
+            build_model(name, 5, 64)
 
 
 @pytest.mark.slow
