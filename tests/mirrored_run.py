@@ -27,6 +27,7 @@ from facepars.configs.common import NO_AUGMENTATION  # noqa: E402
 
 def config():
     cfg = smoke.get_config()
+    cfg.model = "tests.tiny_family"  # what is compared is the strategy's (tests/tiny_family.py)
     cfg.epochs, cfg.steps_per_epoch, cfg.batch_size, cfg.overlay_images = 2, 2, 8, 0
     cfg.optimizer.momentum = 0.0
     cfg.augment = dataclasses.replace(NO_AUGMENTATION)

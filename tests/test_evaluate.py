@@ -30,11 +30,11 @@ def _direct_confusion(model_dir, data_dir, split):
 
 
 @pytest.mark.parametrize("strategy", ["one_device", "mirrored"])
-def test_evaluate_equals_metrics_computed_from_the_predictions(trained_run, synthetic_data,
+def test_evaluate_equals_metrics_computed_from_the_predictions(tiny_run, synthetic_data,
                                                               tmp_path, strategy):
-    result = evaluate_lib.run(trained_run, synthetic_data, "val", str(tmp_path), batch_size=6,
+    result = evaluate_lib.run(tiny_run, synthetic_data, "val", str(tmp_path), batch_size=6,
                               strategy_name=strategy)
-    expected = _direct_confusion(trained_run, synthetic_data, "val")
+    expected = _direct_confusion(tiny_run, synthetic_data, "val")
     np.testing.assert_array_equal(result["network_resolution"]["confusion"], expected)
     report = json.load(open(tmp_path / "val_report.json"))
     assert report["records"] == 8
@@ -42,10 +42,10 @@ def test_evaluate_equals_metrics_computed_from_the_predictions(trained_run, synt
 
 
 @pytest.mark.slow
-def test_evaluate_cli_at_original_resolution(trained_run, synthetic_data, tmp_path):
+def test_evaluate_cli_at_original_resolution(tiny_run, synthetic_data, tmp_path):
     out = run_cli(
         "facepars.evaluate",
-        f"--model_path={trained_run}",
+        f"--model_path={tiny_run}",
         f"--data_dir={synthetic_data}",
         "--split=val",
         f"--output_dir={tmp_path}",
@@ -61,7 +61,7 @@ def test_evaluate_cli_at_original_resolution(trained_run, synthetic_data, tmp_pa
 
 
 def test_original_resolution_reports_both_protocols_with_the_detectors_recall(
-        trained_run, synthetic_data):
+        tiny_run, synthetic_data):
     """A stand-in detector that finds every other face (at its exact points) and
     misses the rest: the recall is that fraction, every pixel is counted in both
     protocols, and a missed face's pixels are all predicted background."""
@@ -78,7 +78,7 @@ def test_original_resolution_reports_both_protocols_with_the_detectors_recall(
         points = known[hashlib.sha1(photo.tobytes()).hexdigest()]
         return [] if points is None else [detection.from_landmarks(points)]
 
-    predictor = Predictor.load(trained_run)
+    predictor = Predictor.load(tiny_run)
     found = evaluate_lib.original_resolution(predictor, manifest, "val", None, detector)
     assert found["recall"] == pytest.approx(sum(v is not None for v in known.values()) / len(known))
     assert found["detector"].sum() == found["oracle"].sum()
@@ -99,7 +99,7 @@ def _stripes(x):
     return tf.tile(logits, [tf.shape(x)[0], tf.shape(x)[1], 1, 1])
 
 
-def test_data_aligned_by_the_detector_is_scored_aligned_as_prepared(trained_run, tmp_path):
+def test_data_aligned_by_the_detector_is_scored_aligned_as_prepared(tiny_run, tmp_path):
     """``--align=detect`` data is framed as prepare framed it (the largest face the
     detector finds), like ``--align=landmarks`` data: with a detector that finds
     the exact points the two give the same oracle scores. Before, detect-aligned
@@ -126,7 +126,7 @@ def test_data_aligned_by_the_detector_is_scored_aligned_as_prepared(trained_run,
         image, _, five = synthetic.render_with_landmarks(pair.seed, pair.index, pair.height,
                                                          pair.width)
         points[hashlib.sha1(image.tobytes()).hexdigest()] = five
-    card = dataclasses.replace(Predictor.load(trained_run).card, framing=manifest["framing"])
+    card = dataclasses.replace(Predictor.load(tiny_run).card, framing=manifest["framing"])
     predictor = Predictor(_stripes, card)
     results = [evaluate_lib.original_resolution(predictor, schema.Manifest.load(d), "val", None,
                                                 detector)["oracle"] for d in (data, detected)]
@@ -151,7 +151,7 @@ def test_original_resolution_reads_the_raw_data_the_manifest_names(tmp_path):
     assert found["oracle"].sum() == manifest.num_records("val") * 40 * 30
 
 
-def test_celebamask_hq_half_size_masks_score_faces_framed_at_the_masks_size(trained_run,
+def test_celebamask_hq_half_size_masks_score_faces_framed_at_the_masks_size(tiny_run,
                                                                           tmp_path):
     """CelebAMask-HQ's masks are half its photos' size. Data aligned by the detector is
     scored at the mask's size, on the five points found on the whole photo moved to
@@ -166,7 +166,7 @@ def test_celebamask_hq_half_size_masks_score_faces_framed_at_the_masks_size(trai
     data = str(tmp_path / "data")
     prepare.run(prepare.PrepareConfig(source="celebamask_hq", image_size=64, output_dir=data,
                                       input_dir=str(tmp_path / "celeba")))
-    framing = dict(Predictor.load(trained_run).card.framing, mode="detect")
+    framing = dict(Predictor.load(tiny_run).card.framing, mode="detect")
     manifest_path = os.path.join(data, "manifest.json")
     written = json.load(open(manifest_path))
     json.dump(dict(written, framing=framing), open(manifest_path, "w"))  # as --align=detect
@@ -186,7 +186,7 @@ def test_celebamask_hq_half_size_masks_score_faces_framed_at_the_masks_size(trai
     def detector(photo):  # the exact points, at the size of the photo it is given
         return [detection.from_landmarks(at(faces[which(photo)][2], photo.shape[1]))]
 
-    predictor = Predictor(_stripes, dataclasses.replace(Predictor.load(trained_run).card,
+    predictor = Predictor(_stripes, dataclasses.replace(Predictor.load(tiny_run).card,
                                                       framing=framing))
     found = evaluate_lib.original_resolution(predictor, manifest, "val", None, detector)
 

@@ -137,21 +137,22 @@ def _run_with_resize(trained_run, tmp_path, resize):
 @pytest.mark.slow
 @pytest.mark.parametrize("resize", ["stretch", "pad"])
 def test_saved_model_and_tflite_give_predictors_probabilities_at_odd_sizes(
-        exported, trained_run, tmp_path, resize):
+        exported, trained_run, tiny_run, tmp_path, resize):
     """What users see, at sizes other than the network's: probabilities from the
     SavedModel (in Python and in a graph session, as TF Serving loads it) and from
     TFLite against the Keras Predictor. A mapping that differs in the graph (box,
     resize, rounding) or a variable not restored fails it; argmax agreement alone
     would hide both."""
     # The shared export is the run's own mode (stretch) and has every target. The
-    # serving graph's other branch gets a SavedModel of its own; TFLite and ONNX take
-    # the network's fixed input and Predictor's own mapping, so one mode tests them.
+    # serving graph's other branch gets a SavedModel of its own, of the tiny run (the
+    # mapping is the graph's, not the network's); TFLite and ONNX take the network's
+    # fixed input and Predictor's own mapping, so one mode tests them.
     stretch = resize == "stretch"
     assert rundir.read_card(trained_run).resize == "stretch"
     if stretch:
         run, out = trained_run, exported[1]
     else:
-        run, out = _run_with_resize(trained_run, tmp_path, resize), tmp_path / "export"
+        run, out = _run_with_resize(tiny_run, tmp_path, resize), tmp_path / "export"
         export_lib.run(run, str(out), None, [], faces="whole")  # parse_photos: the shared export
     photos = [synthetic.render(5, i, h, w)[0] for i, (h, w) in enumerate([(37, 53), (120, 71)])]
     reference = Predictor.load(run)

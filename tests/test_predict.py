@@ -32,9 +32,9 @@ def photos(tmp_path):
 
 
 @pytest.mark.slow
-def test_predict_cli_on_real_and_awkward_photos(trained_run, photos, tmp_path):
+def test_predict_cli_on_real_and_awkward_photos(tiny_run, photos, tmp_path):
     out_dir = tmp_path / "out"
-    proc = run_cli("facepars.predict", f"--model_path={trained_run}", f"--output_dir={out_dir}",
+    proc = run_cli("facepars.predict", f"--model_path={tiny_run}", f"--output_dir={out_dir}",
                    "--probabilities", str(photos), check=False)
     assert proc.returncode == 1
     assert "corrupt.jpg" in proc.stderr and "5 photos parsed" in proc.stdout
@@ -56,8 +56,8 @@ def test_predict_cli_on_real_and_awkward_photos(trained_run, photos, tmp_path):
     assert not (photos / "astronaut.labels.png").exists()  # nothing written beside the inputs
 
 
-def test_predictor_api_returns_arrays_at_the_photo_size(trained_run):
-    predictor = Predictor.load(trained_run)
+def test_predictor_api_returns_arrays_at_the_photo_size(tiny_run):
+    predictor = Predictor.load(tiny_run)
     photo = skimage.data.astronaut()[:333, :201]
     prediction = predictor.predict(photo, probabilities=True)
     assert prediction.labels.shape == (333, 201) and prediction.labels.dtype == np.uint8
@@ -81,7 +81,7 @@ def _group_photo():
 
 
 @pytest.mark.slow
-def test_predict_detects_every_face_of_a_group_photo(trained_run, tmp_path):
+def test_predict_detects_every_face_of_a_group_photo(tiny_run, tmp_path):
     """Detected faces are parsed where they are; a photo without a face and a 4 px
     photo are reported, not crashed on; --faces=whole keeps the old behaviour."""
     photos = tmp_path / "photos"
@@ -95,7 +95,7 @@ def test_predict_detects_every_face_of_a_group_photo(trained_run, tmp_path):
         Image.fromarray(skimage.data.astronaut()[20:250, 130:320]).resize((380, 460)))
     Image.fromarray(huge).save(photos / "huge.jpg", quality=90)
     out = tmp_path / "out"
-    proc = run_cli("facepars.predict", f"--model_path={trained_run}", f"--output_dir={out}",
+    proc = run_cli("facepars.predict", f"--model_path={tiny_run}", f"--output_dir={out}",
                    "--faces=detect", str(photos))
     summary = json.load(open(out / "summary.json"))
     assert summary["faces"] == "detect"
@@ -116,13 +116,13 @@ def test_predict_detects_every_face_of_a_group_photo(trained_run, tmp_path):
     for name in ("wall.png", "tiny.png"):
         assert summary["photos"][name]["faces"] == []
         assert f"{name}: no face found" in proc.stderr
-    whole = run_cli("facepars.predict", f"--model_path={trained_run}",
+    whole = run_cli("facepars.predict", f"--model_path={tiny_run}",
                     f"--output_dir={tmp_path / 'whole'}", "--faces=whole", str(photos / "tiny.png"))
     assert "1 photos parsed" in whole.stdout
     assert "faces" not in json.load(open(tmp_path / "whole" / "summary.json"))["photos"]["tiny.png"]
 
 
-def test_predict_writes_to_a_bucket_what_it_writes_locally(trained_run, photos, tmp_path):
+def test_predict_writes_to_a_bucket_what_it_writes_locally(tiny_run, photos, tmp_path):
     """Outputs go through tf.io.gfile (here TensorFlow's in-memory file system, as a
     gs:// bucket would): the same bytes as on a local disk, nested names included."""
     import tensorflow as tf
@@ -130,9 +130,9 @@ def test_predict_writes_to_a_bucket_what_it_writes_locally(trained_run, photos, 
     from facepars import predict_lib
     inputs = [str(photos / "astronaut.jpg"), str(photos / "nested")]
     local = tmp_path / "local"
-    predict_lib.run(trained_run, inputs, str(local), probabilities=True, faces="whole")
+    predict_lib.run(tiny_run, inputs, str(local), probabilities=True, faces="whole")
     bucket = "ram://facepars-predict/out"
-    predict_lib.run(trained_run, inputs, bucket, probabilities=True, faces="whole")
+    predict_lib.run(tiny_run, inputs, bucket, probabilities=True, faces="whole")
     for name in ("astronaut.labels.png", "astronaut.overlay.jpg", "astronaut.probs.npz",
                  "rotated.labels.png"):
         with tf.io.gfile.GFile(f"{bucket}/{name}", "rb") as f:

@@ -31,11 +31,11 @@ def _photos(root):
 
 
 @pytest.mark.parametrize("faces", ["whole", "detect"])
-def test_beam_writes_the_bytes_and_summary_the_local_run_writes(trained_run, tmp_path, faces):
+def test_beam_writes_the_bytes_and_summary_the_local_run_writes(tiny_run, tmp_path, faces):
     inputs = _photos(tmp_path / "photos")
-    local = predict_lib.run(trained_run, inputs, str(tmp_path / "local"), batch_size=2,
+    local = predict_lib.run(tiny_run, inputs, str(tmp_path / "local"), batch_size=2,
                             faces=faces)
-    job = beam_corpus.Job(trained_run, str(tmp_path / "beam"), faces, FaceFilter(), False, 2)
+    job = beam_corpus.Job(tiny_run, str(tmp_path / "beam"), faces, FaceFilter(), False, 2)
     summary, failures, counters = beam_corpus.run(job, inputs, pipeline_options("", 1),
                                                    PHOTO_EXTENSIONS)
     assert summary == local[0] and sorted(failures) == sorted(local[1])
@@ -55,7 +55,7 @@ def test_beam_writes_the_bytes_and_summary_the_local_run_writes(trained_run, tmp
 
 
 @pytest.mark.slow
-def test_the_command_runs_on_beam_with_its_options_and_exits_1_on_failures(trained_run,
+def test_the_command_runs_on_beam_with_its_options_and_exits_1_on_failures(tiny_run,
                                                                           tmp_path):
     """``predict --runner=beam`` as a user types it: the options reach Beam, every
     readable photo is written, the unreadable and the missing are listed and the exit
@@ -64,7 +64,7 @@ def test_the_command_runs_on_beam_with_its_options_and_exits_1_on_failures(train
     from conftest import run_cli
     inputs = _photos(tmp_path / "photos")
     out = tmp_path / "out"
-    proc = run_cli("facepars.predict", "--runner=beam", f"--model_path={trained_run}",
+    proc = run_cli("facepars.predict", "--runner=beam", f"--model_path={tiny_run}",
                    f"--output_dir={out}", "--faces=whole",
                    "--beam_pipeline_options=direct_num_workers=1,direct_running_mode=in_memory",
                    *inputs, check=False)

@@ -18,6 +18,7 @@ from facepars.models import build_model, load_model, modules
 from facepars.training import initialization, task
 
 import fixtures
+from conftest import TINY
 
 SMOKE = smoke.get_config()
 # A table sharing some classes with seed8 (the trained run's), adding one, dropping two.
@@ -106,7 +107,9 @@ def _batch(count=4):
 def test_the_backbone_holds_still_for_the_frozen_steps_then_trains(strategy, precision):
     """Two steps frozen: the backbone's weights do not move (momentum and EMA on),
     the rest does; the third step moves the backbone too. (The gate compiles under
-    XLA with every model: tests/training/test_task.py's HLO check builds it into the step.)"""
+    XLA with every model: tests/training/test_task.py's HLO check builds it into the step.)
+    The tiny family: the gate is the step's, the split into modules the family's
+    contract (tests/models/test_models.py)."""
     keras.mixed_precision.set_global_policy(precision)
     # Mirrored: reduced on one device, not by collectives, whose instance keys a second
     # strategy in this process (tests/training/test_losses.py's) would collide with.
@@ -115,8 +118,8 @@ def test_the_backbone_holds_still_for_the_frozen_steps_then_trains(strategy, pre
                 if strategy == "mirrored" else tf.distribute.OneDeviceStrategy("/cpu:0"))
     table = TAXONOMIES["seed8"].table
     with strategy.scope():
-        network = build_model(SMOKE.model, table.num_classes, 32, width=0.25)
-        frozen = initialization.frozen_mask(network, SMOKE.model)
+        network = build_model(TINY, table.num_classes, 32, width=0.25)
+        frozen = initialization.frozen_mask(network, TINY)
         parser = task.FaceParser(network, table, SMOKE.loss, NO_AUGMENTATION, frozen=frozen,
                                  frozen_steps=2)
         optimizer = keras.optimizers.SGD(0.05, momentum=0.9, use_ema=True, ema_momentum=0.9)
@@ -148,11 +151,12 @@ def test_the_backbone_holds_still_for_the_frozen_steps_then_trains(strategy, pre
 
 
 @pytest.mark.slow
-def test_a_whole_run_on_a_cvat_export_with_its_own_class_names(trained_run, tmp_path):
+def test_a_whole_run_on_a_cvat_export_with_its_own_class_names(tiny_run, tmp_path):
     """A CVAT export (names no built-in table has) through every command: prepare
     --source=voc --taxonomy=source (its command line: tests/test_prepare.py), train
     --init_from the seed8 run, evaluate, predict, export; each output speaks the
-    export's class names."""
+    export's class names. The network is a family of the user's own
+    (tests/tiny_family.py, by its import path), which every command takes as well."""
     from facepars import prepare
 
     from conftest import run_cli
@@ -161,14 +165,15 @@ def test_a_whole_run_on_a_cvat_export_with_its_own_class_names(trained_run, tmp_
     prepare.run(prepare.PrepareConfig(output_dir=data, source="voc", taxonomy="source",
                                       input_dir=str(tmp_path / "cvat"), image_size=64))
     names = [n for n, _ in fixtures.CVAT_CLASSES]
-    proc = run_cli("facepars.train", "--config=smoke", f"--data_dir={data}", f"--model_dir={run}",
-                   "--config.epochs=1", "--config.steps_per_epoch=3", "--config.batch_size=4",
+    proc = run_cli("facepars.train", "--config=smoke", f"--config.model={TINY}",
+                   f"--data_dir={data}", f"--model_dir={run}", "--config.epochs=1",
+                   "--config.steps_per_epoch=3", "--config.batch_size=4",
                    "--config.overlay_images=2", "--config.freeze_backbone_steps=2",
-                   f"--init_from={trained_run}", "--init_modules=all")
+                   f"--init_from={tiny_run}", "--init_modules=all")
     assert "initialised from" in proc.stderr and "new ['face skin', 'brow'" in proc.stderr
     info = json.load(open(f"{run}/config.json"))
     assert [c["name"] for c in info["class_table"]["classes"]] == names
-    assert info["init_from"]["source"] == trained_run
+    assert info["init_from"]["source"] == tiny_run and info["model"] == TINY
     assert info["init_from"]["classes_copied"] == ["background"]
     assert info["init_from"]["classes_dropped"] == list(TAXONOMIES["seed8"].table.names[1:])
 

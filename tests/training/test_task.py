@@ -15,6 +15,8 @@ from facepars.data import synthetic
 from facepars.models import MODELS, build_model
 from facepars.training import initialization, task
 
+from conftest import TINY
+
 TABLE = TAXONOMIES["seed8"].table
 SIZE = 64
 # The one float64 XLA's own lowering of a bilinear resize writes: a scalar constant
@@ -83,21 +85,23 @@ def test_fit_with_xla_and_several_steps_per_execution_trains_like_float32_withou
     """Keras fit with jit_compile and steps_per_execution=2, full augmentation and EMA,
     in float32 and mixed_bfloat16, against float32 without XLA from the same weights
     and data. A step that compiled to something else (a skipped update, other
-    random draws, a lost EMA update) moves the weights elsewhere. Two steps only:
-    this tiny network from scratch amplifies rounding tenfold per step.
+    random draws, a lost EMA update) moves the weights elsewhere. The tiny family
+    (tests/tiny_family.py): what is compared is the step's, and each registered
+    family's step compiles in the test above; MobileNetV3 took 71 CPU-s here, most
+    of it XLA compiling, the tiny family 20.
 
-    Measured: float32 + XLA agrees to 1e-5 (initial weights from seeds 0-4); bfloat16
-    (with or without XLA) has cosine 0.90-0.91 and 1.07-1.11x the length of float32's
-    update. The weights are seeded so the suite's order cannot move them (unseeded,
-    a draw after other tests once gave a length ratio of 0.996).
+    Measured, initial weights from seeds 0-4: float32 + XLA has cosine and length
+    ratio 1.0000 to four places; bfloat16 has cosine 0.9988-0.9999 and
+    0.996-1.004x the length of float32's update. The weights are seeded so the
+    suite's order cannot move them.
     """
     keras.utils.set_random_seed(0)
-    network = build_model("lraspp_mobilenetv3", TABLE.num_classes, SIZE, width=0.25)
+    network = build_model(TINY, TABLE.num_classes, SIZE, width=0.25)
     start, start_flat = network.get_weights(), _flat(network.trainable_weights)
     data = tf.data.Dataset.from_tensors(_batch()).repeat()
     updates = {}
     for precision, jit in (("float32", False), ("float32", True), ("mixed_bfloat16", True)):
-        parser = _parser(precision=precision, weights=start, jit_compile=jit, steps_per_execution=2)
+        parser = _parser(TINY, precision, weights=start, jit_compile=jit, steps_per_execution=2)
         parser.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # one execution of 2 steps
         assert int(parser.optimizer.iterations.numpy()) == 2
         updates[precision, jit] = (_flat(parser.network.trainable_weights) - start_flat,
@@ -105,7 +109,7 @@ def test_fit_with_xla_and_several_steps_per_execution_trains_like_float32_withou
                                    - start_flat)
     reference = updates["float32", False]
     for key, bounds in ((("float32", True), (0.999, 0.999, 1.001)),
-                        (("mixed_bfloat16", True), (0.8, 0.8, 1.25))):
+                        (("mixed_bfloat16", True), (0.99, 0.97, 1.03))):
         for update, ref in zip(updates[key], reference):  # weights, then EMA weights
             cosine = update @ ref / np.linalg.norm(update) / np.linalg.norm(ref)
             ratio = np.linalg.norm(update) / np.linalg.norm(ref)
