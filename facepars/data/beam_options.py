@@ -49,8 +49,9 @@ def pipeline_options(options: str, workers: int) -> PipelineOptions:
                 from e
         argv = [f"--{item.strip()}" for item in options.split(",") if item.strip()]
         opts = PipelineOptions(argv)
+        known = opts.get_all_options()  # each call parses every option Beam defines
         unknown = [a for a in opts.get_all_options(retain_unknown_options=True)
-                   if a not in opts.get_all_options()]
+                   if a not in known]
     if unknown:
         raise ConfigError(f"--beam_pipeline_options: unknown option(s) "
                           f"{', '.join(sorted(unknown))}")
