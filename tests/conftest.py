@@ -245,5 +245,6 @@ def trained_run(synthetic_data, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_run(synthetic_data, tmp_path_factory):
-    """The same of ``TINY``: where runs start from for the tests that fine-tune it."""
+    """``TINY`` trained the same way: the start of the runs that fine-tune it, and
+    the model the evaluate, predict and Beam-inference tests load."""
     return shared(tmp_path_factory, "tiny", _train_briefly(synthetic_data, TINY))

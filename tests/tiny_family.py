@@ -5,9 +5,11 @@ facepars.models.family): LR-ASPP's head on a backbone of two blocks, with each
 kind of layer the registered families train (convolution, depthwise
 convolution, batch norm, hard-swish, a squeeze-and-excite gate, bilinear
 resizing, the float32 logits). A process traces and compiles its step in a
-fraction of MobileNetV3's time; the preemption, resumption, distribution and
-fine-tuning tests run it, and the registered families keep their own tests
-(tests/models, tests/training/test_task.py, tests/test_train.py, tests/test_export.py).
+fraction of MobileNetV3's time. The tests of the loop, the strategies and the
+commands train it (preemption, replicas, XLA against no XLA, fine-tuning,
+evaluate, predict); what depends on a registered family stays on it (each
+family's XLA step and round trip, float16's life of a model, the learning run,
+every export). BUILD_NOTES.md, "The test suite's time", lists both.
 """
 
 import keras
