@@ -50,7 +50,7 @@ def family(name: str) -> types.ModuleType:
     if missing:
         raise ConfigError(f"model {name!r}: {module.__file__} defines no "
                           f"{', '.join(missing)} (a family module defines {', '.join(CONTRACT)}:"
-                          " see facepars.models)")
+                          " docs/training.md, \"A family of your own\")")
     return module
 
 
