@@ -12,6 +12,12 @@ import time
 import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# A pytest worker runs Beam pipelines in-process (gRPC servers and their threads),
+# then starts ffmpeg and other programs from that same process. gRPC's fork support
+# (compiled into grpcio's core) runs its handlers in each child between fork and
+# exec: once such a child printed "Epoll1Poller ... epoll_wait error: Bad file
+# descriptor" and never reached ffmpeg. Beam's own tests turn it off the same way.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
