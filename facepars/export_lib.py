@@ -12,8 +12,6 @@ import dataclasses
 import functools
 import logging
 import os
-import subprocess
-import sys
 import tempfile
 
 import keras
@@ -211,35 +209,30 @@ def export_onnx(saved_model: str, output_dir: str, opset: int) -> dict[str, str]
     Converted from the SavedModel, not from the Keras network: there the
     constants Keras layers capture (EfficientNet's input normalisation) are
     already frozen, while tf2onnx's function path turns them into extra graph
-    inputs. The batch-1 copy is for runtimes that want static shapes.
+    inputs. In this process, through tf2onnx's API (what its command line runs
+    for ``--saved-model``), not its command line: that one starts TensorFlow
+    again. The batch-1 copy is for runtimes that want static shapes.
     """
     try:
         import onnx
-        import tf2onnx  # noqa: F401  (run below as its own CLI)
+        from tf2onnx import convert, tf_loader
     except ImportError:
         raise ExportError("--onnx needs the onnx extra: pip install 'facepars[onnx]'") from None
-    with tempfile.TemporaryDirectory() as tmp:
-        converted = os.path.join(tmp, "model.onnx")
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tf2onnx.convert",
-                "--saved-model",
-                saved_model,
-                "--signature_def",
-                "network",
-                "--opset",
-                str(opset),
-                "--output",
-                converted,
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            raise ExportError(f"tf2onnx could not convert {saved_model}:\n{proc.stderr[-2000:]}")
-        model = onnx.load(converted)
+    tf2onnx_log = logging.getLogger("tf2onnx")
+    level = tf2onnx_log.level
+    tf2onnx_log.setLevel(logging.WARNING)  # its INFO line per stage: a report of its own
+    try:
+        graph_def, inputs, outputs, renamed = tf_loader.from_saved_model(
+            saved_model, None, None, tag=["serve"], signatures=["network"],
+            return_tensors_to_rename=True)
+        model, _ = convert.from_graph_def(graph_def, name=saved_model, input_names=inputs,
+                                          output_names=outputs, opset=opset,
+                                          tensors_to_rename=renamed)
+    except Exception as e:  # tf2onnx raises what its converters raise
+        raise ExportError(f"tf2onnx could not convert {saved_model}: "
+                          f"{type(e).__name__}: {e}") from e
+    finally:
+        tf2onnx_log.setLevel(level)
     paths = {}
     for name, batch in (("onnx", "batch"), ("onnx_batch1", 1)):
         _set_batch(model, batch)
