@@ -130,12 +130,14 @@ def run_cli(module: str, *args: str, check: bool = True,
     return proc
 
 
-def run_launched(argv: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python *argv`` from the repository root in a child of the launcher
-    (tests/launcher.py), its output captured as ``subprocess.run`` captures it."""
+def run_launched(argv: list[str], timeout: float = 600,
+                 kind: str = "facepars") -> subprocess.CompletedProcess:
+    """``python *argv`` from the repository root in a child of the launcher of ``kind``
+    (tests/launcher.py: "tensorflow" for what runs without facepars), its output
+    captured as ``subprocess.run`` captures it."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = launcher.launch(argv, env, out, err)
+        proc = launcher.launch(argv, env, out, err, kind=kind)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:

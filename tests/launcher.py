@@ -4,13 +4,16 @@ A TensorFlow command spends about 4 CPU-seconds importing TensorFlow, Keras and
 facepars before it reads a flag, and the suite runs dozens of them. So each
 pytest worker starts one launcher (``python tests/launcher.py SOCKET``) that
 imports them, and then forks a child for each command line a test asks for.
+A second kind of launcher imports TensorFlow alone, for what must run without
+facepars (a SavedModel loaded as TF Serving loads it, TensorFlow's own tools).
 
 The child is the command as a user runs it, in a process of its own: the module
 run as ``python -m`` runs it (runpy, as ``__main__``, ``sys.argv`` and
 ``sys.path[0]`` as python sets them) or a script as ``python script`` runs it,
 with the test's arguments, environment, working directory and output files; its
 own pid, for the signals a test sends; its exit status as ``subprocess`` gives
-it (negative: killed by that signal). Only the imports are not repeated.
+it (negative: killed by that signal). ``python -c CODE`` too. Only the imports
+are not repeated.
 
 Forking is safe because the launcher only imports: TensorFlow starts its runtime
 (the eager context, the devices, the thread pools) in the child, on first use.
@@ -40,21 +43,23 @@ import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# What the launcher imports: the work of every command, all of which load TensorFlow
-# (prepare's in facepars.data; its conversion workers start afresh, from a forkserver).
-PRELOADED = ("facepars.train_lib", "facepars.evaluate_lib", "facepars.predict_lib",
-             "facepars.export_lib", "facepars.verify_lib", "facepars.data.shards",
-             "facepars.data.pool", "facepars.data.contents")
+# What each kind of launcher imports. "facepars": the work of every command, all of
+# which load TensorFlow (prepare's in facepars.data; its conversion workers start
+# afresh, from a forkserver). "tensorflow": TensorFlow alone.
+PRELOADED = {"facepars": ("facepars.train_lib", "facepars.evaluate_lib", "facepars.predict_lib",
+                          "facepars.export_lib", "facepars.verify_lib", "facepars.data.shards",
+                          "facepars.data.pool", "facepars.data.contents"),
+             "tensorflow": ("tensorflow",)}
 _PACKET = 1 << 16  # a request or a reply is one packet (SOCK_SEQPACKET) of at most this
 
 
 # --- the launcher process ---------------------------------------------------------------
 
-def serve(path: str) -> None:
-    """Import PRELOADED, then fork a child for each request on the socket at ``path``,
-    and answer each with the child's pid, then its exit status and CPU seconds.
-    Ends when the process that started it (a pytest worker) is gone."""
-    for module in PRELOADED:
+def serve(path: str, kind: str) -> None:
+    """Import ``PRELOADED[kind]``, then fork a child for each request on the socket at
+    ``path``, and answer each with the child's pid, then its exit status and CPU
+    seconds. Ends when the process that started it (a pytest worker) is gone."""
+    for module in PRELOADED[kind]:
         importlib.import_module(module)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(path)
@@ -116,6 +121,9 @@ def _become(request: dict, fds: list[int]) -> None:
     if argv[0] == "-m":
         sys.argv, sys.path[0] = argv[1:], os.getcwd()  # runpy sets argv[0] to the module's file
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+    elif argv[0] == "-c":
+        sys.argv, sys.path[0] = ["-c", *argv[2:]], ""
+        exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__"})
     else:
         sys.argv, sys.path[0] = list(argv), os.path.dirname(os.path.abspath(argv[0]))
         runpy.run_path(argv[0], run_name="__main__")
@@ -128,16 +136,16 @@ def _become(request: dict, fds: list[int]) -> None:
 # launcher's children are not this process's, so getrusage(RUSAGE_CHILDREN) misses
 # them (tests/conftest.py adds this).
 cpu_seconds = 0.0
-_launcher: dict = {}
+_launchers: dict = {}  # kind -> {"path": its socket, "log": its log}
 
 
-def _socket_path() -> str:
-    """The launcher of this process, started on first use."""
-    if not _launcher:
+def _socket_path(kind: str) -> str:
+    """The launcher of this process of ``kind``, started on first use."""
+    if kind not in _launchers:
         directory = tempfile.mkdtemp(prefix="facepars-launcher-")
         path, log = os.path.join(directory, "socket"), os.path.join(directory, "log")
         proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), path], cwd=REPO, text=True,
+            [sys.executable, os.path.abspath(__file__), path, kind], cwd=REPO, text=True,
             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(log, "w"),
             preexec_fn=_as_from_a_terminal)
@@ -148,8 +156,8 @@ def _socket_path() -> str:
         cpu_seconds += float(ready.split()[1])
         atexit.register(shutil.rmtree, directory, True)
         atexit.register(proc.kill)
-        _launcher.update(path=path, log=log)
-    return _launcher["path"]
+        _launchers[kind] = {"path": path, "log": log}
+    return _launchers[kind]["path"]
 
 
 def _as_from_a_terminal() -> None:
@@ -164,15 +172,15 @@ class Launched:
     """A command line running in a child of the launcher: what the tests use of
     subprocess.Popen (pid, poll, wait, returncode, send_signal, kill)."""
 
-    def __init__(self, argv: list[str], connection: socket.socket):
-        self.args, self._connection, self.returncode = argv, connection, None
+    def __init__(self, argv: list[str], connection: socket.socket, log: str):
+        self.args, self._connection, self._log, self.returncode = argv, connection, log, None
         self.pid = int(self._receive())
 
     def _receive(self) -> str:
         reply = self._connection.recv(_PACKET).decode()
         if not reply:
-            raise RuntimeError("the launcher ended (its log: "
-                               f"{_launcher['log']}):\n{open(_launcher['log']).read()[-3000:]}")
+            raise RuntimeError(f"the launcher ended (its log: {self._log}):\n"
+                               f"{open(self._log).read()[-3000:]}")
         return reply
 
     def poll(self) -> int | None:
@@ -201,20 +209,22 @@ class Launched:
         self.send_signal(signal.SIGKILL)
 
 
-def launch(argv: list[str], env: dict, stdout, stderr, cwd: str = REPO) -> Launched:
-    """``python *argv`` (``["-m", module, ...]`` or ``[script, ...]``) in a child of the
-    launcher, writing to the open files ``stdout`` and ``stderr``; stdin is empty.
-    ``env`` must keep the launcher's PYTHONPATH: its imports are already done."""
+def launch(argv: list[str], env: dict, stdout, stderr, cwd: str = REPO,
+           kind: str = "facepars") -> Launched:
+    """``python *argv`` (``["-m", module, ...]``, ``["-c", code, ...]`` or ``[script,
+    ...]``) in a child of the launcher of ``kind`` (``PRELOADED``), writing to the
+    open files ``stdout`` and ``stderr``; stdin is empty. ``env`` must keep the
+    launcher's PYTHONPATH: its imports are already done."""
     assert env.get("PYTHONPATH") == REPO, "a command with its own PYTHONPATH runs afresh"
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    connection.connect(_socket_path())
+    connection.connect(_socket_path(kind))
     request = json.dumps({"argv": argv, "env": env, "cwd": cwd}).encode()
     assert len(request) < _PACKET, "the request is longer than a packet"
     with open(os.devnull) as stdin:
         socket.send_fds(connection, [request], [stdin.fileno(), stdout.fileno(), stderr.fileno()])
-    return Launched(argv, connection)
+    return Launched(argv, connection, _launchers[kind]["log"])
 
 
 if __name__ == "__main__":
     sys.path[0] = os.getcwd()  # as under ``python -m``: the repository, not tests/
-    serve(sys.argv[1])
+    serve(*sys.argv[1:])

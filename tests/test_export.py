@@ -3,8 +3,6 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from facepars.data import synthetic
 from facepars.inference.predictor import Predictor
 from facepars.models import rundir
 
-from conftest import shared
+from conftest import run_launched, shared
 
 
 @pytest.fixture(scope="session")
@@ -66,8 +64,8 @@ def test_export_saved_model_and_tflite_with_parity(exported, trained_run, synthe
         export_lib.run(trained_run, str(tmp_path / "other"), synthetic_data, [],
                        parity_split="holdout")
 
-    # A fresh process, TensorFlow only: two input sizes, one image (its values against
-    # the Keras run's Predictor), and the class table.
+    # A process with TensorFlow alone, no facepars: two input sizes, one image (its
+    # values against the Keras run's Predictor), and the class table.
     photo = synthetic.render(5, 1, 90, 110)[0]
     expected = Predictor.load(trained_run).predict(photo, probabilities=True)
     np.savez(tmp_path / "one.npz", photo=photo, probabilities=expected.probabilities)
@@ -88,7 +86,7 @@ names = m.signatures['class_table']()['names'].numpy()
 assert names[6] == b'ears', names
 print('ok')
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = run_launched(["-c", code], kind="tensorflow")
     assert proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
 
 
@@ -113,11 +111,10 @@ print(json.dumps({k: [base64.b64encode(x).decode() for x in v] if v.dtype == obj
 
 def _in_graph_session(saved_model, signature: str, paths) -> dict:
     """A bytes signature run on files in a TF1 graph session, as TF Serving runs it, in
-    a fresh process with TensorFlow only: its outputs (bytes decoded from base64), or
+    a process with TensorFlow only: its outputs (bytes decoded from base64), or
     ``{"refused": the error's first line}`` when the batch is refused."""
-    proc = subprocess.run([sys.executable, "-c", _SESSION, str(saved_model), signature,
-                           *map(str, paths)], capture_output=True, text=True,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    proc = run_launched(["-c", _SESSION, str(saved_model), signature, *map(str, paths)],
+                        kind="tensorflow")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return {k: [base64.b64decode(x) for x in v] if k == "labels_png" else v
@@ -169,11 +166,11 @@ def test_saved_model_and_tflite_give_predictors_probabilities_at_odd_sizes(
     # saved_model_cli runs the signature in a TF1 graph session, as TF Serving does.
     batch = np.stack([photos[0], photos[0][::-1]])
     np.save(tmp_path / "batch.npy", batch)
-    proc = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "run",
-                           "--dir", str(out / "saved_model"), "--tag_set", "serve",
-                           "--signature_def", "serving_default",
-                           "--inputs", f"images={tmp_path / 'batch.npy'}",
-                           "--outdir", str(tmp_path / "cli")], capture_output=True, text=True)
+    proc = run_launched(["-m", "tensorflow.python.tools.saved_model_cli", "run",
+                         "--dir", str(out / "saved_model"), "--tag_set", "serve",
+                         "--signature_def", "serving_default",
+                         "--inputs", f"images={tmp_path / 'batch.npy'}",
+                         "--outdir", str(tmp_path / "cli")], kind="tensorflow")
     assert proc.returncode == 0, proc.stderr[-3000:]
     probabilities = np.load(tmp_path / "cli" / "probabilities.npy")
     labels = np.load(tmp_path / "cli" / "labels.npy")

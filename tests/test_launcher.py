@@ -39,14 +39,15 @@ if ending == "term":
 """
 
 
-def _both(argv, cwd, tmp_path):
-    """(exit status, stdout, last line of stderr) of ``python *argv`` afresh, then launched."""
+def _both(argv, cwd, tmp_path, kind="facepars"):
+    """(exit status, stdout, last line of stderr) of ``python *argv`` afresh, then
+    launched by the launcher of ``kind``."""
     env = dict(os.environ, PYTHONPATH=REPO, FACEPARS_PROBE="set")
     fresh = subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
                            text=True, stdin=subprocess.DEVNULL, timeout=300,
                            preexec_fn=launcher._as_from_a_terminal)
     with open(tmp_path / "out", "w+") as out, open(tmp_path / "err", "w+") as err:
-        child = launcher.launch(argv, env, out, err, cwd=str(cwd))
+        child = launcher.launch(argv, env, out, err, cwd=str(cwd), kind=kind)
         child.wait(300)
         out.seek(0)
         err.seek(0)
@@ -57,11 +58,16 @@ def _both(argv, cwd, tmp_path):
 
 
 @pytest.mark.parametrize("how,ending", [("script", "return")] + [
-    ("module", ending) for ending in ("return", "message", "code", "error", "ctrl-c", "term")])
+    ("module", ending) for ending in ("return", "message", "code", "error", "ctrl-c", "term")] + [
+    ("-c", ending) for ending in ("return", "error", "term")])
 def test_a_launched_child_is_what_python_starts(tmp_path, how, ending):
+    """A module, a script, or code given with -c (that one to the launcher of
+    TensorFlow alone, as tests/test_export.py runs its SavedModel there)."""
     (tmp_path / "probe.py").write_text(_PROBE)
-    argv = ["-m", "probe", ending] if how == "module" else [str(tmp_path / "probe.py"), ending]
-    fresh, launched = _both(argv, tmp_path, tmp_path)
+    argv = {"module": ["-m", "probe", ending], "script": [str(tmp_path / "probe.py"), ending],
+            "-c": ["-c", _PROBE, ending]}[how]
+    fresh, launched = _both(argv, tmp_path, tmp_path,
+                            kind="tensorflow" if how == "-c" else "facepars")
     assert launched == fresh
     expected = {"return": 0, "message": 1, "code": 3, "error": 1, "ctrl-c": -signal.SIGINT,
                 "term": -signal.SIGTERM}[ending]

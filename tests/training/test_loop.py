@@ -10,8 +10,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -19,7 +17,7 @@ import pytest
 from facepars.training import loop
 
 import launcher
-from conftest import REPO, TINY
+from conftest import REPO, TINY, run_launched
 
 TIMEOUT = 900  # generous: every wait below ends on an event, this only bounds a hang
 TIMING = ("images_per_second", "step_time")  # history columns that measure the machine
@@ -216,9 +214,7 @@ print("ok")
 
 
 def test_a_first_signal_asks_a_second_ctrl_c_stops_at_once():
-    proc = subprocess.run([sys.executable, "-c", _SIGNALS_CODE], capture_output=True, text=True,
-                          timeout=TIMEOUT, env=dict(os.environ, PYTHONPATH=REPO,
-                                                    TF_CPP_MIN_LOG_LEVEL="3"))
+    proc = run_launched(["-c", _SIGNALS_CODE], TIMEOUT)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
 
 
