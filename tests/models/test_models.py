@@ -12,15 +12,16 @@ from conftest import TINY as TINY_FAMILY
 TINY = 0.25
 
 
-@pytest.fixture
-def bfloat16_policy():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    yield
+@pytest.fixture(params=["mixed_bfloat16", "mixed_float16"])
+def mixed_policy(request):
+    """Each mixed precision in turn as the global policy: its compute dtype."""
+    keras.mixed_precision.set_global_policy(request.param)
+    yield request.param.removeprefix("mixed_")
     keras.mixed_precision.set_global_policy("float32")
 
 
 @pytest.mark.parametrize("name", sorted(MODELS) + [TINY_FAMILY])
-def test_model_builds_trains_and_round_trips(name, tmp_path, bfloat16_policy):
+def test_model_builds_trains_and_round_trips(name, tmp_path, mixed_policy):
     rng = np.random.default_rng(0)
     for size in (64, 96):
         model = build_model(name, 5, size, width=TINY)
@@ -29,7 +30,7 @@ def test_model_builds_trains_and_round_trips(name, tmp_path, bfloat16_policy):
         logits = model(images, training=False)
         assert logits.shape == (2, size, size, 5) and logits.dtype == tf.float32
         assert model.layers[-1].compute_dtype == "float32"
-        assert any(l.compute_dtype == "bfloat16" for l in model.layers)
+        assert any(l.compute_dtype == mixed_policy for l in model.layers)
 
     optimizer = keras.optimizers.SGD(0.01)
     before = [w.numpy().copy() for w in model.trainable_weights]
