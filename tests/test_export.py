@@ -284,6 +284,25 @@ def test_deeplabv3plus_exports_to_onnx_with_its_constants_frozen(trained_run, tm
     assert np.abs(got.probabilities - reference).max() <= 1e-4
 
 
+def test_a_saved_model_tf2onnx_cannot_convert_is_refused_naming_it(tmp_path):
+    """What tf2onnx raises comes back as export's own error, naming the SavedModel
+    and tf2onnx's reason (here: no ``network`` signature), and its INFO lines stay
+    off afterwards as before."""
+    import logging
+
+    import tensorflow as tf
+    module = tf.Module()
+    module.double = tf.function(lambda x: {"y": 2 * x}, input_signature=[tf.TensorSpec([None, 2])])
+    saved = str(tmp_path / "other_model")
+    tf.saved_model.save(module, saved, signatures={"serving_default": module.double})
+    level = logging.getLogger("tf2onnx").level
+    with pytest.raises(export_lib.ExportError,
+                       match=f"tf2onnx could not convert {saved}: .*not in model network"):
+        export_lib.export_onnx(saved, str(tmp_path / "out"), 17)
+    assert logging.getLogger("tf2onnx").level == level
+    assert not (tmp_path / "out").exists()
+
+
 def test_int8_without_data_is_refused_before_any_work(tmp_path):
     """int8 calibrates on records: without --data_dir it is said at once, before the
     model is even read (this run does not exist) or any export written."""
