@@ -119,7 +119,8 @@ def define_runner_flags(local: str, workers: str, runner: str = "local",
     flags.DEFINE_string("beam_pipeline_options", options,
                         "With --runner=beam: Beam options as k=v,k=v, e.g. 'runner=DataflowRunner,"
                         "project=P,region=R,temp_location=gs://B/tmp'. Default: Beam's local "
-                        "FnApiRunner with --workers processes.")
+                        "FnApiRunner with --workers processes (or as direct_num_workers and "
+                        "direct_running_mode say).")
     flags.DEFINE_integer("workers", os.cpu_count() or 1, workers, lower_bound=1)
 
 

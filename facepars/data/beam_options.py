@@ -35,7 +35,8 @@ def pipeline_options(options: str, workers: int) -> PipelineOptions:
     """Beam options from ``k=v,k=v`` (the convention of ``tfds build --beam_pipeline_options``).
 
     Without a runner, Beam's FnApiRunner runs ``workers`` processes on this machine
-    (facepars.data.beam.pipeline says why not the DirectRunner).
+    (facepars.data.beam.pipeline says why not the DirectRunner), unless the options
+    name ``direct_num_workers`` or ``direct_running_mode`` themselves.
     """
     with _beam_quiet():
         try:
@@ -55,14 +56,19 @@ def pipeline_options(options: str, workers: int) -> PipelineOptions:
     if unknown:
         raise ConfigError(f"--beam_pipeline_options: unknown option(s) "
                           f"{', '.join(sorted(unknown))}")
-    if "default_sdk_harness_log_level" not in opts.get_all_options(drop_default=True):
+    given = {arg[2:].split("=")[0] for arg in argv}  # named, even at Beam's default
+    if "default_sdk_harness_log_level" not in given:
         # Beam's workers log every bundle at INFO; keep facepars's progress readable.
         opts = PipelineOptions(argv + ["--default_sdk_harness_log_level=WARNING"])
     if opts.view_as(StandardOptions).runner is None:
+        # The local runner, with --workers processes unless the options say otherwise.
         opts.view_as(StandardOptions).runner = LOCAL_RUNNER
         direct = opts.view_as(DirectOptions)
-        direct.direct_num_workers = workers
-        direct.direct_running_mode = "multi_processing" if workers > 1 else "in_memory"
+        if "direct_num_workers" not in given:
+            direct.direct_num_workers = workers
+        if "direct_running_mode" not in given:
+            direct.direct_running_mode = ("multi_processing" if direct.direct_num_workers > 1
+                                          else "in_memory")
     return opts
 
 

@@ -136,9 +136,15 @@ def test_pipeline_options_parse_the_tfds_convention():
     ).get_all_options()
     assert (opts["runner"], opts["project"], opts["region"], opts["num_workers"]) == \
         ("DataflowRunner", "p", "europe-west4", 7)
-    direct = beam_options.pipeline_options("", workers=3).get_all_options()
-    assert (direct["runner"], direct["direct_num_workers"], direct["direct_running_mode"]) == \
-        ("FnApiRunner", 3, "multi_processing")
+    for given, expected in (("", (3, "multi_processing")),
+                            ("direct_num_workers=1", (1, "in_memory")),
+                            ("direct_num_workers=1,direct_running_mode=in_memory",
+                             (1, "in_memory")),
+                            ("direct_running_mode=multi_threading", (3, "multi_threading"))):
+        # The local runner takes --workers processes unless the options say otherwise.
+        direct = beam_options.pipeline_options(given, workers=3).get_all_options()
+        assert (direct["runner"], direct["direct_num_workers"], direct["direct_running_mode"]) \
+            == ("FnApiRunner", *expected), given
     with pytest.raises(ConfigError, match="num_wokers"):  # predict's option too
         beam_options.pipeline_options("num_wokers=3", workers=2)
 
