@@ -84,6 +84,8 @@ def define_flags():
 
 def run(cfg: PrepareConfig) -> dict:
     """The whole conversion on the configured runner; returns the manifest written."""
+    if cfg.runner == "beam":  # the extra and the options, checked before TensorFlow loads
+        beam_options.pipeline_options(cfg.beam_pipeline_options, cfg.workers)
     from facepars.data import shards  # TensorFlow; see above
 
     if cfg.runner == "beam":

@@ -219,6 +219,27 @@ def test_cli_exits_nonzero_with_the_file_name(tmp_path):
     assert [s["source_id"] for s in manifest["skipped"]] == ["train/0002_0001"]
 
 
+def test_beam_without_its_extra_is_refused_saying_what_to_install(tmp_path):
+    """prepare.run with runner="beam" where Apache Beam is not installed: the
+    ConfigError the command line gives, before TensorFlow loads or anything is
+    written (it was a ModuleNotFoundError from facepars.data.beam)."""
+    shims = [os.path.join(REPO, "tests", d) for d in ("no_beam", "no_tensorflow")]
+    code = ("import sys\n"
+            "from facepars import prepare\n"
+            "from facepars.core.errors import ConfigError\n"
+            "try:\n"
+            f"    prepare.run(prepare.PrepareConfig(output_dir={str(tmp_path / 'out')!r}, "
+            "runner='beam'))\n"
+            "except ConfigError as e:\n"
+            "    print(e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join([*shims, REPO])))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == \
+        "--runner=beam needs Apache Beam: pip install 'facepars[beam]'", proc.stdout
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("setup,message", [
     (lambda p: None, "does not exist"),
     (lambda p: os.makedirs(p), "is empty"),
