@@ -58,8 +58,11 @@ def pipeline(options: PipelineOptions) -> beam.Pipeline:
     whose workers and counters are not the ones facepars sets and reads, so a
     machine online would run other code than the tests do. Beam's release notes
     advise the pin (apache/beam#34612). Built with the options provisioned to
-    its workers (facepars.core.internals.provisioned_fn_api_runner).
+    its workers (facepars.core.internals.provisioned_fn_api_runner). Beam's own
+    INFO lines (the driver's; an in-memory run's worker too) are kept out of
+    facepars's progress.
     """
+    std_logging.getLogger("apache_beam").setLevel(std_logging.WARNING)
     if options.view_as(StandardOptions).runner != LOCAL_RUNNER:
         return beam.Pipeline(options=options)
     return beam.Pipeline(runner=internals.provisioned_fn_api_runner(options),
@@ -189,7 +192,6 @@ def write_shards(job: shards.Job) -> None:
         return
     cfg = job.cfg
     options = pipeline_options(cfg.beam_pipeline_options, cfg.workers)
-    std_logging.getLogger("apache_beam").setLevel(std_logging.WARNING)
     for shard in job.pending:  # from an earlier attempt whose input has since been fixed
         if tf.io.gfile.exists(error_path(job.parts_dir, shard["file"])):
             tf.io.gfile.remove(error_path(job.parts_dir, shard["file"]))
