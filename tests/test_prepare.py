@@ -222,10 +222,9 @@ def test_cli_exits_nonzero_with_the_file_name(tmp_path):
 def test_beam_without_its_extra_is_refused_saying_what_to_install(tmp_path):
     """prepare.run with runner="beam" where Apache Beam is not installed: the
     ConfigError the command line gives, before TensorFlow loads or anything is
-    written (it was a ModuleNotFoundError from facepars.data.beam)."""
+    written, not an ImportError from deep inside."""
     shims = [os.path.join(REPO, "tests", d) for d in ("no_beam", "no_tensorflow")]
-    code = ("import sys\n"
-            "from facepars import prepare\n"
+    code = ("from facepars import prepare\n"
             "from facepars.core.errors import ConfigError\n"
             "try:\n"
             f"    prepare.run(prepare.PrepareConfig(output_dir={str(tmp_path / 'out')!r}, "
