@@ -6,10 +6,11 @@ kind of layer the registered families train (convolution, depthwise
 convolution, batch norm, hard-swish, a squeeze-and-excite gate, bilinear
 resizing, the float32 logits). A process traces and compiles its step in a
 fraction of MobileNetV3's time. The tests of the loop, the strategies and the
-commands train it (preemption, replicas, XLA against no XLA, fine-tuning,
-evaluate, predict); what depends on a registered family stays on it (each
-family's XLA step and round trip, float16's life of a model, the learning run,
-every export). BUILD_NOTES.md, "The test suite's time", lists both.
+commands train it (preemption, replicas, XLA against no XLA, the life of a
+model in each mixed precision, fine-tuning, evaluate, predict); what depends on
+a registered family stays on it (each family's XLA step and its round trip in
+both mixed precisions, the learning run, every export). BUILD_NOTES.md, "The
+test suite's time", lists both.
 """
 
 import keras
