@@ -1,11 +1,14 @@
 """Command lines in child processes of a launcher that has imported TensorFlow once.
 
 A TensorFlow command spends about 4 CPU-seconds importing TensorFlow, Keras and
-facepars before it reads a flag, and the suite runs dozens of them. So each
-pytest worker starts one launcher (``python tests/launcher.py SOCKET``) that
-imports them, and then forks a child for each command line a test asks for.
-A second kind of launcher imports TensorFlow alone, for what must run without
-facepars (a SavedModel loaded as TF Serving loads it, TensorFlow's own tools).
+facepars before it reads a flag, and the suite runs dozens of them. So the test
+session starts one launcher (``python tests/launcher.py DIRECTORY OWNER``), shared
+by its pytest-xdist workers, that imports them, and then forks a child for each
+command line a test asks for. It serves two kinds of command line, each on a
+socket of its own: "facepars" (every command) and "tensorflow", for what must run
+without facepars (a SavedModel loaded as TF Serving loads it, TensorFlow's own
+tools). The second is served by a process forked once TensorFlow is imported and
+before facepars is.
 
 The child is the command as a user runs it, in a process of its own: the module
 run as ``python -m`` runs it (runpy, as ``__main__``, ``sys.argv`` and
@@ -27,7 +30,6 @@ and anything that needs its own PYTHONPATH (the test hooks of tests/hold).
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import importlib
 import json
@@ -41,37 +43,70 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# What each kind of launcher imports. "facepars": the work of every command, all of
-# which load TensorFlow (prepare's in facepars.data; its conversion workers start
-# afresh, from a forkserver). "tensorflow": TensorFlow alone.
+# What each kind of command line finds imported. "facepars": the work of every
+# command, all of which load TensorFlow (prepare's in facepars.data; its conversion
+# workers start afresh, from a forkserver). "tensorflow": TensorFlow alone.
 PRELOADED = {"facepars": ("facepars.train_lib", "facepars.evaluate_lib", "facepars.predict_lib",
                           "facepars.export_lib", "facepars.verify_lib", "facepars.data.shards",
                           "facepars.data.pool", "facepars.data.contents"),
              "tensorflow": ("tensorflow",)}
 _PACKET = 1 << 16  # a request or a reply is one packet (SOCK_SEQPACKET) of at most this
+# The environment variable naming the session's launcher: {"directory", "owner"}.
+_SESSION = "FACEPARS_TEST_LAUNCHER"
 
 
 # --- the launcher process ---------------------------------------------------------------
 
-def serve(path: str, kind: str) -> None:
-    """Import ``PRELOADED[kind]``, then fork a child for each request on the socket at
-    ``path``, and answer each with the child's pid, then its exit status and CPU
-    seconds. Ends when the process that started it (a pytest worker) is gone."""
-    for module in PRELOADED[kind]:
+def main(directory: str, owner: int) -> None:
+    """Serve both kinds of command line from sockets in ``directory`` until the
+    process ``owner`` (the test session's) is gone: import TensorFlow, fork the
+    server of "tensorflow", then import the rest and serve "facepars"."""
+    importlib.import_module("tensorflow")
+    listeners = {kind: _listen(directory, kind) for kind in PRELOADED}
+    if os.fork() == 0:
+        listeners["facepars"].close()
+        serve(listeners["tensorflow"], owner)
+        os._exit(0)
+    listeners["tensorflow"].close()
+    for module in PRELOADED["facepars"]:
         importlib.import_module(module)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"ready {usage.ru_utime + usage.ru_stime}", flush=True)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # its reader may end first
+    serve(listeners["facepars"], owner)
+
+
+def _listen(directory: str, kind: str) -> socket.socket:
+    """A listening socket at ``directory/kind``, put there once it accepts: a test
+    process that finds the path can connect (and waits in its backlog until served)."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    listener.bind(path)
-    listener.listen()
+    path = os.path.join(directory, kind)
+    listener.bind(path + ".binding")
+    listener.listen(64)
+    os.rename(path + ".binding", path)
+    return listener
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def serve(listener: socket.socket, owner: int) -> None:
+    """Fork a child for each request on ``listener``, and answer each with the child's
+    pid, then its exit status and CPU seconds, while ``owner`` lives."""
     wakeup, wakeup_write = os.pipe()  # SIGCHLD wakes the select below
     os.set_blocking(wakeup_write, False)
     signal.set_wakeup_fd(wakeup_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    owner, waiting = os.getppid(), {}
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(f"ready {usage.ru_utime + usage.ru_stime}", flush=True)
-    while os.getppid() == owner:
+    waiting = {}
+    while _alive(owner):
         ready = select.select([listener, wakeup], [], [], 1.0)[0]
         if wakeup in ready:
             os.read(wakeup, 4096)
@@ -136,28 +171,64 @@ def _become(request: dict, fds: list[int]) -> None:
 # launcher's children are not this process's, so getrusage(RUSAGE_CHILDREN) misses
 # them (tests/conftest.py adds this).
 cpu_seconds = 0.0
-_launchers: dict = {}  # kind -> {"path": its socket, "log": its log}
+
+
+def share_from_here() -> None:
+    """Make this process the owner of the launcher its test processes share: the
+    test session's (pytest's controller, whose xdist workers inherit the variable;
+    in a worker it is already set). The launcher starts on first use."""
+    if _SESSION not in os.environ:
+        os.environ[_SESSION] = json.dumps({"directory": tempfile.mkdtemp(
+            prefix="facepars-launcher-"), "owner": os.getpid()})
+
+
+def stop() -> None:
+    """At the session's end, in its owner: the launcher, its server of the other kind
+    and any child still running (one process group), then its directory."""
+    session = json.loads(os.environ[_SESSION])
+    if session["owner"] != os.getpid():
+        return
+    pid_file = os.path.join(session["directory"], "pid")
+    if os.path.exists(pid_file):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(open(pid_file).read()), signal.SIGKILL)
+    shutil.rmtree(session["directory"], ignore_errors=True)
 
 
 def _socket_path(kind: str) -> str:
-    """The launcher of this process of ``kind``, started on first use."""
-    if kind not in _launchers:
-        directory = tempfile.mkdtemp(prefix="facepars-launcher-")
-        path, log = os.path.join(directory, "socket"), os.path.join(directory, "log")
-        proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), path, kind], cwd=REPO, text=True,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(log, "w"),
-            preexec_fn=_as_from_a_terminal)
-        ready = proc.stdout.readline()  # an event: the line, or EOF if it failed
-        if not ready.startswith("ready"):
-            raise RuntimeError(f"the launcher did not start:\n{open(log).read()[-3000:]}")
-        global cpu_seconds
-        cpu_seconds += float(ready.split()[1])
-        atexit.register(shutil.rmtree, directory, True)
-        atexit.register(proc.kill)
-        _launchers[kind] = {"path": path, "log": log}
-    return _launchers[kind]["path"]
+    """The socket of ``kind`` of the session's launcher, which the first test process
+    to need one starts; the others wait for the socket (an event; the deadline only
+    bounds a hang)."""
+    session = json.loads(os.environ[_SESSION])
+    directory = session["directory"]
+    path, pid_file, log, failed = (os.path.join(directory, name)
+                                   for name in (kind, "pid", "log", "failed"))
+    try:
+        os.mkdir(os.path.join(directory, "started"))
+    except FileExistsError:
+        deadline = time.monotonic() + 900
+        while not os.path.exists(path):
+            if os.path.exists(failed) or (os.path.exists(pid_file)
+                                          and not _alive(int(open(pid_file).read()))):
+                raise RuntimeError(f"the launcher did not start:\n{open(log).read()[-3000:]}")
+            assert time.monotonic() < deadline, f"no launcher socket {path} after 900 s"
+            time.sleep(0.05)
+        return path
+    proc = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), directory, str(session["owner"])],
+        cwd=REPO, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(log, "w"),
+        preexec_fn=_as_from_a_terminal, start_new_session=True)
+    with open(pid_file + ".writing", "w") as f:
+        f.write(str(proc.pid))
+    os.rename(pid_file + ".writing", pid_file)
+    ready = proc.stdout.readline()  # an event: the line, or EOF if it failed
+    if not ready.startswith("ready"):
+        open(failed, "w").close()
+        raise RuntimeError(f"the launcher did not start:\n{open(log).read()[-3000:]}")
+    global cpu_seconds
+    cpu_seconds += float(ready.split()[1])
+    return path
 
 
 def _as_from_a_terminal() -> None:
@@ -222,9 +293,10 @@ def launch(argv: list[str], env: dict, stdout, stderr, cwd: str = REPO,
     assert len(request) < _PACKET, "the request is longer than a packet"
     with open(os.devnull) as stdin:
         socket.send_fds(connection, [request], [stdin.fileno(), stdout.fileno(), stderr.fileno()])
-    return Launched(argv, connection, _launchers[kind]["log"])
+    return Launched(argv, connection,
+                    os.path.join(json.loads(os.environ[_SESSION])["directory"], "log"))
 
 
 if __name__ == "__main__":
     sys.path[0] = os.getcwd()  # as under ``python -m``: the repository, not tests/
-    serve(*sys.argv[1:])
+    main(sys.argv[1], int(sys.argv[2]))

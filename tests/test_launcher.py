@@ -99,3 +99,24 @@ def _exists(pid: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+@pytest.mark.parametrize("kind", ["tensorflow", "facepars"])
+def test_each_kind_of_child_finds_its_own_imports_done(tmp_path, kind):
+    """The "tensorflow" kind is forked from the launcher before facepars is imported:
+    its children find TensorFlow loaded and no facepars module, as a process that
+    imports TensorFlow alone would; the "facepars" kind's find every command's work."""
+    code = ("import json, sys; print(json.dumps(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('tensorflow', 'facepars'))))")
+    with open(tmp_path / "out", "w+") as out:
+        child = launcher.launch(["-c", code], dict(os.environ, PYTHONPATH=REPO), out, out,
+                                kind=kind)
+        assert child.wait(300) == 0
+        out.seek(0)
+        loaded = set(json.loads(out.read().strip().splitlines()[-1]))
+    assert "tensorflow" in loaded
+    facepars = {m for m in loaded if m.split(".")[0] == "facepars"}
+    if kind == "tensorflow":
+        assert not facepars, sorted(facepars)
+    else:
+        assert set(launcher.PRELOADED["facepars"]) <= facepars
