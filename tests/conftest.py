@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import resource
 import subprocess
@@ -37,6 +38,12 @@ sys.path.insert(1, REPO)  # tests.tiny_family, whatever directory a test runs in
 TINY = "tests.tiny_family"
 
 import launcher  # noqa: E402
+
+launcher.share_from_here()  # one launcher for the session, whichever process starts it
+
+
+def pytest_unconfigure(config):
+    launcher.stop()
 
 
 def pytest_collection_modifyitems(items):
@@ -226,33 +233,41 @@ def face_data(tmp_path_factory):
         num_examples=160, image_size=96, shard_size=16, synthetic_size=128, workers=2))
 
 
-def _train_briefly(data_dir: str, model: str):
-    """``make`` for ``shared``: the smoke config's ``model`` trained 20 steps on ``data_dir``."""
+def _train(data_dir: str, **config):
+    """``make`` for ``shared``: the smoke config, these fields of it set, trained on
+    ``data_dir``; the run's summary beside it (``<run>.summary.json``)."""
     import keras
 
     from facepars import train_lib
     from facepars.configs import smoke
     cfg = smoke.get_config()
-    cfg.model, cfg.epochs, cfg.steps_per_epoch, cfg.overlay_images, cfg.batch_size = (
-        model, 2, 10, 0, 8)
+    for field, value in config.items():
+        setattr(cfg, field, value)
 
     def make(model_dir):
         try:
-            train_lib.run(cfg, data_dir, model_dir, "one_device")
+            summary = train_lib.run(cfg, data_dir, model_dir, "one_device")
         finally:
             keras.mixed_precision.set_global_policy("float32")
+        with open(model_dir + ".summary.json", "w") as f:
+            json.dump(summary, f, default=float)
     return make
 
 
 @pytest.fixture(scope="session")
-def trained_run(synthetic_data, tmp_path_factory):
-    """The smoke model trained briefly on the synthetic set (for evaluate/predict/export)."""
+def trained_run(face_data, tmp_path_factory):
+    """The smoke config (LR-ASPP on MobileNetV3, batch 16) trained 6 epochs of 25 steps
+    on the faces set: the run whose learning tests/test_train.py checks, and the one
+    every export is made of."""
     return shared(tmp_path_factory, "trained",
-                  _train_briefly(synthetic_data, "lraspp_mobilenetv3"))
+                  _train(face_data, epochs=6, steps_per_epoch=25, overlay_images=3))
 
 
 @pytest.fixture(scope="session")
 def tiny_run(synthetic_data, tmp_path_factory):
-    """``TINY`` trained the same way: the start of the runs that fine-tune it, and
-    the model the evaluate, predict and Beam-inference tests load."""
-    return shared(tmp_path_factory, "tiny", _train_briefly(synthetic_data, TINY))
+    """``TINY`` trained 2 epochs of 10 steps on the synthetic set: the start of the
+    runs that fine-tune it, and the model the evaluate, predict and Beam-inference
+    tests load."""
+    return shared(tmp_path_factory, "tiny", _train(
+        synthetic_data, model=TINY, epochs=2, steps_per_epoch=10, overlay_images=0,
+        batch_size=8))

@@ -16,18 +16,17 @@ from conftest import run_launched, shared
 
 
 @pytest.fixture(scope="session")
-def exported(trained_run, synthetic_data, tmp_path_factory):
+def exported(trained_run, face_data, tmp_path_factory):
     """The shared trained run exported once to every target: (report, directory)."""
     def make(out):
-        export_lib.run(trained_run, out, synthetic_data, ["float32", "float16", "int8"],
+        export_lib.run(trained_run, out, face_data, ["float32", "float16", "int8"],
                        parity_records=8, onnx_opset=17)
     out = pathlib.Path(shared(tmp_path_factory, "exported", make))
     return json.load(open(out / "export_report.json")), out
 
 
 @pytest.mark.slow
-def test_export_saved_model_and_tflite_with_parity(exported, trained_run, synthetic_data,
-                                                  tmp_path):
+def test_export_saved_model_and_tflite_with_parity(exported, trained_run, face_data, tmp_path):
     report, out = exported
     agreement = report["agreement"]
     assert agreement["saved_model"] >= 0.999
@@ -52,7 +51,7 @@ def test_export_saved_model_and_tflite_with_parity(exported, trained_run, synthe
                  "model.onnx"):
         path = os.path.join(trained_run, name) if name.endswith(".keras") else \
             str(out / name)
-        result = evaluate_lib.run(path, synthetic_data, "val", str(tmp_path / "eval" / name),
+        result = evaluate_lib.run(path, face_data, "val", str(tmp_path / "eval" / name),
                                   batch_size=4, strategy_name="one_device")
         scores[name] = result["network_resolution"]["scores"]["iou/mean_face"]
     for name, score in scores.items():
@@ -61,7 +60,7 @@ def test_export_saved_model_and_tflite_with_parity(exported, trained_run, synthe
 
     from facepars.data.schema import ManifestError
     with pytest.raises(ManifestError, match="no split 'holdout'.*has train, val, test"):
-        export_lib.run(trained_run, str(tmp_path / "other"), synthetic_data, [],
+        export_lib.run(trained_run, str(tmp_path / "other"), face_data, [],
                        parity_split="holdout")
 
     # A process with TensorFlow alone, no facepars: two input sizes, one image (its
