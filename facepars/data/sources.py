@@ -197,9 +197,16 @@ Listing = tuple[dict[str, list], list[BadInput]]
 PAIR_TYPES = {t.__name__: t for t in (FilePair, PartsPair, SyntheticPair)}
 
 
+# Each pair type's field names, in the order its JSON lists their values.
+_FIELDS = {name: tuple(f.name for f in dataclasses.fields(t)) for name, t in PAIR_TYPES.items()}
+
+
 def pair_to_json(ref) -> list:
-    """A pair reference as JSON (a plan file a remote worker reads)."""
-    return [type(ref).__name__, *dataclasses.astuple(ref)]
+    """A pair reference as JSON (a plan file a remote worker reads). The fields are
+    read as they are, not through ``dataclasses.astuple``, which deep-copies each:
+    a plan lists every pair of the data set."""
+    kind = type(ref).__name__
+    return [kind, *(getattr(ref, name) for name in _FIELDS[kind])]
 
 
 def pair_from_json(data: list):
