@@ -1,7 +1,10 @@
 """prepare --runner=beam against the local runner: same bytes, same failures, same resume.
 
 The Beam runs use Beam's FnApiRunner in multi-processing mode with 2 workers, so
-shards really are written by other processes than the one that plans them.
+shards really are written by other processes than the one that plans them. The
+jobs that resume run in the test's own process (``RESUMED``): which shards a
+resume writes is the driver's plan, and the two worker processes would each
+import TensorFlow again.
 """
 
 import dataclasses
@@ -29,6 +32,8 @@ from conftest import REPO, held_prepare, wait_for_file
 # What may differ between two runs of the same job: how and when it was started.
 UNSTABLE = ("command", "created")
 BEAM = {"runner": "beam", "workers": 2}
+RESUMED = {**BEAM, "resume": True,
+           "beam_pipeline_options": "direct_num_workers=1,direct_running_mode=in_memory"}
 
 
 def _config(root, out, **kw):
@@ -98,7 +103,7 @@ def test_beam_fails_naming_the_file_and_resumes_once_it_is_fixed(kaggle, tmp_pat
     assert len(glob.glob(f"{out}/_parts/*.error.json")) == 1
 
     (root / "content/All_data/train/image/0005_0001.jpg").write_bytes(kaggle["good"])
-    manifest = prepare.run(dataclasses.replace(cfg, resume=True))
+    manifest = prepare.run(dataclasses.replace(cfg, **RESUMED))
     assert manifest["skipped"] == [] and manifest["splits"]["train"]["num_records"] == 12
     prepare.run(_config(root, tmp_path / "local", workers=1))
     _assert_same_data_set(tmp_path / "local", out)
@@ -123,7 +128,7 @@ def test_a_killed_beam_job_resumes_to_the_same_data_set(tmp_path):
 
     flags = {"source": "synthetic", "num_examples": 60, "synthetic_size": 160,
              "image_size": 48, "shard_size": 2}
-    prepare.run(prepare.PrepareConfig(output_dir=str(out), resume=True, **flags, **BEAM))
+    prepare.run(prepare.PrepareConfig(output_dir=str(out), **flags, **RESUMED))
     prepare.run(prepare.PrepareConfig(output_dir=str(tmp_path / "local"), workers=1, **flags))
     _assert_same_data_set(tmp_path / "local", out)
 
