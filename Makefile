@@ -32,10 +32,12 @@ demo-real: $(VENV)/.installed-$(DEMO_EXTRAS)
 	DEMO_DIR=demo_real_output DEMO_FACES=4000 DEMO_EPOCHS=30 DEMO_STEPS=100 DEMO_REAL_FACES=1 \
 	  PY=$(PY) bash scripts/demo.sh
 
-# One worker per core (pytest-xdist), each taking one test at a time: the slow tests are
-# collected first (tests/conftest.py), so they overlap instead of ending the run alone.
+# One worker per core and one more (pytest-xdist), each taking one test at a time: a
+# worker waiting (on a shared fixture, a process starting, an event) leaves its core to
+# the spare one. The slow tests are collected first (tests/conftest.py), so they overlap
+# instead of ending the run alone.
 test: $(VENV)/.installed-$(TEST_EXTRAS)
-	$(PY) -m pytest -q -n auto --maxschedchunk=1
+	$(PY) -m pytest -q -n $$(( $$(nproc) + 1 )) --maxschedchunk=1
 
 lint: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(PY) -m ruff check .
