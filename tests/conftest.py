@@ -50,9 +50,10 @@ def pytest_collection_modifyitems(items):
     """Slow tests first, one from each file in turn. make test runs a worker per core
     and one more, each taking one test at a time (pytest-xdist, --maxschedchunk=1):
     the long tests then run beside each other and the short ones fill the gaps,
-    instead of one worker ending the run alone on them. Taken file by file, two tests that need one
-    shared fixture (tests/test_export.py's export) do not start together, the one
-    idle until the other has made it (31 s of a worker, measured, before)."""
+    instead of one worker ending the run alone on them. Taken file by file, two
+    tests that need one shared fixture (tests/test_export.py's export) do not start
+    together, the one idle until the other has made it (31 s of a worker, measured,
+    before)."""
     by_file: dict = {}
     for item in items:
         if item.get_closest_marker("slow"):
