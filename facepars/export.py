@@ -86,4 +86,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("model_path", "output_dir"))
+    cli.run(main, define_flags, required=("model_path", "output_dir"),
+            inputs=("model_path", "data_dir"))

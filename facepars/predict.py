@@ -97,4 +97,4 @@ def main(argv):
 if __name__ == "__main__":
     cli.run(main, define_flags, required=("model_path", "output_dir"),
             positional="photos, videos, directories, globs or @LIST files after the flags",
-            check=beam_options.check_flags)
+            check=beam_options.check_flags, inputs=("model_path",))

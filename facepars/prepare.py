@@ -112,4 +112,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("output_dir",), check=beam_options.check_flags)
+    cli.run(main, define_flags, required=("output_dir",), check=beam_options.check_flags,
+            inputs=("input_dir",))

@@ -96,4 +96,4 @@ def _resolve_config_names(argv: list[str]) -> list[str]:
 
 if __name__ == "__main__":
     cli.run(main, define_flags, required=("config", "data_dir", "model_dir"),
-            argv=_resolve_config_names(sys.argv))
+            argv=_resolve_config_names(sys.argv), inputs=("data_dir", "init_from"))

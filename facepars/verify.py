@@ -51,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("data_dir",))
+    cli.run(main, define_flags, required=("data_dir",), inputs=("data_dir",))

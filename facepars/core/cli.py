@@ -13,6 +13,9 @@
   ``--help`` print and exit 0, as a help request that was answered (absl exits 1).
 * Path flags (``*_dir``, ``*_path``) and positional paths expand a leading ``~``,
   which the shell does not after ``=``.
+* A path flag the command reads (``inputs``) set to a local path that does not
+  exist is that error, said before TensorFlow loads (a URL is the command's to
+  check, through TensorFlow's file systems).
 * TensorFlow's C++ start-up lines, its Python warnings and Keras's are hidden;
   ``--verbosity=1`` (or more) shows them again.
 * The flags are parsed and checked before TensorFlow loads: a command module
@@ -33,6 +36,7 @@ import warnings
 
 from absl import app, flags
 
+from facepars.core import files
 from facepars.core.errors import FaceparsError
 
 FLAGS = flags.FLAGS
@@ -148,14 +152,23 @@ def _expand_home(args: list[str]) -> None:
     args[1:] = [os.path.expanduser(a) if a.startswith("~") else a for a in args[1:]]
 
 
+def _check_inputs(inputs: tuple[str, ...]) -> None:
+    """Each flag of ``inputs`` that is set names an existing path, unless it is a URL."""
+    for name in inputs:
+        value = FLAGS[name].value
+        if value and not files.is_url(value) and not os.path.exists(value):
+            raise FileNotFoundError(f"{value} does not exist (--{name})")
+
+
 def run(main, define_flags, required: tuple[str, ...] = (), argv: list[str] | None = None,
-        positional: str | None = None, check=None) -> None:
+        positional: str | None = None, check=None, inputs: tuple[str, ...] = ()) -> None:
     """Define, parse and check the flags, then run ``main(argv)`` under the conventions above.
 
     ``positional`` names the positional arguments a command needs (predict's
     photos); without it, positional arguments are refused. ``check()``, if given,
     checks what absl's flag definitions cannot (prepare's and predict's Beam
-    options), also before TensorFlow loads; it raises FaceparsError.
+    options), also before TensorFlow loads; it raises FaceparsError. ``inputs``
+    names the path flags the command reads, which must exist.
     """
     command = _command(main)
     define_flags()
@@ -193,6 +206,7 @@ def run(main, define_flags, required: tuple[str, ...] = (), argv: list[str] | No
         try:
             if check is not None:
                 check()
+            _check_inputs(inputs)
             quiet_tensorflow(sys.argv)
             return main(args)
         except (FaceparsError, FileNotFoundError) as e:

@@ -2,9 +2,10 @@
 
 Run as a user runs them: ``python -m facepars.<command>`` in a fresh process,
 without TF_CPP_MIN_LOG_LEVEL set, so TensorFlow's start-up lines would show.
-What the flags alone decide (help, a missing, unknown or bad flag) runs with
-TensorFlow replaced by tests/no_tensorflow, which fails on import: answered
-before TensorFlow loads, as it must be to answer at once.
+What the flags alone decide (help, a missing, unknown or bad flag, a local input
+path that does not exist) runs with TensorFlow replaced by tests/no_tensorflow,
+which fails on import: answered before TensorFlow loads, as it must be to answer
+at once.
 """
 
 import os
@@ -68,27 +69,31 @@ def test_bad_flags_and_bad_input_are_one_line(tmp_path):
                 f"--model_path={tmp_path}/run",
                 f"--data_dir={tmp_path}",
             ],
-            "verbose": ["facepars.verify", f"--data_dir={tmp_path}/none", "--verbosity=1"],
+            "not a data set": ["facepars.verify", f"--data_dir={tmp_path}"],
+            "verbose": ["facepars.verify", f"--data_dir={tmp_path}", "--verbosity=1"],
             "bad beam option (prepare)": ["facepars.prepare", f"--output_dir={tmp_path}/o",
                                           "--runner=beam", "--beam_pipeline_options=no_such=1"],
             "bad beam option (predict)": ["facepars.predict", "--runner=beam", "--model_path=/x",
                                           f"--output_dir={tmp_path}/p",
                                           "--beam_pipeline_options=no_such=1", "photo.jpg"],
         },
-        tensorflow=("missing data", "missing model", "verbose"),
+        tensorflow=("not a data set", "verbose"),
     )
     for case, code, text in [("unknown flag", 2, "data_dri"), ("bad value", 2, "image_size"),
                              ("unknown config field", 2, "flipp"),
                              ("stray argument", 2, "'oops'"),
-                             ("missing data", 1, "verify failed: "),
-                             ("missing model", 1, "evaluate failed: "),
+                             ("missing data", 1, f"verify failed: {tmp_path}/none does not "
+                                                 "exist (--data_dir)"),
+                             ("missing model", 1, f"evaluate failed: {tmp_path}/run does not "
+                                                  "exist (--model_path)"),
+                             ("not a data set", 1, f"verify failed: {tmp_path}/manifest.json: "
+                                                   "no manifest"),
                              ("bad beam option (prepare)", 1, "prepare failed: " + UNKNOWN_BEAM),
                              ("bad beam option (predict)", 1, "predict failed: " + UNKNOWN_BEAM)]:
         proc = procs[case]
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == code and len(lines) == 1 and text in lines[0], (case, proc.stderr)
         assert not any(noise in proc.stderr for noise in TF_NOISE), case
-    assert f"{tmp_path}/none" in procs["missing data"].stderr
     # --verbosity=1 brings TensorFlow's own lines back.
     assert any(noise in procs["verbose"].stderr for noise in TF_NOISE)
 
