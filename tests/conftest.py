@@ -243,6 +243,7 @@ def _train(data_dir: str, **config):
     from facepars.configs import smoke
     cfg = smoke.get_config()
     for field, value in config.items():
+        assert hasattr(cfg, field), field  # a misspelt field fails, as on the command line
         setattr(cfg, field, value)
 
     def make(model_dir):
