@@ -38,7 +38,8 @@ def test_export_saved_model_and_tflite_with_parity(exported, trained_run, face_d
     table = json.load(open(out / "class_table.json"))
     assert table["class_table"]["classes"][7]["name"] == "glasses"
     # Whole photos around the exports: each carries the run's framing.
-    framing = Predictor.load(trained_run).framing
+    keras_run = Predictor.load(trained_run)
+    framing = keras_run.framing
     assert framing is not None
     for target in ("saved_model", "model_float32.tflite", "model.onnx"):
         np.testing.assert_allclose(Predictor.load(str(out / target)).framing, framing)
@@ -66,7 +67,7 @@ def test_export_saved_model_and_tflite_with_parity(exported, trained_run, face_d
     # A process with TensorFlow alone, no facepars: two input sizes, one image (its
     # values against the Keras run's Predictor), and the class table.
     photo = synthetic.render(5, 1, 90, 110)[0]
-    expected = Predictor.load(trained_run).predict(photo, probabilities=True)
+    expected = keras_run.predict(photo, probabilities=True)
     np.savez(tmp_path / "one.npz", photo=photo, probabilities=expected.probabilities)
     code = f"""
 import numpy as np, tensorflow as tf, sys
