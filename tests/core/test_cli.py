@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+import launcher
 from conftest import REPO
 
 COMMANDS = ["prepare", "verify", "train", "evaluate", "predict", "export"]
@@ -121,15 +122,19 @@ def test_helpshort_lists_the_commands_own_flags_and_helpfull_all():
 
 def test_a_readme_command_as_written_expands_the_home_directory(tmp_path):
     """``--output_dir=~/data/...``: bash leaves that ``~`` alone; prepare must not make
-    a directory named ``~`` where it runs, but write under $HOME."""
+    a directory named ``~`` where it runs, but write under $HOME. The word is the
+    one bash passes on (asked of bash), the command a child of the test launcher
+    run where the user is (tests/launcher.py)."""
     work = tmp_path / "work"
     work.mkdir()
     env = dict(os.environ, HOME=str(tmp_path / "home"), PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run(["bash", "-c", "python -m facepars.prepare --source=synthetic "
-                           "--num_examples=5 --image_size=32 --synthetic_size=48 "
-                           "--output_dir=~/data/syn"], cwd=work, capture_output=True, text=True,
-                          timeout=300, env=dict(env, PATH=os.path.dirname(sys.executable) + ":"
-                                                + env["PATH"]))
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    word = subprocess.run(["bash", "-c", "printf %s --output_dir=~/data/syn"], env=env,
+                          capture_output=True, text=True, check=True).stdout
+    assert word == "--output_dir=~/data/syn"
+    with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+        proc = launcher.launch(["-m", "facepars.prepare", "--source=synthetic", "--num_examples=5",
+                                "--image_size=32", "--synthetic_size=48", word],
+                               env, out, err, cwd=str(work))
+        assert proc.wait(300) == 0, (tmp_path / "err").read_text()[-2000:]
     assert (tmp_path / "home" / "data" / "syn" / "manifest.json").exists()
     assert not (work / "~").exists()
