@@ -75,8 +75,8 @@ def confusion_png(confusion: np.ndarray, table: ClassTable, title: str = "") -> 
     rows the true class, columns the predicted one, each share written in its cell
     on the Blues scale, and the scale beside it.
 
-    Drawn with Pillow: about 10 ms, where matplotlib took 0.2 s a figure, and
-    training draws two an epoch (BUILD_NOTES, "The test suite's time").
+    Drawn with Pillow, not matplotlib: training draws two an epoch, and matplotlib
+    took fifteen times as long (BUILD_NOTES, its row of the dependencies).
     """
     from PIL import Image, ImageDraw, ImageFont
 
