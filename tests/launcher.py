@@ -68,6 +68,7 @@ def main(directory: str, owner: int) -> None:
     listeners = {kind: _listen(directory, kind) for kind in PRELOADED}
     if os.fork() == 0:
         listeners["facepars"].close()
+        _leave_stdout()  # the pipe's EOF must say the launcher ended, should it fail below
         serve(listeners["tensorflow"], owner)
         os._exit(0)
     listeners["tensorflow"].close()
@@ -75,8 +76,13 @@ def main(directory: str, owner: int) -> None:
         importlib.import_module(module)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(f"ready {usage.ru_utime + usage.ru_stime}", flush=True)
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # its reader may end first
+    _leave_stdout()  # its reader may end first
     serve(listeners["facepars"], owner)
+
+
+def _leave_stdout() -> None:
+    """Let go of the pipe the test process reads "ready" from."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _listen(directory: str, kind: str) -> socket.socket:
@@ -182,10 +188,15 @@ def share_from_here() -> None:
             prefix="facepars-launcher-"), "owner": os.getpid()})
 
 
+def _session() -> dict:
+    """The session's launcher: {"directory": its sockets, pid and log, "owner": pid}."""
+    return json.loads(os.environ[_SESSION])
+
+
 def stop() -> None:
     """At the session's end, in its owner: the launcher, its server of the other kind
     and any child still running (one process group), then its directory."""
-    session = json.loads(os.environ[_SESSION])
+    session = _session()
     if session["owner"] != os.getpid():
         return
     pid_file = os.path.join(session["directory"], "pid")
@@ -199,7 +210,7 @@ def _socket_path(kind: str) -> str:
     """The socket of ``kind`` of the session's launcher, which the first test process
     to need one starts; the others wait for the socket (an event; the deadline only
     bounds a hang)."""
-    session = json.loads(os.environ[_SESSION])
+    session = _session()
     directory = session["directory"]
     path, pid_file, log, failed = (os.path.join(directory, name)
                                    for name in (kind, "pid", "log", "failed"))
@@ -210,7 +221,7 @@ def _socket_path(kind: str) -> str:
         while not os.path.exists(path):
             if os.path.exists(failed) or (os.path.exists(pid_file)
                                           and not _alive(int(open(pid_file).read()))):
-                raise RuntimeError(f"the launcher did not start:\n{open(log).read()[-3000:]}")
+                raise _did_not_start(log)
             assert time.monotonic() < deadline, f"no launcher socket {path} after 900 s"
             time.sleep(0.05)
         return path
@@ -225,10 +236,14 @@ def _socket_path(kind: str) -> str:
     ready = proc.stdout.readline()  # an event: the line, or EOF if it failed
     if not ready.startswith("ready"):
         open(failed, "w").close()
-        raise RuntimeError(f"the launcher did not start:\n{open(log).read()[-3000:]}")
+        raise _did_not_start(log)
     global cpu_seconds
     cpu_seconds += float(ready.split()[1])
     return path
+
+
+def _did_not_start(log: str) -> RuntimeError:
+    return RuntimeError(f"the launcher did not start:\n{open(log).read()[-3000:]}")
 
 
 def _as_from_a_terminal() -> None:
@@ -288,13 +303,15 @@ def launch(argv: list[str], env: dict, stdout, stderr, cwd: str = REPO,
     launcher's PYTHONPATH: its imports are already done."""
     assert env.get("PYTHONPATH") == REPO, "a command with its own PYTHONPATH runs afresh"
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    connection.connect(_socket_path(kind))
+    try:
+        connection.connect(_socket_path(kind))
+    except ConnectionRefusedError:  # its socket was there, its server ended
+        raise _did_not_start(os.path.join(_session()["directory"], "log")) from None
     request = json.dumps({"argv": argv, "env": env, "cwd": cwd}).encode()
     assert len(request) < _PACKET, "the request is longer than a packet"
     with open(os.devnull) as stdin:
         socket.send_fds(connection, [request], [stdin.fileno(), stdout.fileno(), stderr.fileno()])
-    return Launched(argv, connection,
-                    os.path.join(json.loads(os.environ[_SESSION])["directory"], "log"))
+    return Launched(argv, connection, os.path.join(_session()["directory"], "log"))
 
 
 if __name__ == "__main__":
