@@ -12,11 +12,13 @@ import dataclasses
 import functools
 import logging
 import os
-import tempfile
+import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as tflite_schema
+from tensorflow.lite.tools import flatbuffer_utils
 
 from facepars.core import files
 from facepars.core.errors import ConfigError, FaceparsError
@@ -161,24 +163,32 @@ def exported_info(card: ModelCard, photos: FaceFilter | None) -> dict:
 def tflite_models(network, variants, calibration: np.ndarray | None) -> dict[str, bytes]:
     """Each TFLite variant, at the network's own static input size (batch 1).
 
-    What ``TFLiteConverter.from_keras_model`` does with a Keras 3 model (write its
-    inference call as a SavedModel, then convert that), with the SavedModel written
-    once for all variants rather than once each.
+    Converted from the network's inference function, traced once for every
+    variant, with its variables frozen into constants: the converter's default
+    for a function (and ``from_keras_model``'s) writes the function as a
+    SavedModel and loads that back per variant, several times the CPU for the
+    same model (BUILD_NOTES.md, "Serving"). That path names the model's inputs
+    and outputs in a ``serving_default`` signature, which the frozen one lacks:
+    ``_with_signature`` adds it, so LiteRT's signature runner takes the model as
+    it did.
     """
     if not variants:
         return {}
-    with tempfile.TemporaryDirectory() as inference:
-        archive = keras.export.ExportArchive()
-        archive.track(network)
-        archive.add_endpoint("serve", functools.partial(network.__call__, training=False),
-                             [tf.TensorSpec(x.shape, x.dtype, name=x.name) for x in network.inputs])
-        archive.write_out(inference, verbose=False)
-        return {variant: _converter(inference, variant, calibration).convert()
+    inputs = [tf.TensorSpec(x.shape, x.dtype, name=x.name) for x in network.inputs]
+    function = tf.function(functools.partial(network.__call__, training=False)
+                           ).get_concrete_function(*inputs)
+    with warnings.catch_warnings():
+        # int8's input scale comes from the calibration, not from the stats this
+        # warns about (its agreement with Keras: tests/test_export.py).
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs")
+        return {variant: _with_signature(_converter(function, network, variant, calibration)
+                                         .convert(), [x.name for x in inputs])
                 for variant in variants}
 
 
-def _converter(saved_model: str, variant: str, calibration):
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+def _converter(function, network, variant: str, calibration):
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], network)
+    converter.experimental_lower_to_saved_model = False  # freeze: no SavedModel round trip
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -191,6 +201,26 @@ def _converter(saved_model: str, variant: str, calibration):
     elif variant != "float32":
         raise ExportError(f"unknown TFLite variant {variant!r}: float32, float16 or int8")
     return converter
+
+
+def _with_signature(model: bytes, input_names: list[str]) -> bytes:
+    """The model with a ``serving_default`` signature over its one graph: its inputs
+    by the Keras input names, its outputs ``output_0``, ... (the SavedModel path's
+    names for an unnamed output)."""
+    flat = flatbuffer_utils.convert_bytearray_to_object(model)
+    graph = flat.subgraphs[0]
+
+    def tensor_map(name, index):
+        entry = tflite_schema.TensorMapT()
+        entry.name, entry.tensorIndex = name, index
+        return entry
+
+    signature = tflite_schema.SignatureDefT()
+    signature.signatureKey, signature.subgraphIndex = "serving_default", 0
+    signature.inputs = [tensor_map(n, i) for n, i in zip(input_names, graph.inputs, strict=True)]
+    signature.outputs = [tensor_map(f"output_{k}", i) for k, i in enumerate(graph.outputs)]
+    flat.signatureDefs = [signature]
+    return flatbuffer_utils.convert_object_to_bytearray(flat)
 
 
 def _set_batch(model, dim) -> None:

@@ -37,8 +37,19 @@ def test_export_saved_model_and_tflite_with_parity(exported, trained_run, face_d
     assert report["failed"] == []
     table = json.load(open(out / "class_table.json"))
     assert table["class_table"]["classes"][7]["name"] == "glasses"
-    # Whole photos around the exports: each carries the run's framing.
+    # Each TFLite model takes LiteRT's signature runner by the Keras input's name; the
+    # float32 one gives the Keras network's logits on a crop.
+    from ai_edge_litert.interpreter import Interpreter
     keras_run = Predictor.load(trained_run)
+    crop = np.random.default_rng(0).integers(0, 256, (1, 96, 96, 3), np.uint8)
+    for variant in ("float32", "float16", "int8"):
+        lite = Interpreter(model_path=str(out / f"model_{variant}.tflite"))
+        assert lite.get_signature_list() == {
+            "serving_default": {"inputs": ["image"], "outputs": ["output_0"]}}, variant
+        if variant == "float32":
+            logits = lite.get_signature_runner()(image=crop / np.float32(255))["output_0"]
+            np.testing.assert_allclose(logits, keras_run.network_logits(crop), atol=1e-3)
+    # Whole photos around the exports: each carries the run's framing.
     framing = keras_run.framing
     assert framing is not None
     for target in ("saved_model", "model_float32.tflite", "model.onnx"):
