@@ -19,6 +19,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # exec: once such a child printed "Epoll1Poller ... epoll_wait error: Bad file
 # descriptor" and never reached ffmpeg. Beam's own tests turn it off the same way.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist every core already has a worker (`make test` starts one per
+    # core and one more), so each TensorFlow process of a worker (itself, the
+    # launcher's children, the commands they start) runs each op on one thread: split
+    # across threads, an op only adds their hand-offs to the CPU the suite is bound by
+    # (BUILD_NOTES.md, "The test suite's time"). Without xdist, TensorFlow's default.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
