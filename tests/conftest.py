@@ -22,9 +22,10 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Under pytest-xdist every core already has a worker (`make test` starts one per
     # core and one more), so each TensorFlow process of a worker (itself, the
-    # launcher's children, the commands they start) runs each op on one thread: split
-    # across threads, an op only adds their hand-offs to the CPU the suite is bound by
-    # (BUILD_NOTES.md, "The test suite's time"). Without xdist, TensorFlow's default.
+    # launcher's children, the commands they start) runs each op on one thread: the
+    # suite is bound by CPU, and an op split across threads costs more of it (the
+    # learning run: BUILD_NOTES.md, "The test suite's time"). Without xdist (and in
+    # xdist's controller, which times the reference workload), TensorFlow's default.
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import numpy as np  # noqa: E402
