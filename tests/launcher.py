@@ -302,16 +302,17 @@ def launch(argv: list[str], env: dict, stdout, stderr, cwd: str = REPO,
     open files ``stdout`` and ``stderr``; stdin is empty. ``env`` must keep the
     launcher's PYTHONPATH: its imports are already done."""
     assert env.get("PYTHONPATH") == REPO, "a command with its own PYTHONPATH runs afresh"
+    log = os.path.join(_session()["directory"], "log")
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         connection.connect(_socket_path(kind))
     except ConnectionRefusedError:  # its socket was there, its server ended
-        raise _did_not_start(os.path.join(_session()["directory"], "log")) from None
+        raise _did_not_start(log) from None
     request = json.dumps({"argv": argv, "env": env, "cwd": cwd}).encode()
     assert len(request) < _PACKET, "the request is longer than a packet"
     with open(os.devnull) as stdin:
         socket.send_fds(connection, [request], [stdin.fileno(), stdout.fileno(), stderr.fileno()])
-    return Launched(argv, connection, os.path.join(_session()["directory"], "log"))
+    return Launched(argv, connection, log)
 
 
 if __name__ == "__main__":
